@@ -6,7 +6,7 @@
 The notebook stays the source of truth; the text form is a scratch copy for editors and reviews.
 Cells are separated by `# %%` (code) and `# %% [markdown]` (markdown; each line prefixed by `# `).
 """
-import json, sys
+import hashlib, json, sys
 from pathlib import Path
 
 def nb_to_text(nb_path, out_path):
@@ -19,6 +19,13 @@ def nb_to_text(nb_path, out_path):
         elif c['cell_type'] == 'raw': parts.append('# %% [raw]\n' + '\n'.join('# ' + l for l in src.split('\n')))
         else: parts.append('# %%\n' + src)
     Path(out_path).write_text('\n\n'.join(parts) + '\n')
+
+def _cell_id(kind, src, seen):
+    "A stable id from the cell's content, so regenerating a notebook does not churn ids."
+    h = hashlib.sha1(f'{kind}\0{src}'.encode()).hexdigest()
+    i = 0
+    while h[i:i + 8] in seen: i += 1
+    seen.add(h[i:i + 8]); return h[i:i + 8]
 
 def _cell(kind, lines):
     while lines and not lines[-1].strip(): lines.pop()
@@ -37,6 +44,8 @@ def text_to_nb(txt_path, nb_path):
             kind = 'markdown' if '[markdown]' in line else 'raw' if '[raw]' in line else 'code'; buf = []
         elif kind: buf.append(line)
     if kind: cells.append(_cell(kind, buf))
+    seen = set()
+    for c in cells: c['id'] = _cell_id(c['cell_type'], ''.join(c['source']), seen)
     nb = {'cells': cells, 'metadata': {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}},
           'nbformat': 4, 'nbformat_minor': 5}
     Path(nb_path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')

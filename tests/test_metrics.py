@@ -1,0 +1,246 @@
+"Matrix tests of `reasondistill.metrics`: estimators against closed forms and brute force, interval coverage, summaries."
+import itertools, json, math, subprocess, sys
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+import numpy as np
+import pytest
+from reasondistill.metrics import (pass_at_k, avg_at_n, pass_at_k_mean, majority_vote, maj_at_k, bootstrap_ci,
+                                   paired_bootstrap_diff, t_quantile, mean_ci_over_seeds, summarize, sort_levels,
+                                   get_metric, results_table)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------- pass@k
+
+def test_pass_at_k_closed_form():
+    for n in range(1, 31):
+        for c in range(n + 1):
+            for k in range(1, n + 1):
+                assert pass_at_k(n, c, k) == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k), abs=1e-12), (n, c, k)
+
+def test_pass_at_k_brute_force():
+    "Fraction of all k-subsets of the n samples that contain at least one correct sample."
+    for n in range(1, 9):
+        for c in range(n + 1):
+            for k in range(1, n + 1):
+                subsets = list(itertools.combinations(range(n), k))
+                brute = sum(any(i < c for i in s) for s in subsets) / len(subsets)
+                assert pass_at_k(n, c, k) == pytest.approx(brute, abs=1e-12), (n, c, k)
+
+@pytest.mark.parametrize('n,c,k', [(10_000, 5, 100), (2_000, 1, 1_000), (512, 37, 256), (1_000, 990, 5)])
+def test_pass_at_k_large_n_is_exact(n, c, k):
+    exact = 1 - Fraction(math.comb(n - c, k), math.comb(n, k))
+    assert pass_at_k(n, c, k) == pytest.approx(float(exact), rel=1e-9, abs=1e-15)
+
+@pytest.mark.parametrize('n,c,k,msg', [(4, 1, 5, 'at least k'), (4, 5, 1, 'c <= n'), (4, -1, 1, 'c <= n'),
+                                       (4, 1, 0, 'k >= 1'), (0, 0, 1, 'n >= 1')])
+def test_pass_at_k_rejects(n, c, k, msg):
+    with pytest.raises(ValueError, match=msg): pass_at_k(n, c, k)
+
+def test_pass_at_k_monotone_in_k_and_c():
+    for n in (4, 16):
+        for c in range(n + 1):
+            ks = [pass_at_k(n, c, k) for k in range(1, n + 1)]
+            assert all(a <= b + 1e-15 for a, b in zip(ks, ks[1:]))
+        for k in range(1, n + 1):
+            cs = [pass_at_k(n, c, k) for c in range(n + 1)]
+            assert all(a <= b + 1e-15 for a, b in zip(cs, cs[1:]))
+
+def test_avg_at_n_is_mean_pass_at_1():
+    rng = np.random.default_rng(0)
+    correct = [list(rng.random(rng.integers(1, 20)) < rng.random()) for _ in range(50)]
+    assert avg_at_n(correct) == pytest.approx(pass_at_k_mean(correct, 1))
+    assert avg_at_n(correct) == pytest.approx(np.mean([np.mean(c) for c in correct]))
+    with pytest.raises(ValueError): avg_at_n([[True], []])
+
+# ---------------------------------------------------------------- maj@k
+
+def _maj_reference(samples, k):
+    votes = Counter(a for a, _ in samples[:k] if a is not None)   # Counter keeps first-seen order; most_common is stable
+    if not votes: return False
+    top = votes.most_common(1)[0][0]
+    return next(ok for a, ok in samples[:k] if a == top)
+
+def test_maj_at_k_matches_reference():
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        gold = 'a'
+        probs = [[(a, a == gold) for a in rng.choice(['a', 'b', 'c', None], size=8, p=[.4, .25, .15, .2])] for _ in range(40)]
+        for k in (1, 2, 3, 5, 8):
+            assert maj_at_k(probs, k) == pytest.approx(np.mean([_maj_reference(p, k) for p in probs]))
+
+def test_majority_vote_cases():
+    assert majority_vote([('x', False), ('y', True), ('y', True)]) == ('y', True)
+    assert majority_vote([('y', True), ('x', False), ('x', False), ('y', True)]) == ('y', True)   # tie: first seen
+    assert majority_vote([(None, False), ('x', False), (None, False)]) == ('x', False)          # None never wins
+    assert majority_vote([]) == (None, False)
+    with pytest.raises(ValueError, match='at least k'): maj_at_k([[('x', True)]], 2)
+
+# ---------------------------------------------------------------- intervals
+
+@pytest.mark.parametrize('p,n', [(0.3, 100), (0.5, 50), (0.8, 200)])
+def test_bootstrap_ci_coverage_bernoulli(p, n):
+    "Nominal 95% percentile intervals cover the true rate in 90-98% of 300 synthetic benchmarks."
+    rng = np.random.default_rng(int(p * 1000) + n)
+    hits = 0
+    for rep in range(300):
+        _, lo, hi = bootstrap_ci(rng.random(n) < p, n_boot=500, seed=rep)
+        hits += lo <= p <= hi
+    assert 0.90 <= hits / 300 <= 0.98, hits / 300
+
+def test_bootstrap_ci_narrower_confidence_is_narrower():
+    x = np.random.default_rng(2).random(300) < 0.4
+    _, lo95, hi95 = bootstrap_ci(x, alpha=0.05)
+    _, lo80, hi80 = bootstrap_ci(x, alpha=0.20)
+    assert lo95 < lo80 < hi80 < hi95
+
+def test_bootstrap_ci_median_and_columns():
+    x = np.random.default_rng(3).normal(size=(400, 3)) + [0, 1, 2]
+    m, lo, hi = bootstrap_ci(x, stat=np.median)
+    assert m.shape == lo.shape == hi.shape == (3,)
+    assert np.all(lo < m) and np.all(m < hi) and np.all(np.abs(m - [0, 1, 2]) < 0.2)
+    m1, lo1, hi1 = bootstrap_ci(x[:, 1], stat=np.median)
+    assert isinstance(m1, float) and (lo1, hi1) == pytest.approx((lo[1], hi[1]))   # same resamples per column
+
+def test_bootstrap_ci_large_input_in_chunks():
+    "Inputs resampled in several chunks still give intervals of the textbook width 2 * 1.96 * sd / sqrt(n)."
+    x = np.random.default_rng(4).random((5_000, 4))
+    m, lo, hi = bootstrap_ci(x, n_boot=400)
+    assert np.allclose(m, x.mean(0)) and np.all(lo < m) and np.all(m < hi)
+    assert np.allclose(hi - lo, 2 * 1.96 * x.std(0) / np.sqrt(len(x)), rtol=0.15)
+
+def test_paired_diff_coverage():
+    "The paired interval covers the true mean difference at about the nominal rate."
+    rng = np.random.default_rng(5)
+    truth = 0.03 - 0.03 ** 2 / 2     # E[clip(u + 0.03, 0, 1) - u] for u ~ U(0, 1)
+    hits = 0
+    for rep in range(300):
+        base = rng.random(150)
+        a = (rng.random(150) < np.clip(base + 0.03, 0, 1)).astype(float)
+        b = (rng.random(150) < base).astype(float)
+        _, lo, hi = paired_bootstrap_diff(a, b, n_boot=500, seed=rep)
+        hits += lo <= truth <= hi
+    assert 0.90 <= hits / 300 <= 0.98, hits / 300
+
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+       2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+def test_t_quantile_table():
+    for df, t in enumerate(T95, start=1): assert t_quantile(df) == pytest.approx(t, abs=6e-4), df
+    for df, t in [(1, 6.314), (2, 2.920), (5, 2.015), (10, 1.812), (30, 1.697)]: assert t_quantile(df, 0.10) == pytest.approx(t, abs=6e-4)
+    for df, t in [(1, 63.657), (2, 9.925), (5, 4.032), (10, 3.169), (30, 2.750)]: assert t_quantile(df, 0.01) == pytest.approx(t, abs=6e-4)
+
+def test_t_quantile_matches_scipy():
+    stats = pytest.importorskip('scipy.stats')
+    for df in (1, 2, 3, 7, 29, 200):
+        for a in (0.01, 0.05, 0.2):
+            assert t_quantile(df, a) == pytest.approx(stats.t.ppf(1 - a / 2, df), rel=1e-9)
+
+@pytest.mark.parametrize('m', [2, 3, 5])
+def test_mean_ci_over_seeds_coverage(m):
+    "t-intervals over m normal seed results cover the true mean 95% of the time (exact for normal data)."
+    rng = np.random.default_rng(m)
+    x = rng.normal(0.6, 0.02, size=(4000, m))
+    hits = np.mean([lo <= 0.6 <= hi for _, lo, hi in map(mean_ci_over_seeds, x)])
+    assert 0.935 <= hits <= 0.965, hits
+
+# ---------------------------------------------------------------- summaries
+
+def _synthetic(n_problems=120, n=8, levels=(1, 2, 3), seed=0, ragged=False):
+    rng = np.random.default_rng(seed)
+    recs = []
+    for p in range(n_problems):
+        lvl = levels[p % len(levels)] if levels else None
+        q = rng.random() ** (lvl if isinstance(lvl, int) else 1)
+        for i in range(n - (p % 3 if ragged else 0)):
+            v = 'correct' if rng.random() < q else ('no_answer' if rng.random() < 0.2 else 'wrong')
+            recs.append(dict(problem_id=f'p{p}', sample_idx=i, level=lvl, verdict=v,
+                             answer=None if v == 'no_answer' else ('42' if v == 'correct' else str(rng.integers(3))),
+                             n_tokens=int(rng.integers(20, 800)), finish_reason='length' if v == 'no_answer' else 'stop'))
+    return recs
+
+def _per_problem(recs):
+    probs = {}
+    for r in sorted(recs, key=lambda r: r['sample_idx']): probs.setdefault(r['problem_id'], []).append(r)
+    return list(probs.values())
+
+def test_summarize_matches_estimators():
+    recs = _synthetic()
+    s = summarize(recs, n_boot=300)
+    probs = _per_problem(recs)
+    correct = [[r['verdict'] == 'correct' for r in p] for p in probs]
+    pairs = [[(r['answer'], r['verdict'] == 'correct') for r in p] for p in probs]
+    assert s['avg@n']['mean'] == pytest.approx(avg_at_n(correct))
+    assert list(s['pass@k']) == list(s['maj@k']) == ['1', '2', '4', '8']
+    for k in (1, 2, 4, 8):
+        assert s['pass@k'][str(k)]['mean'] == pytest.approx(pass_at_k_mean(correct, k))
+        assert s['maj@k'][str(k)]['mean'] == pytest.approx(maj_at_k(pairs, k))
+    assert s['no_answer_rate'] == pytest.approx(np.mean([r['verdict'] == 'no_answer' for r in recs]))
+    assert s['truncation_rate'] == pytest.approx(np.mean([r['finish_reason'] == 'length' for r in recs]))
+    assert s['median_tokens'] == pytest.approx(np.median([r['n_tokens'] for r in recs]))
+    _, lo, hi = bootstrap_ci([np.mean(c) for c in correct], n_boot=300)
+    assert (s['avg@n']['lo'], s['avg@n']['hi']) == pytest.approx((lo, hi))
+
+def test_summarize_levels_and_schema():
+    recs = _synthetic(levels=(10, 2, 1))
+    s = summarize(recs, ks=(1, 4, 16), n_boot=200)
+    assert list(s['by_level']) == ['1', '2', '10']
+    assert sum(b['n_problems'] for b in s['by_level'].values()) == s['n_problems'] == 120
+    keys = {'n_problems', 'n_samples', 'ragged', 'avg@n', 'pass@k', 'maj@k', 'no_answer_rate', 'truncation_rate',
+            'mean_tokens', 'median_tokens', 'mean_tokens_correct', 'mean_tokens_wrong'}
+    assert set(s) == keys | {'by_level'} and all(set(b) == keys for b in s['by_level'].values())
+    assert list(s['pass@k']) == ['1', '4']                           # 16 > n_samples
+    assert s['by_level']['1']['avg@n']['mean'] > s['by_level']['10']['avg@n']['mean']   # harder levels are harder
+    assert json.loads(json.dumps(s, allow_nan=False)) == s
+    for blk in [s['avg@n'], *s['pass@k'].values(), *s['maj@k'].values()]:
+        assert 0 <= blk['lo'] <= blk['mean'] <= blk['hi'] <= 1
+    assert summarize(recs, n_boot=200, seed=7) == summarize(recs, n_boot=200, seed=7)
+    assert summarize(recs, n_boot=200, seed=7)['avg@n'] != summarize(recs, n_boot=200, seed=8)['avg@n']
+
+def test_summarize_mixed_missing_levels_and_ragged():
+    recs = _synthetic(n_problems=30, levels=None, ragged=True) + _synthetic(n_problems=6, levels=('L10', 'L9'), seed=1)
+    recs = [dict(r, problem_id=f"{r['problem_id']}-{r['level']}") for r in recs]
+    s = summarize(recs, n_boot=100)
+    assert list(s['by_level']) == ['L9', 'L10', 'None'] and s['by_level']['None']['n_problems'] == 30
+    assert s['ragged'] and s['n_samples'] == 6 and list(s['pass@k']) == ['1', '2', '4']
+    assert not s['by_level']['L9']['ragged'] and s['by_level']['L9']['n_samples'] == 8
+
+def test_summarize_token_stats_and_optional_keys():
+    recs = [dict(problem_id='a', sample_idx=0, verdict='correct'),
+            dict(problem_id='a', sample_idx=1, verdict='wrong', n_tokens=50),
+            dict(problem_id='b', sample_idx=0, verdict='no_answer', n_tokens=100, finish_reason='length'),
+            dict(problem_id='b', sample_idx=1, verdict='no_answer', n_tokens=None)]
+    s = summarize(recs, n_boot=50)
+    assert 'by_level' not in s and s['n_samples'] == 2
+    assert (s['mean_tokens'], s['median_tokens'], s['mean_tokens_correct'], s['mean_tokens_wrong']) == (75.0, 75.0, None, 50.0)
+    assert s['maj@k']['1']['mean'] == 0.0      # no answers were given
+    assert (s['no_answer_rate'], s['truncation_rate']) == (0.5, 0.25)
+
+@pytest.mark.parametrize('bad,msg', [({'sample_idx': 0, 'verdict': 'correct'}, 'problem_id'),
+                                     ({'problem_id': 'a', 'sample_idx': 0, 'verdict': None}, 'verdict'),
+                                     ({'problem_id': 'a', 'sample_idx': 1, 'verdict': 'wrong', 'level': 3}, 'levels')])
+def test_summarize_rejects(bad, msg):
+    with pytest.raises(ValueError, match=msg): summarize([{'problem_id': 'a', 'sample_idx': 0, 'verdict': 'correct'}, bad])
+    with pytest.raises(ValueError): summarize([])
+
+def test_sort_levels():
+    assert sort_levels([3, 1, None, 12, 2]) == ['1', '2', '3', '12', 'None']
+    assert sort_levels(['hard', 'easy', 'Level 11', 'Level 3']) == ['Level 3', 'Level 11', 'easy', 'hard']
+
+# ---------------------------------------------------------------- tables and imports
+
+def test_results_table_plain_alignment():
+    s = summarize(_synthetic(n_problems=30), n_boot=100)
+    rows = [{'name': 'teacher', **s}, {'name': 'a-much-longer-name', **s}]
+    lines = results_table(rows, {'acc': 'avg@n', 'p@8': 'pass@8', 'L3': 'by_level/3/avg@n', 'x': 'nope'}, fmt='plain').splitlines()
+    assert len({len(l) for l in lines[:2]}) == 1 and lines[0].split() == ['name', 'acc', 'p@8', 'L3', 'x']
+    assert lines[2].endswith(' -') and lines[3].startswith('a-much-longer-name')
+    assert get_metric(s, 'by_level/3/avg@n') == get_metric(s, 'avg@n', level='3') == s['by_level']['3']['avg@n']
+
+def test_imports_stay_light():
+    "`reasondistill.metrics` needs only numpy; `reasondistill.plots` imports matplotlib only when it draws."
+    code = ("import sys, reasondistill.metrics, reasondistill.plots; "
+            "heavy = [m for m in ('matplotlib', 'scipy', 'torch', 'pandas') if m in sys.modules]; assert not heavy, heavy")
+    r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

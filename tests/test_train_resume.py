@@ -1,0 +1,43 @@
+"""A QLoRA SFT run killed mid-training (SIGKILL, a real interruption) and re-run resumes from its last
+checkpoint and ends where an uninterrupted run ends: same step count, same logged losses, same adapter weights."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+
+HERE = Path(__file__).parent
+JOB = HERE / '_train_job.py'
+
+def _run(out, pause=0.0, **kw):
+    env = {**os.environ, 'RD_PROGRESS': '0', 'PYTHONPATH': str(HERE.parent)}
+    return subprocess.Popen([sys.executable, str(JOB), str(out), str(pause)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+def _adapter(path):
+    from safetensors.torch import load_file
+    return load_file(str(Path(path) / 'adapter_model.safetensors'))
+
+def test_killed_training_resumes_to_the_same_result(tmp_path):
+    ref = _run(tmp_path / 'ref'); out, _ = ref.communicate(timeout=300)
+    assert ref.returncode == 0, out
+    # interrupted run: kill -9 once checkpoint-8 exists (steps are slowed so the kill lands before the end)
+    p = _run(tmp_path / 'cut', pause=1.0)
+    deadline = time.time() + 240
+    while not (tmp_path / 'cut' / 'checkpoint-8' / 'trainer_state.json').exists():
+        assert p.poll() is None, p.stdout.read()
+        assert time.time() < deadline, 'no checkpoint-8 in time'
+        time.sleep(0.2)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert not (tmp_path / 'cut' / 'train_done.json').exists()
+    again = _run(tmp_path / 'cut'); out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    done = json.loads((tmp_path / 'cut' / 'train_done.json').read_text())
+    assert done['global_step'] == 12 and done['resumed_from'].endswith('checkpoint-8'), done
+    # the resumed run logs the same losses as the uninterrupted one, and ends with the same adapter
+    log = lambda d: {e['step']: e['loss'] for e in json.loads((tmp_path / d / 'train_log.json').read_text()) if 'loss' in e}
+    ref_log, cut_log = log('ref'), log('cut')
+    assert set(range(9, 13)) <= set(cut_log)
+    for s in range(9, 13): assert cut_log[s] == pytest.approx(ref_log[s], rel=1e-3, abs=1e-4), (s, cut_log[s], ref_log[s])
+    a, b = _adapter(tmp_path / 'ref' / 'final'), _adapter(tmp_path / 'cut' / 'final')
+    assert a.keys() == b.keys()
+    for k in a: assert (a[k] - b[k]).abs().max() < 1e-4, k
