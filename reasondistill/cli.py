@@ -48,7 +48,7 @@ def apply_overrides(cfg, overrides:list):
     if hasattr(cfg, '__post_init__'): cfg.__post_init__()
     return cfg
 
-# %% ../nbs/31_cli.ipynb #1631c82d
+# %% ../nbs/31_cli.ipynb #dfb4a96b
 def _cmd_demo(a):
     from reasondistill.pipeline import DemoConfig, run_demo
     cfg = apply_overrides(DemoConfig(seed=a.seed), a.overrides)
@@ -112,7 +112,6 @@ def _cmd_plot(a):
 
 def _cmd_methods(a):
     from reasondistill.methods import methods_table
-    import reasondistill.sft  # registers its methods
     print(methods_table())
 
 def _cmd_build_toy(a):

@@ -5,7 +5,8 @@ from nbdev.doclinks import nbglob
 from nbdev.test import test_nb as run_nb  # aliased: pytest would otherwise collect nbdev's `test_nb` as a test
 
 cfg = get_config()
-FLAGS = str(cfg.tst_flags or '').split()
+# cells flagged with these are skipped; RD_RUN='slow' (or 'slow cuda', ...) runs those flags too
+FLAGS = [f for f in str(cfg.tst_flags or '').split() if f not in os.environ.get('RD_RUN', '').split()]
 NBS = [p for p in sorted(nbglob(cfg.nbs_path, as_path=True)) if not (p.parent/'.notest').exists()]
 BUDGET_S = 30   # per-notebook test budget on 2 CPU cores; reported, not asserted (timings belong in benchmarks)
 

@@ -41,3 +41,14 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     a, b = _adapter(tmp_path / 'ref' / 'final'), _adapter(tmp_path / 'cut' / 'final')
     assert a.keys() == b.keys()
     for k in a: assert (a[k] - b[k]).abs().max() < 1e-4, k
+
+def test_training_runs_under_accelerate_launch(tmp_path):
+    "The same job through `accelerate launch` (one CPU process), the entry point for DDP/FSDP/DeepSpeed runs."
+    acc = Path(sys.executable).parent / 'accelerate'
+    if not acc.exists(): pytest.skip('accelerate CLI not installed')
+    env = {**os.environ, 'RD_PROGRESS': '0', 'PYTHONPATH': str(HERE.parent)}
+    p = subprocess.run([str(acc), 'launch', '--cpu', '--num_processes', '1', '--num_machines', '1', '--mixed_precision', 'no',
+                        '--dynamo_backend', 'no', str(JOB), str(tmp_path / 'acc')], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert 'RESULT 12' in p.stdout
+    assert (tmp_path / 'acc' / 'final' / 'adapter_model.safetensors').exists()

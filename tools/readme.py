@@ -37,7 +37,17 @@ def render(nb_path=ROOT / 'nbs' / 'index.ipynb') -> str:
             elif r.get('output_type') == 'stream': out.append('```\n' + _src({'source': r['text']}).rstrip('\n') + '\n```')
     return HEADER + '\n\n'.join(out) + '\n'
 
+def setup_command(which:str) -> str:
+    "The README's set-up command for 'demo' or 'tests' (the ```sh block after **Run the demo** / **Run the tests**)."
+    text = (ROOT / 'README.md').read_text(encoding='utf-8')
+    marker = {'demo': '**Run the demo**', 'tests': '**Run the tests**'}[which]
+    after = text.split(marker, 1)[1]
+    block = after.split('```sh\n', 1)[1].split('```', 1)[0].strip()
+    if '\n' in block: raise ValueError(f'the {which} set-up command must be one line')
+    return block
+
 def main(argv):
+    if argv[:1] == ['--command']: print(setup_command(argv[1])); return 0
     text, readme = render(), ROOT / 'README.md'
     if '--check' in argv:
         if not readme.exists() or readme.read_text(encoding='utf-8') != text:
