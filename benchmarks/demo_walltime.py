@@ -3,7 +3,7 @@ and the headline it prints. Writes benchmarks/results/demo.md and demo.json.
 
     python benchmarks/demo_walltime.py [--run-dir runs/demo-bench] [--keep]
 
-Goal (spine issue): the demo completes in <= 6 minutes on 2 CPU cores, and the distilled student is >= 20 points
+Goal: the demo completes in <= 6 minutes on 2 CPU cores, and the distilled student is >= 20 points
 above the student base at the medium level with a 95% paired bootstrap CI that excludes zero.
 """
 import argparse, json, os, shutil, subprocess, sys, time

@@ -8,7 +8,7 @@ states [T, H] and head [V, H], fp32; loss = forward KL and generalized JSD (beta
 hidden states and head. Each variant runs in a fresh process; memory = peak RSS (ru_maxrss) minus the RSS once the
 inputs exist; time = median wall time of the repetitions after the first (warm-up). Both variants run side by side
 in one invocation, so the ratios stay meaningful on a loaded machine; the absolute times do not.
-Goals (spine issue): memory ratio <= 0.10 and time ratio <= 1.0. Writes benchmarks/results/kd_memory.{md,json}.
+Goals: memory ratio <= 0.10 and time ratio <= 1.0. Writes benchmarks/results/kd_memory.{md,json}.
 """
 import argparse, json, os, platform, resource, statistics, subprocess, sys, time
 from pathlib import Path

@@ -2,7 +2,7 @@
 
     python benchmarks/toy_world_acceptance.py [--n 200] [--out benchmarks/results/toy_world]
 
-Checks (from the spine issue):
+Checks (the acceptance targets of the toy world):
   teacher  >= 90% avg@4 at the medium level, <= 75% at the hardest level (T=1 sampling)
   sampled teacher traces (T=1) >= 10% wrong overall
   student base <= 30% at the medium level
@@ -46,11 +46,11 @@ def main():
     style['default'] = behaviour(work / 'teacher' / 'samples')
     base, btok = load_model(ModelSpec('toy:student', quant='4bit'))
     res['student base'] = evaluate(base, btok, test, work / 'student-base', ec, name='student base')
-    # answer-only student with a generous budget: 500 problems per level, 2 epochs
+    # answer-only student with a generous budget: 500 problems per level, 3 epochs at the demo's learning rate
     ao_dir = work / 'answer-only'
     ex, _ = answer_only_examples(toy_problems(500, LEVELS, split='train'), btok)
     train_sft(ex, SFTRun(ModelSpec('toy:student', quant='4bit', lora=LoraSpec(r=16, alpha=32)),
-                         TrainConfig(lr=2e-3, epochs=2, batch_size=32, max_length=256, save_steps=100), str(ao_dir / 'train')),
+                         TrainConfig(lr=6e-3, epochs=3, batch_size=32, max_length=256, save_steps=100), str(ao_dir / 'train')),
               method='answer-only')
     ao, aotok = load_model(ModelSpec('toy:student', quant='4bit', adapter=str(ao_dir / 'train' / 'final')))
     res['answer-only student'] = evaluate(ao, aotok, test, ao_dir / 'eval', ec, name='answer-only student')

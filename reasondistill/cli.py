@@ -48,7 +48,7 @@ def apply_overrides(cfg, overrides:list):
     if hasattr(cfg, '__post_init__'): cfg.__post_init__()
     return cfg
 
-# %% ../nbs/31_cli.ipynb #dfb4a96b
+# %% ../nbs/31_cli.ipynb #af809c95
 def _cmd_demo(a):
     from reasondistill.pipeline import DemoConfig, run_demo
     cfg = apply_overrides(DemoConfig(seed=a.seed), a.overrides)
@@ -70,18 +70,24 @@ def _cmd_train(a):
     from reasondistill.sft import SFTRun, sft_examples, answer_only_examples, train_sft
     from reasondistill.train import TrainConfig
     from reasondistill.methods import get_method
+    import reasondistill.kd  # registers the kd-* methods
     m = get_method(a.method)
-    if m.status != 'implemented' or m.module != 'reasondistill.sft':
-        raise SystemExit(f'`reasondistill train` runs sft and answer-only; {a.method!r} is {m.status} in {m.module or "no module"}')
+    if m.status != 'implemented' or m.module not in ('reasondistill.sft', 'reasondistill.kd'):
+        raise SystemExit(f'`reasondistill train` runs sft, answer-only and kd-*; {a.method!r} is {m.status} in {m.module or "no module"}')
     probs, tok = parse_problems(a.problems), load_tokenizer(a.student)
-    if a.method == 'sft':
-        if not a.traces: raise SystemExit('--traces is required for --method sft')
+    if a.method != 'answer-only':
+        if not a.traces: raise SystemExit(f'--traces is required for --method {a.method}')
         with TraceStore(a.traces, readonly=True) as st: ex, stats = sft_examples(st, probs, tok, per_problem=a.per_problem)
     else: ex, stats = answer_only_examples(probs, tok)
     print('data:', json.dumps(stats))
     tc = apply_overrides(TrainConfig(lr=a.lr, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
-                                     max_length=a.max_length, seed=a.seed), a.overrides)
+                                     max_length=a.max_length, seed=a.seed), [o for o in a.overrides if not o.startswith('kd.')])
     spec = ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r))
+    if m.module == 'reasondistill.kd':
+        from reasondistill.kd import KDRun, kd_config_for, train_kd
+        kd = apply_overrides(kd_config_for(a.method), [o[3:] for o in a.overrides if o.startswith('kd.')])
+        run = KDRun(spec, tc, a.out, teacher=a.teacher, kd=kd, cache=a.cache)
+        return print(json.dumps(train_kd(ex, run, method=a.method), indent=1))
     print(json.dumps(train_sft(ex, SFTRun(spec, tc, a.out), method=a.method), indent=1))
 
 def _cmd_eval(a):
@@ -111,6 +117,7 @@ def _cmd_plot(a):
     print(f'wrote {out}/accuracy_by_level.png and {out}/pass_at_k.png for: {", ".join(summaries)}')
 
 def _cmd_methods(a):
+    import reasondistill.kd  # registers the kd-* methods
     from reasondistill.methods import methods_table
     print(methods_table())
 
@@ -119,7 +126,7 @@ def _cmd_build_toy(a):
     rep = build_toy_world(a.out, seed=a.seed)
     print(json.dumps({k: v for k, v in rep.items() if k != 'models'}, indent=1))
 
-# %% ../nbs/31_cli.ipynb #5c7dc5f2
+# %% ../nbs/31_cli.ipynb #d06684a2
 def build_parser() -> argparse.ArgumentParser:
     "The `reasondistill` argument parser."
     p = argparse.ArgumentParser(prog='reasondistill', description='Reasoning distillation toolkit')
@@ -138,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser('generate', help='sample and verify traces into a TraceStore')
     model_args(g, 'toy:teacher'); sampling_args(g, 4)
     g.add_argument('--problems', required=True); g.add_argument('--out', required=True); g.set_defaults(fn=_cmd_generate)
-    t = sub.add_parser('train', help='train a student (sft or answer-only) with LoRA/QLoRA')
+    t = sub.add_parser('train', help='train a student (sft, answer-only or kd-*) with LoRA/QLoRA')
     t.add_argument('--method', default='sft'); t.add_argument('--traces', default=None)
     t.add_argument('--problems', required=True); t.add_argument('--student', default='toy:student')
     t.add_argument('--quant', default='4bit', choices=['none', '4bit']); t.add_argument('--lora-r', type=int, default=16)
@@ -146,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--epochs', type=float, default=2.0); t.add_argument('--max-steps', type=int, default=-1)
     t.add_argument('--batch-size', type=int, default=16); t.add_argument('--max-length', type=int, default=256)
     t.add_argument('--per-problem', type=int, default=None); t.add_argument('--seed', type=int, default=0)
-    t.add_argument('overrides', nargs='*', help='TrainConfig overrides, key=value'); t.set_defaults(fn=_cmd_train)
+    t.add_argument('--teacher', default='toy:teacher', help="kd-*: teacher model ('self': the student's base)")
+    t.add_argument('--cache', default=None, help='kd-*: offline top-k cache folder (captured from --teacher if unfinished)')
+    t.add_argument('overrides', nargs='*', help='TrainConfig overrides, key=value; kd.key=value for KDConfig'); t.set_defaults(fn=_cmd_train)
     e = sub.add_parser('eval', help='evaluate a model (EvalRun: avg@n, pass@k, maj@k, CIs)')
     model_args(e, 'toy:student'); sampling_args(e, 4)
     e.add_argument('--problems', required=True); e.add_argument('--out', required=True); e.add_argument('--name', default=None)

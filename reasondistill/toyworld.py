@@ -15,10 +15,11 @@ from .records import Problem
 # %% auto #0
 __all__ = ['OPS', 'MOD', 'LEVELS', 'MEDIUM_LEVEL', 'HARDEST_LEVEL', 'QUESTION_PREFIX', 'STYLES', 'STYLE_SYSTEM', 'SPECIAL_TOKENS',
            'THINK_TOKENS', 'CHAT_TEMPLATE', 'CONTEXT_LEN', 'TOY_ARCH', 'STUDENT_FROM_TEACHER_LAYERS',
-           'MIXED_LEVEL_BATCHES', 'WORKED_MAX_LEVEL', 'WORK_PREFIX', 'BUILD_STEPS', 'BUILD_LR', 'apply_op',
-           'ToyProblem', 'random_toy_problem', 'parse_toy_question', 'toy_problems', 'slip_rate', 'reference_trace',
-           'answer_only', 'build_tokenizer', 'toy_model_config', 'student_from_teacher', 'init_toy_model', 'ToyCorpus',
-           'train_toy_model', 'build_toy_world']
+           'MIXED_LEVEL_BATCHES', 'WORKED_MAX_LEVEL', 'WORK_PREFIX', 'BUILD_STEPS', 'BUILD_LR', 'ANNEAL_STYLES',
+           'ANNEAL_SLIP_PER_LEVEL', 'PHASES', 'apply_op', 'ToyProblem', 'random_toy_problem', 'parse_toy_question',
+           'toy_problems', 'load_toy', 'slip_rate', 'reference_trace', 'answer_only', 'build_tokenizer',
+           'toy_model_config', 'student_from_teacher', 'init_toy_model', 'ToyCorpus', 'train_toy_model',
+           'build_toy_world']
 
 # %% ../nbs/04_toyworld.ipynb #f37a38ea
 OPS = ('+', '-', '*')
@@ -101,7 +102,17 @@ def _held_out_n(level:int) -> int:
     "How many test/dev problems per level are reserved (and excluded from train)."
     return 20 if level == 1 else 500
 
-# %% ../nbs/04_toyworld.ipynb #5e9d1d57
+# %% ../nbs/04_toyworld.ipynb #0593dfdb
+def load_toy(split:str='test', limit:int|None=None, n_per_level:int=100, levels=LEVELS, **kw) -> tuple:
+    "Problem loader for `data.load_problems('toy', ...)`: `n_per_level` problems per level of `split`."
+    from reasondistill.data import LoadReport
+    probs = toy_problems(n_per_level, levels, split)[:limit]
+    return probs, LoadReport(file=f'toy:{split}', n_lines=len(probs), n_loaded=len(probs))
+
+from .data import register_loader
+register_loader('toy', load_toy, replace=True)   # idempotent: re-running this notebook re-registers it
+
+# %% ../nbs/04_toyworld.ipynb #877ce6ed
 STYLES = {
     #           P(hesitate+correct) per step, P(check) per step, P(final re-check)
     'concise': dict(fix=0.00, check=0.00, final=0.0),
@@ -110,28 +121,32 @@ STYLES = {
 }
 STYLE_SYSTEM = {'concise': 'Reasoning style: concise', 'verbose': 'Reasoning style: verbose', 'default': None}
 
-def slip_rate(level:int) -> float:
+def slip_rate(level:int, per_level:float=0.0125) -> float:
     "Per-step probability of an uncorrected slip in the reference reasoner at chain length `level`."
-    return 0.01 if level <= MEDIUM_LEVEL else 0.01 + 0.0125 * (level - MEDIUM_LEVEL)
+    return 0.01 if level <= MEDIUM_LEVEL else 0.01 + per_level * (level - MEDIUM_LEVEL)
 
 def _wrong(rng, right): return rng.choice([d for d in range(MOD) if d != right])
+
+def _rest(steps) -> str: return (' | ' + ''.join(f'{o}{b}' for o, b in steps)) if steps else ''
 
 def reference_trace(tp:ToyProblem,                 # the problem
                     rng:random.Random,             # randomness (slips, hesitations, checks)
                     style:str='default',           # 'concise', 'default' or 'verbose'
                     slip:float|None=None,          # override the per-step slip rate (0 = always right)
+                    styles:dict|None=None,         # override the style rates (default `STYLES`)
                    ) -> tuple:
     "A reasoning trace for `tp` in the teacher's format; returns `(text, final_value)`."
-    s = STYLES[style]; slip = slip_rate(tp.level) if slip is None else slip
-    lines, v = [], tp.start
-    for o, b in tp.steps:
-        right = apply_op(v, o, b); r = rng.random()
+    s = (styles or STYLES)[style]; slip = slip_rate(tp.level) if slip is None else slip
+    lines, v = [tp.expression], tp.start
+    for k, (o, b) in enumerate(tp.steps):
+        right, rest = apply_op(v, o, b), _rest(tp.steps[k + 1:])
+        r = rng.random()
         if r < slip:                                    # uncorrected slip: continue from the wrong value
-            w = _wrong(rng, right); lines.append(f'{v}{o}{b}={w}'); v = w; continue
-        if r < slip + s['fix']:                         # hesitation: wrong, then corrected
-            lines += [f'{v}{o}{b}={_wrong(rng, right)}', f'wait, {v}{o}{b}={right}']
+            w = _wrong(rng, right); lines.append(f'{v}{o}{b}={w}{rest}'); v = w; continue
+        if r < slip + s['fix']:                         # hesitation: a wrong line, then the correction
+            lines += [f'{v}{o}{b}={_wrong(rng, right)}{rest}', f'wait, {v}{o}{b}={right}{rest}']
         else:
-            lines.append(f'{v}{o}{b}={right}')
+            lines.append(f'{v}{o}{b}={right}{rest}')
             if rng.random() < s['check']: lines.append(f'check {v}{o}{b}={right} ok')
         v = right
     if tp.level > 1 and rng.random() < s['final']: lines.append(f'so {tp.expression} gives {v}')
@@ -141,7 +156,7 @@ def answer_only(value) -> str:
     "The answer-only completion format: an empty think block, then the answer."
     return f'<think>\n</think>\nThe answer is {value}.'
 
-# %% ../nbs/04_toyworld.ipynb #2d0075e1
+# %% ../nbs/04_toyworld.ipynb #bec4d361
 SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>']
 THINK_TOKENS = ['<think>', '</think>']
 CHAT_TEMPLATE = (
@@ -161,7 +176,7 @@ def _tokenizer_corpus(seed:int=0, n:int=4000):
         yield reference_trace(tp, rng, style)[0] + '<|im_end|>\n'
         if i % 4 == 0: yield answer_only(tp.answer)
 
-def build_tokenizer(vocab_size:int=320, seed:int=0):
+def build_tokenizer(vocab_size:int=384, seed:int=0):
     "Train the toy world's byte-level BPE `PreTrainedTokenizerFast` (deterministic for a given seed)."
     tk = require('tokenizers', 'the toy tokenizer'); tf = require('transformers')
     from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, Regex
@@ -179,10 +194,10 @@ def build_tokenizer(vocab_size:int=320, seed:int=0):
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
-# %% ../nbs/04_toyworld.ipynb #3dfe30cb
+# %% ../nbs/04_toyworld.ipynb #ee3f60aa
 TOY_ARCH = {
-    'teacher': dict(num_hidden_layers=4, hidden_size=192, intermediate_size=512, num_attention_heads=6, num_key_value_heads=2),
-    'student': dict(num_hidden_layers=3, hidden_size=192, intermediate_size=512, num_attention_heads=6, num_key_value_heads=2),
+    'teacher': dict(num_hidden_layers=4, hidden_size=192, intermediate_size=576, num_attention_heads=6, num_key_value_heads=6),
+    'student': dict(num_hidden_layers=3, hidden_size=192, intermediate_size=576, num_attention_heads=6, num_key_value_heads=6),
 }
 
 def toy_model_config(role:str, tokenizer):
@@ -219,7 +234,7 @@ def init_toy_model(role:str, tokenizer, seed:int=0):
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model
 
-# %% ../nbs/04_toyworld.ipynb #46827ed4
+# %% ../nbs/04_toyworld.ipynb #e198e720
 def _held_out_expressions() -> set:
     return {tp.expression for split in ('test', 'dev') for lvl in LEVELS for tp in _draw(split, lvl, _held_out_n(lvl), set())}
 
@@ -232,9 +247,10 @@ WORK_PREFIX = 'Work it out step by step, mod 10: '
 
 class ToyCorpus:
     "Endless seeded stream of tokenised training documents for the toy `role` ('teacher' or 'student')."
-    def __init__(self, tokenizer, role:str, seed:int=0):
+    def __init__(self, tokenizer, role:str, seed:int=0, styles:dict|None=None, slip_per_level:float|None=None):
         if role not in TOY_ARCH: raise ValueError(f'role must be one of {list(TOY_ARCH)}')
-        self.tok, self.role, self.rng = tokenizer, role, random.Random(seed)
+        self.tok, self.role, self.rng, self.styles = tokenizer, role, random.Random(seed), styles
+        self.slip_per_level = slip_per_level
         self.held_out = _held_out_expressions()
     def problem(self, level:int) -> ToyProblem:
         while True:
@@ -255,32 +271,39 @@ class ToyCorpus:
         if self.role == 'teacher':
             style = r.choices(['default', 'concise', 'verbose'], [2, 1, 1])[0]
             tp = self.problem(level)
-            return self._chat(tp, reference_trace(tp, r, style)[0], STYLE_SYSTEM[style])
+            return self._chat(tp, reference_trace(tp, r, style, styles=self.styles,
+                                                        slip=None if self.slip_per_level is None else slip_rate(level, self.slip_per_level))[0], STYLE_SYSTEM[style])
         kind = r.choices(['chat', 'drill', 'worked'], [7, 3, 10])[0]
         if kind == 'chat':
             tp = self.problem(level); return self._chat(tp, answer_only(tp.answer))
         if kind == 'drill':
             facts = [(r.randrange(MOD), r.choice(OPS), r.randrange(MOD)) for _ in range(r.randint(4, 12))]
             return self._text('\n'.join(f'{a}{o}{b}={apply_op(a, o, b)}' for a, o, b in facts))
-        tp = self.problem(r.randint(1, WORKED_MAX_LEVEL)); v = tp.start; steps = []
-        for o, b in tp.steps: steps.append(f'{v}{o}{b}={apply_op(v, o, b)}'); v = apply_op(v, o, b)
-        work = '\n'.join(steps) + f'\nResult: {v}'
+        tp = self.problem(r.randint(1, WORKED_MAX_LEVEL))
+        work = reference_trace(tp, r, 'concise', slip=0)[0].split('\n')[1:-2]   # the lines inside <think>
+        work = '\n'.join(work) + f'\nResult: {tp.answer}'
         if r.random() < 0.5: return self._text(f'Work: {tp.expression}\n{work}')
-        return self._chat(ToyProblem(tp.start, tp.steps), work, question=WORK_PREFIX + tp.expression)
-    def batch(self, batch_size:int):
-        "A right-padded batch: levels mixed within the batch for the teacher, one random level per batch for the student."
+        return self._chat(tp, work, question=WORK_PREFIX + tp.expression)
+
+    def batch(self, batch_size:int, groups:int=1):
+        """A training batch as `groups` right-padded micro-batches of similar length (less padding; one optimizer
+        step uses them all). Levels are mixed within the batch for the teacher, one random level per batch for the student."""
         import torch
         if MIXED_LEVEL_BATCHES[self.role]: levels = [self.rng.choice(LEVELS) for _ in range(batch_size)]
         else: levels = [self.rng.choice(LEVELS)] * batch_size
-        docs = [self.document(lvl) for lvl in levels]
-        n = max(len(d[0]) for d in docs)
-        ids = torch.full((batch_size, n), self.tok.pad_token_id); lab = torch.full((batch_size, n), -100)
-        att = torch.zeros((batch_size, n), dtype=torch.long)
+        docs = sorted((self.document(lvl) for lvl in levels), key=lambda d: len(d[0]))
+        size = math.ceil(batch_size / groups)
+        return [self._pad(docs[i:i + size]) for i in range(0, batch_size, size)]
+    def _pad(self, docs):
+        import torch
+        n, bs = max(len(d[0]) for d in docs), len(docs)
+        ids = torch.full((bs, n), self.tok.pad_token_id); lab = torch.full((bs, n), -100)
+        att = torch.zeros((bs, n), dtype=torch.long)
         for i, (a, b) in enumerate(docs):
             ids[i, :len(a)] = torch.tensor(a); lab[i, :len(b)] = torch.tensor(b); att[i, :len(a)] = 1
         return dict(input_ids=ids, labels=lab, attention_mask=att)
 
-# %% ../nbs/04_toyworld.ipynb #c775ec6d
+# %% ../nbs/04_toyworld.ipynb #eedb50c5
 def _probe_accuracy(model, tok, levels=(1, 4, 8), n:int=32) -> dict:
     "Greedy accuracy on `n` dev problems per level (a cheap training-time probe)."
     from reasondistill.rollout import generate, SamplingParams
@@ -298,52 +321,75 @@ def _final(text:str):
     return m[-1] if m else None
 
 def train_toy_model(role:str, tokenizer, out_dir, steps:int, batch_size:int=32, lr:float=3e-3, seed:int=0,
-                    ckpt_every:int=500, probe_every:int=1000, log=print, init=None):
+                    ckpt_every:int=250, probe_every:int=500, log=print, init=None,
+                    name:str|None=None,     # phase name for the checkpoint and the log (default: `role`)
+                    styles:dict|None=None,  # style rates of the teacher's reference traces (default `STYLES`)
+                    slip_per_level:float|None=None,  # slip-rate slope above the medium level (default: `slip_rate`'s)
+                   ):
     "Train the toy `role` model for `steps` steps (from scratch, or from the `init` model; resumable); returns the model and its log."
     import torch
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     set_seed(seed)
     model = init if init is not None else init_toy_model(role, tokenizer, seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
-    corpus = ToyCorpus(tokenizer, role, seed)
-    ck, start, history = out_dir / f'{role}_ckpt.pt', 0, []
+    corpus, name = ToyCorpus(tokenizer, role, seed, styles, slip_per_level), name or role
+    ck, start, history = out_dir / f'{name}_ckpt.pt', 0, []
     if ck.exists():   # resume: weights, optimizer, data stream and history
         state = torch.load(ck, weights_only=False)
         model.load_state_dict(state['model']); opt.load_state_dict(state['opt'])
         corpus.rng.setstate(state['rng']); torch.set_rng_state(state['torch_rng'])
         start, history = state['step'], state['history']
-        log(f'{role}: resumed at step {start}')
+        log(f'{name}: resumed at step {start}')
     warm = max(1, steps // 50)
     sched = lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     model.train(); t0, ntok, losses = time.perf_counter(), 0, []
     for step in range(start, steps):
         for g in opt.param_groups: g['lr'] = lr * sched(step)
-        b = corpus.batch(batch_size)
-        loss = model(**b).loss
-        loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad()
-        losses.append(loss.item()); ntok += int(b['attention_mask'].sum())
+        mbs = corpus.batch(batch_size, groups=2)
+        n_lab = sum(int((b['labels'][:, 1:] != -100).sum()) for b in mbs)
+        tot = 0.0
+        for b in mbs:   # token-weighted mean over the whole batch, as if it were one
+            w = int((b['labels'][:, 1:] != -100).sum()) / n_lab
+            loss = model(**b).loss * w; loss.backward(); tot += loss.item(); ntok += int(b['attention_mask'].sum())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad()
+        losses.append(tot)
         done = step + 1
         if done % 100 == 0 or done == steps:
             rec = dict(step=done, loss=sum(losses) / len(losses), tok_per_s=ntok / (time.perf_counter() - t0))
-            if done % probe_every == 0 or done == steps:
+            if probe_every and (done % probe_every == 0 or done == steps):
                 rec['probe'] = _probe_accuracy(model, tokenizer); model.train()
-            history.append(rec); log(f'{role} ' + json.dumps(rec)); losses = []
+            history.append(rec); log(f'{name} ' + json.dumps(rec)); losses = []
         if done % ckpt_every == 0 and done < steps:
             torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), rng=corpus.rng.getstate(),
                             torch_rng=torch.get_rng_state(), step=done, history=history), ck)
     model.eval()
     return model, history
 
-# %% ../nbs/04_toyworld.ipynb #f4e581d0
-BUILD_STEPS = {'teacher': 3000, 'student': 1500}
-BUILD_LR = {'teacher': 3e-3, 'student': 1e-3}
+# %% ../nbs/04_toyworld.ipynb #e8e14fd9
+BUILD_STEPS = {'teacher': 2500, 'anneal': 500, 'student': 1000}
+BUILD_LR = {'teacher': 3e-3, 'anneal': 1e-3, 'student': 1e-3}
+# The anneal phase continues the saved teacher at a lower learning rate on default-style traces that hesitate
+# less (1% instead of 5% per step) and slip more on long chains (+2.5 instead of +1.25 points per level above the
+# medium one). The teacher cannot tell a wrong line from a right one as well as the reference reasoner does, so it
+# wrote the wrong first line of a hesitation without the `wait` that should follow about half the time: after the
+# first phase it was 95% right at level 1 and 88.5% at level 4 (n=800 samples each). And it reproduces rare slips
+# less often than it sees them: annealed with the hesitation change alone it was 75.75% right at level 8, where
+# the reference reasoner is right 61% of the time.
+ANNEAL_STYLES = {**STYLES, 'default': dict(STYLES['default'], fix=0.01)}
+ANNEAL_SLIP_PER_LEVEL = 0.025
+PHASES = {'teacher': 'teacher', 'anneal': 'teacher', 'student': 'student'}   # phase -> the model it trains
+
+def _saved_teacher(out_dir):
+    import torch
+    return require('transformers').Qwen2ForCausalLM.from_pretrained(Path(out_dir) / 'teacher', dtype=torch.float32)
 
 def build_toy_world(out_dir=None,               # where to write the assets (default: the package's assets/toy)
                     steps:dict|None=None,       # optimizer steps per role (default `BUILD_STEPS`)
                     seed:int=0,
                     work_dir='runs/toy_build',  # checkpoints (removed when done), log and report
-                    roles=('teacher', 'student'),
+                    roles=('teacher', 'anneal', 'student'),   # phases to run, in order (see `PHASES`)
                     dtype:str='bf16',           # dtype the shipped weights are saved in
+                    probe_every:int=500,        # greedy accuracy probe every this many steps (0: never)
                    ) -> dict:
     "Build the toy world: tokenizer, then teacher and student base trained from scratch; saves them and the logs."
     import torch
@@ -355,17 +401,19 @@ def build_toy_world(out_dir=None,               # where to write the assets (def
     logf = open(work_dir / 'build_log.txt', 'a')
     def log(msg): print(msg); logf.write(msg + '\n'); logf.flush()
     for role in roles:
-        t0 = time.perf_counter()
-        init = None
-        if role == 'student':   # start from three of the teacher's layers (the teacher must be built first)
-            tf = require('transformers')
-            init = student_from_teacher(tf.Qwen2ForCausalLM.from_pretrained(out_dir / 'teacher', dtype=torch.float32), tok)
-        model, hist = train_toy_model(role, tok, work_dir, steps[role], lr=BUILD_LR[role], seed=seed, log=log, init=init)
+        if role not in PHASES: raise ValueError(f'unknown build phase {role!r}; phases: {list(PHASES)}')
+        t0, kind = time.perf_counter(), PHASES[role]
+        init = None   # the later phases start from the saved teacher (it must be built first)
+        if role == 'anneal': init = _saved_teacher(out_dir)
+        if role == 'student': init = student_from_teacher(_saved_teacher(out_dir), tok)   # three of its layers
+        model, hist = train_toy_model(kind, tok, work_dir, steps[role], lr=BUILD_LR[role], seed=seed + (role == 'anneal'),
+                                      log=log, init=init, name=role, probe_every=probe_every, styles=ANNEAL_STYLES if role == 'anneal' else None,
+                                      slip_per_level=ANNEAL_SLIP_PER_LEVEL if role == 'anneal' else None)
         model.to(dict(bf16=torch.bfloat16, fp32=torch.float32)[dtype])
-        model.save_pretrained(out_dir / role); tok.save_pretrained(out_dir / role)
+        model.save_pretrained(out_dir / kind); tok.save_pretrained(out_dir / kind)
         report = json.loads(rp.read_text()) if rp.exists() else dict(models={})   # re-read: roles may build in parallel
         report.update(seed=seed, vocab=len(tok))
-        report['models'][role] = dict(params=sum(p.numel() for p in model.parameters()), arch=TOY_ARCH[role], steps=steps[role],
+        report['models'][role] = dict(params=sum(p.numel() for p in model.parameters()), arch=TOY_ARCH[kind], steps=steps[role],
                                       seconds=time.perf_counter() - t0, history=hist)
         write_json(rp, report)
         (work_dir / f'{role}_ckpt.pt').unlink(missing_ok=True)

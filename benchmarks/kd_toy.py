@@ -1,0 +1,189 @@
+"""SFT vs token-level KD (kd-fkl, kd-rkl, kd-jsd) on the toy world at the same budget, over seeds; and KD from the
+offline top-k cache against dense KD (held-out KL within 2%).
+
+    nice -n 19 python benchmarks/kd_toy.py [--seeds 3] [--train-per-level 40] [--steps 200] [--eval-per-level 50]
+                                           [--work runs/kd_toy] [--out benchmarks/results/kd_toy]
+    python benchmarks/kd_toy.py --tiny --work /tmp/kd --out /tmp/kd/res      # a smoke run: a few problems, 2 steps
+
+Protocol (resumable: every stage skips what `--work` already holds).
+1. Data. The shipped toy teacher samples `--samples` traces (T = 1) for `--train-per-level` training problems per level
+   (levels 1-8); the verified ones, through the same recipe as the demo (`sft.sft_examples`), are the training data of
+   every method. The same is done on `--heldout-per-level` dev-split problems: their verified traces are the held-out
+   set of the fidelity metrics.
+2. Training. From each seed, a QLoRA student (toy:student, NF4, LoRA r = 16) is trained by every method with the same
+   budget: `--steps` optimizer steps of `--batch-size` sequences at learning rate `--lr` (cosine schedule). `sft`:
+   `train_sft` (CE on the completion). `kd-fkl`, `kd-rkl`, `kd-jsd`: `train_kd` with the online teacher (full logits),
+   tau = `--temperature`, pure KD (no CE term). `kd-fkl-cached`: kd-fkl from a top-k cache (k = `--topk`) captured once
+   from the teacher at the same temperature over the training and held-out examples.
+3. Evaluation. Each student samples `--eval-samples` completions (T = 1) per test problem at levels `--eval-levels`
+   (`--eval-per-level` per level); accuracy = avg@n, overall and by level. Fidelity of every student (SFT included) to the
+   teacher on the held-out traces: top-1 agreement and mean dense KL(p_T || p_S) per token at tau = 1.
+4. Aggregation over seeds: mean and 95% Student-t interval (`metrics.mean_ci_over_seeds`). Dense vs cached: relative
+   difference of the held-out KL of kd-fkl-cached against kd-fkl (mean over seeds; goal <= 2%).
+Writes `--out`.json, `--out`.md and `--out`_by_level.png.
+"""
+import argparse, os, platform, sys, time
+from pathlib import Path
+
+METHODS = ('sft', 'kd-fkl', 'kd-rkl', 'kd-jsd', 'kd-fkl-cached')
+GOAL_CACHED_KL = 0.02
+
+def parse():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--seeds', type=int, default=3); ap.add_argument('--train-per-level', type=int, default=40)
+    ap.add_argument('--samples', type=int, default=2); ap.add_argument('--heldout-per-level', type=int, default=4)
+    ap.add_argument('--steps', type=int, default=200); ap.add_argument('--batch-size', type=int, default=16)
+    ap.add_argument('--lr', type=float, default=6e-3); ap.add_argument('--temperature', type=float, default=1.0)
+    ap.add_argument('--topk', type=int, default=64); ap.add_argument('--max-length', type=int, default=256)
+    ap.add_argument('--eval-levels', default='2,4,6,8'); ap.add_argument('--eval-per-level', type=int, default=50)
+    ap.add_argument('--eval-samples', type=int, default=2); ap.add_argument('--max-new-tokens', type=int, default=256)
+    ap.add_argument('--methods', default=','.join(METHODS)); ap.add_argument('--threads', type=int, default=0)
+    ap.add_argument('--work', default='runs/kd_toy'); ap.add_argument('--out', default='benchmarks/results/kd_toy')
+    ap.add_argument('--tiny', action='store_true', help='smoke run: a few problems, 2 steps, 1 seed (numbers meaningless)')
+    a = ap.parse_args()
+    if a.tiny:
+        a.seeds, a.train_per_level, a.samples, a.heldout_per_level, a.steps, a.batch_size = 1, 1, 1, 1, 2, 4
+        a.eval_levels, a.eval_per_level, a.eval_samples, a.max_new_tokens, a.topk = '2,4', 2, 1, 96, 16
+    a.eval_levels = tuple(int(x) for x in a.eval_levels.split(','))
+    a.methods = tuple(m for m in a.methods.split(',') if m)
+    unknown = set(a.methods) - set(METHODS)
+    if unknown: ap.error(f'unknown methods {sorted(unknown)}; known: {METHODS}')
+    return a
+
+def data(a, work, log):
+    "Teacher traces on training and dev problems -> (train examples, held-out examples, stats)."
+    from reasondistill.models import load_model, load_tokenizer
+    from reasondistill.toyworld import toy_problems, LEVELS
+    from reasondistill.traces import generate_traces
+    from reasondistill.tracestore import TraceStore
+    from reasondistill.rollout import SamplingParams
+    from reasondistill.sft import sft_examples
+    teacher, ttok = load_model('toy:teacher')
+    stok = load_tokenizer('toy:student')
+    out, stats = {}, {}
+    for name, split, n in (('train', 'train', a.train_per_level), ('heldout', 'dev', a.heldout_per_level)):
+        probs = toy_problems(n, LEVELS, split=split)
+        t0 = time.perf_counter()
+        generate_traces(probs, teacher, ttok, work / f'traces-{name}', n_samples=a.samples,
+                        params=SamplingParams(temperature=1.0, max_new_tokens=a.max_new_tokens, seed=0), model_name='toy:teacher')
+        with TraceStore(work / f'traces-{name}', readonly=True) as st: ex, s = sft_examples(st, probs, stok)
+        out[name], stats[name] = ex, dict(s, seconds=time.perf_counter() - t0)
+        log(f"{name}: {s['kept']} verified traces of {len(probs) * a.samples} ({len(probs)} problems)")
+    return out['train'], out['heldout'], stats
+
+def train(a, method, seed, train_ex, held_ex, work):
+    from reasondistill.train import TrainConfig
+    from reasondistill.sft import SFTRun, train_sft, default_student_spec
+    from reasondistill.kd import KDRun, kd_config_for, train_kd
+    tc = TrainConfig(lr=a.lr, max_steps=a.steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
+                     save_steps=max(50, a.steps), seed=seed)
+    out = work / f'seed{seed}' / method
+    if method == 'sft': return train_sft(train_ex, SFTRun(default_student_spec(), tc, str(out)), method='sft')
+    base = method.removesuffix('-cached')
+    kd = kd_config_for(base, temperature=a.temperature, topk=a.topk, fidelity_every=0)
+    cache = str(work / f'topk-k{a.topk}-t{a.temperature}') if method.endswith('-cached') else None
+    return train_kd(train_ex, KDRun(default_student_spec(), tc, str(out), teacher='toy:teacher', kd=kd, cache=cache),
+                    method=method, heldout=held_ex)
+
+def evaluate_student(a, adapter, test_probs, held_batches, teacher, out_dir, name):
+    from reasondistill.models import load_model, ModelSpec
+    from reasondistill.evaluate import EvalConfig, evaluate
+    from reasondistill.kd import fidelity
+    from reasondistill.signals import ModelTeacher
+    model, tok = load_model(ModelSpec('toy:student', quant='4bit', adapter=adapter))
+    ec = EvalConfig(n_samples=a.eval_samples, ks=(1,), max_new_tokens=a.max_new_tokens, n_boot=200)
+    s = evaluate(model, tok, test_probs, out_dir, ec, name=name)
+    f = fidelity(model, ModelTeacher(teacher, 'full', temperature=1.0, name='toy:teacher'), held_batches)
+    return dict(accuracy=s['avg@n']['mean'], by_level={k: v['avg@n']['mean'] for k, v in (s.get('by_level') or {}).items()},
+                mean_tokens=s.get('mean_tokens'), top1_agreement=f['top1_agreement'], heldout_kl=f['kl'])
+
+def main():
+    a = parse()
+    import torch
+    from reasondistill.core import set_threads, read_json, write_json, library_versions, git_revision, package_dir
+    from reasondistill.metrics import mean_ci_over_seeds
+    from reasondistill.models import load_model, load_tokenizer
+    from reasondistill.signals import tokenize_example, collate_tokenized
+    from reasondistill.toyworld import toy_problems
+    set_threads(a.threads or None)
+    work, t_start, load0 = Path(a.work), time.time(), os.getloadavg()
+    work.mkdir(parents=True, exist_ok=True)
+    log = lambda m: print(f'[{time.time() - t_start:6.0f}s] {m}', flush=True)
+    train_ex, held_ex, data_stats = data(a, work, log)
+    teacher, _ = load_model('toy:teacher'); stok = load_tokenizer('toy:student')
+    hrows = [tokenize_example(stok, e['prompt'], e['completion'], a.max_length) for e in held_ex]
+    held_batches = [collate_tokenized(hrows[i:i + 16], stok.pad_token_id) for i in range(0, len(hrows), 16)]
+    test_probs = toy_problems(a.eval_per_level, a.eval_levels, split='test')
+    runs = []
+    for seed in range(a.seeds):
+        for method in a.methods:
+            rfile = work / f'seed{seed}' / method / 'result.json'
+            if rfile.exists(): runs.append(read_json(rfile)); continue
+            t0 = time.perf_counter(); summ = train(a, method, seed, train_ex, held_ex, work); t_train = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            ev = evaluate_student(a, summ['final'], test_probs, held_batches, teacher, work / f'seed{seed}' / method / 'eval', method)
+            r = dict(method=method, seed=seed, train_seconds=t_train, eval_seconds=time.perf_counter() - t0,
+                     train_loss=summ.get('train_loss'), fidelity_during_training=summ.get('fidelity'), **ev)
+            write_json(rfile, r); runs.append(r)
+            log(f"seed {seed} {method:14} acc {100 * r['accuracy']:5.1f}%  top-1 agreement {100 * r['top1_agreement']:5.1f}%  "
+                f"held-out KL {r['heldout_kl']:.4f}  (train {t_train:.0f}s, eval {r['eval_seconds']:.0f}s)")
+    # aggregate over seeds
+    ci = lambda xs: dict(zip(('mean', 'lo', 'hi'), mean_ci_over_seeds(xs)))
+    agg = {}
+    for m in a.methods:
+        rs = [r for r in runs if r['method'] == m]
+        agg[m] = dict(n_seeds=len(rs), accuracy=ci([r['accuracy'] for r in rs]),
+                      by_level={str(l): ci([r['by_level'].get(str(l), float('nan')) for r in rs]) for l in a.eval_levels},
+                      top1_agreement=ci([r['top1_agreement'] for r in rs]), heldout_kl=ci([r['heldout_kl'] for r in rs]),
+                      train_seconds=sum(r['train_seconds'] for r in rs) / len(rs), eval_seconds=sum(r['eval_seconds'] for r in rs) / len(rs))
+    cached = None
+    if 'kd-fkl' in agg and 'kd-fkl-cached' in agg:
+        pairs = [(d['heldout_kl'], c['heldout_kl']) for d in runs if d['method'] == 'kd-fkl'
+                 for c in runs if c['method'] == 'kd-fkl-cached' and c['seed'] == d['seed']]
+        rel = [(c - d) / d for d, c in pairs]
+        kd_, kc = agg['kd-fkl']['heldout_kl']['mean'], agg['kd-fkl-cached']['heldout_kl']['mean']
+        cached = dict(dense_kl=kd_, cached_kl=kc, rel_diff=(kc - kd_) / kd_, rel_diff_per_seed=rel, goal=GOAL_CACHED_KL,
+                      goal_met=abs((kc - kd_) / kd_) <= GOAL_CACHED_KL)
+    # plot: accuracy by level with the across-seed intervals
+    from reasondistill import plots
+    fix = lambda c: dict(mean=c['mean'], lo=c['mean'] if c['lo'] != c['lo'] else c['lo'], hi=c['mean'] if c['hi'] != c['hi'] else c['hi'])
+    summaries = {m: {'avg@n': fix(g['accuracy']), 'by_level': {l: {'avg@n': fix(v)} for l, v in g['by_level'].items()}}
+                 for m, g in agg.items()}
+    png = Path(a.out + '_by_level.png'); png.parent.mkdir(parents=True, exist_ok=True)
+    plots.plot_accuracy_by_level(summaries, path=png, title=f'Toy world: accuracy by level, {a.seeds} seed(s), 95% t-interval')
+    # report
+    pct = lambda c: f"{100 * c['mean']:.1f}" + ('' if c['lo'] != c['lo'] else f" [{100 * c['lo']:.1f}, {100 * c['hi']:.1f}]")
+    num = lambda c: f"{c['mean']:.4f}" + ('' if c['lo'] != c['lo'] else f" [{c['lo']:.4f}, {c['hi']:.4f}]")
+    load1 = os.getloadavg()
+    lines = ['# Token-level KD vs SFT on the toy world' + (' (TINY smoke run: numbers are meaningless)' if a.tiny else ''), '',
+             f"Same budget for every method: {a.steps} steps x {a.batch_size} sequences, lr {a.lr}, QLoRA r = 16 on toy:student; "
+             f"KD at tau = {a.temperature}, pure KD (no CE), online teacher (full logits) or a top-{a.topk} cache. Data: "
+             f"{len(train_ex)} verified teacher traces ({a.train_per_level} problems per level x {a.samples} samples); "
+             f"held-out for fidelity: {len(held_ex)} verified teacher traces on dev problems. Test: {a.eval_per_level} problems "
+             f"per level at levels {', '.join(map(str, a.eval_levels))}, {a.eval_samples} samples each (T = 1). Seeds: {a.seeds}; "
+             f"intervals: 95% Student-t over seeds.", '',
+             '| method | accuracy (avg@n, %) | ' + ' | '.join(f'L{l}' for l in a.eval_levels) +
+             ' | top-1 agreement (%) | held-out KL(T‖S) | train s/run |',
+             '|---|---|' + '---|' * len(a.eval_levels) + '---|---|---|']
+    for m, g in agg.items():
+        lines.append(f"| {m} | {pct(g['accuracy'])} | " + ' | '.join(pct(g['by_level'][str(l)]) for l in a.eval_levels) +
+                     f" | {pct(g['top1_agreement'])} | {num(g['heldout_kl'])} | {g['train_seconds']:.0f} |")
+    if cached:
+        lines += ['', f"Dense vs cached top-{a.topk} KD (kd-fkl): held-out KL {cached['dense_kl']:.4f} vs {cached['cached_kl']:.4f}, "
+                  f"relative difference {100 * cached['rel_diff']:+.2f}% (per seed: "
+                  f"{', '.join(f'{100 * x:+.2f}%' for x in cached['rel_diff_per_seed'])}); goal |diff| <= 2%: "
+                  f"**{'met' if cached['goal_met'] else 'NOT met'}**."]
+    lines += ['', f"Wall time {time.time() - t_start:.0f} s; load average at start {load0[0]:.2f}, at end {load1[0]:.2f}; "
+              f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads. Plot: `{png.name}`.", '']
+    res = dict(config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a).items()}, data=data_stats,
+               aggregate=agg, dense_vs_cached=cached, runs=runs, wall_seconds=time.time() - t_start,
+               machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), python=platform.python_version(),
+                            load_avg_start=load0, load_avg_end=load1),
+               git=git_revision(package_dir()), versions=library_versions())
+    Path(a.out + '.md').write_text('\n'.join(lines))
+    write_json(a.out + '.json', res)
+    print('\n'.join(lines))
+    return 0
+
+if __name__ == '__main__':
+    sys.exit(main())
