@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _reference import ref_div
 from reasondistill.signals import TeacherSignal, tokenize_example, collate_tokenized, pack_ids, unpack_ids, id_bits
 from reasondistill.kd import kd_loss, chunked_ce, kd_objective, KDConfig
 
@@ -16,21 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = [('fkl', {}), ('rkl', {}), ('tvd', {}), ('jsd', {'beta': 0.5}), ('jsd', {'beta': 0.9}), ('jsd', {'beta': 0.0}),
          ('skew_fkl', {'alpha': 0.1}), ('skew_rkl', {'alpha': 0.3})]
 IDS = [f"{n}-{'-'.join(f'{k}{v}' for k, v in kw.items())}" for n, kw in CASES]
-
-def kl(a, b): return (a * (a.log() - b.log())).sum(-1)
-
-def ref_div(name, p, q, beta=0.5, alpha=0.1):
-    "D(p_T = p, p_S = q) per row, from the definition."
-    if name == 'fkl': return kl(p, q)
-    if name == 'rkl': return kl(q, p)
-    if name == 'tvd': return 0.5 * (p - q).abs().sum(-1)
-    if name == 'jsd':
-        if beta == 0: return kl(p, q)
-        if beta == 1: return kl(q, p)
-        m = beta * p + (1 - beta) * q
-        return beta * kl(p, m) + (1 - beta) * kl(q, m)
-    if name == 'skew_fkl': return kl(p, alpha * p + (1 - alpha) * q)
-    if name == 'skew_rkl': return kl(q, alpha * q + (1 - alpha) * p)
 
 def problem(seed=0, N=23, H=8, V=40, pad=5):
     g = torch.Generator().manual_seed(seed)
