@@ -48,7 +48,7 @@ def apply_overrides(cfg, overrides:list):
     if hasattr(cfg, '__post_init__'): cfg.__post_init__()
     return cfg
 
-# %% ../nbs/31_cli.ipynb #af809c95
+# %% ../nbs/31_cli.ipynb #dca57a14
 def _cmd_demo(a):
     from reasondistill.pipeline import DemoConfig, run_demo
     cfg = apply_overrides(DemoConfig(seed=a.seed), a.overrides)
@@ -70,10 +70,16 @@ def _cmd_train(a):
     from reasondistill.sft import SFTRun, sft_examples, answer_only_examples, train_sft
     from reasondistill.train import TrainConfig
     from reasondistill.methods import get_method
-    import reasondistill.kd  # registers the kd-* methods
-    m = get_method(a.method)
-    if m.status != 'implemented' or m.module not in ('reasondistill.sft', 'reasondistill.kd'):
-        raise SystemExit(f'`reasondistill train` runs sft, answer-only and kd-*; {a.method!r} is {m.status} in {m.module or "no module"}')
+    from reasondistill.methods import load_methods
+    import importlib
+    load_methods()
+    try: m = get_method(a.method)
+    except KeyError as e: raise SystemExit(str(e.args[0]))
+    if m.status != 'implemented': raise SystemExit(f'{a.method!r} is {m.status} ({m.module or "no module yet"})')
+    if m.module not in ('reasondistill.sft', 'reasondistill.kd'):       # the method's module runs itself
+        mod = importlib.import_module(m.module)
+        if not hasattr(mod, 'cli_train'): raise SystemExit(f'{m.module} has no cli_train; {a.method!r} cannot run from `reasondistill train`')
+        return print(json.dumps(mod.cli_train(a, m), indent=1, default=str))
     probs, tok = parse_problems(a.problems), load_tokenizer(a.student)
     if a.method != 'answer-only':
         if not a.traces: raise SystemExit(f'--traces is required for --method {a.method}')
@@ -117,8 +123,8 @@ def _cmd_plot(a):
     print(f'wrote {out}/accuracy_by_level.png and {out}/pass_at_k.png for: {", ".join(summaries)}')
 
 def _cmd_methods(a):
-    import reasondistill.kd  # registers the kd-* methods
-    from reasondistill.methods import methods_table
+    from reasondistill.methods import methods_table, load_methods
+    load_methods()
     print(methods_table())
 
 def _cmd_build_toy(a):

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, asdict
 
 # %% auto #0
-__all__ = ['METHODS', 'Method', 'register_method', 'get_method', 'methods_table']
+__all__ = ['METHODS', 'METHOD_MODULES', 'Method', 'register_method', 'get_method', 'methods_table', 'load_methods']
 
-# %% ../nbs/08_methods.ipynb #c487df3d
+# %% ../nbs/08_methods.ipynb #5eeb6934
 @dataclass
 class Method:
     "One entry of the method registry."
@@ -45,6 +45,17 @@ def methods_table(status:str|None=None) -> str:
     lines = [f"{'method':<{w}}  {'status':<11}  {'kind':<14}  paper"]
     for m in rows: lines.append(f'{m.name:<{w}}  {m.status:<11}  {m.kind:<14}  {m.paper}' + (f'  <{m.url}>' if m.url else ''))
     return '\n'.join(lines)
+
+# modules that register methods when imported; the registry loads those that are installed
+METHOD_MODULES = ('reasondistill.sft', 'reasondistill.kd', 'reasondistill.redi', 'reasondistill.prefs',
+                  'reasondistill.onpolicy', 'reasondistill.selfdistill', 'reasondistill.recipes')
+
+def load_methods() -> dict:
+    "Import every method module of `METHOD_MODULES` that exists (each registers its methods) and return the registry."
+    import importlib, importlib.util
+    for name in METHOD_MODULES:
+        if importlib.util.find_spec(name) is not None: importlib.import_module(name)
+    return METHODS
 
 # %% ../nbs/08_methods.ipynb #474608b7
 register_method(Method('sft', 'SFT on verified teacher traces (sequence-level KD)', 'sequence-level',
