@@ -18,7 +18,7 @@ Protocol (resumable: every stage skips what `--work` already holds).
 3. Evaluation. Each student samples `--eval-samples` completions (T = 1) per test problem at levels `--eval-levels`
    (`--eval-per-level` per level); accuracy = avg@n, overall and by level. Fidelity of every student (SFT included) to the
    teacher on the held-out traces: top-1 agreement and mean dense KL(p_T || p_S) per token at tau = 1.
-4. Aggregation over seeds: mean and 95% Student-t interval (`metrics.mean_ci_over_seeds`). Dense vs cached: relative
+4. Aggregation over seeds: mean and 95% Student-t interval (`compare.aggregate_results`), and the seed-paired difference to SFT. Dense vs cached: relative
    difference of the held-out KL of kd-fkl-cached against kd-fkl (mean over seeds; goal <= 2%).
 Writes `--out`.json, `--out`.md and `--out`_by_level.png.
 """
@@ -85,23 +85,10 @@ def train(a, method, seed, train_ex, held_ex, work):
     return train_kd(train_ex, KDRun(default_student_spec(), tc, str(out), teacher='toy:teacher', kd=kd, cache=cache),
                     method=method, heldout=held_ex)
 
-def evaluate_student(a, adapter, test_probs, held_batches, teacher, out_dir, name):
-    from reasondistill.models import load_model, ModelSpec
-    from reasondistill.evaluate import EvalConfig, evaluate
-    from reasondistill.kd import fidelity
-    from reasondistill.signals import ModelTeacher
-    model, tok = load_model(ModelSpec('toy:student', quant='4bit', adapter=adapter))
-    ec = EvalConfig(n_samples=a.eval_samples, ks=(1,), max_new_tokens=a.max_new_tokens, n_boot=200)
-    s = evaluate(model, tok, test_probs, out_dir, ec, name=name)
-    f = fidelity(model, ModelTeacher(teacher, 'full', temperature=1.0, name='toy:teacher'), held_batches)
-    return dict(accuracy=s['avg@n']['mean'], by_level={k: v['avg@n']['mean'] for k, v in (s.get('by_level') or {}).items()},
-                mean_tokens=s.get('mean_tokens'), top1_agreement=f['top1_agreement'], heldout_kl=f['kl'])
-
 def main():
     a = parse()
     import torch
     from reasondistill.core import set_threads, read_json, write_json, library_versions, git_revision, package_dir
-    from reasondistill.metrics import mean_ci_over_seeds
     from reasondistill.models import load_model, load_tokenizer
     from reasondistill.signals import tokenize_example, collate_tokenized
     from reasondistill.toyworld import toy_problems
@@ -114,69 +101,56 @@ def main():
     hrows = [tokenize_example(stok, e['prompt'], e['completion'], a.max_length) for e in held_ex]
     held_batches = [collate_tokenized(hrows[i:i + 16], stok.pad_token_id) for i in range(0, len(hrows), 16)]
     test_probs = toy_problems(a.eval_per_level, a.eval_levels, split='test')
+    from reasondistill import compare
+    from reasondistill.signals import ModelTeacher
+    tsig = ModelTeacher(teacher, 'full', temperature=1.0, name='toy:teacher')
     runs = []
     for seed in range(a.seeds):
         for method in a.methods:
-            rfile = work / f'seed{seed}' / method / 'result.json'
-            if rfile.exists(): runs.append(read_json(rfile)); continue
+            rdir = work / f'seed{seed}' / method
+            if (rdir / compare.RESULT_FILE).exists(): runs.append(read_json(rdir / compare.RESULT_FILE)); continue
             t0 = time.perf_counter(); summ = train(a, method, seed, train_ex, held_ex, work); t_train = time.perf_counter() - t0
             t0 = time.perf_counter()
-            ev = evaluate_student(a, summ['final'], test_probs, held_batches, teacher, work / f'seed{seed}' / method / 'eval', method)
-            r = dict(method=method, seed=seed, train_seconds=t_train, eval_seconds=time.perf_counter() - t0,
-                     train_loss=summ.get('train_loss'), fidelity_during_training=summ.get('fidelity'), **ev)
-            write_json(rfile, r); runs.append(r)
+            ev = compare.evaluate_adapter(summ['final'], test_probs, rdir / 'eval', n_samples=a.eval_samples,
+                                          max_new_tokens=a.max_new_tokens, name=method, teacher=tsig, heldout_batches=held_batches)
+            r = compare.save_result(rdir, method, seed, train_seconds=t_train, eval_seconds=time.perf_counter() - t0,
+                                    train_loss=summ.get('train_loss'), fidelity_during_training=summ.get('fidelity'), **ev)
+            runs.append(r)
             log(f"seed {seed} {method:14} acc {100 * r['accuracy']:5.1f}%  top-1 agreement {100 * r['top1_agreement']:5.1f}%  "
                 f"held-out KL {r['heldout_kl']:.4f}  (train {t_train:.0f}s, eval {r['eval_seconds']:.0f}s)")
-    # aggregate over seeds
-    ci = lambda xs: dict(zip(('mean', 'lo', 'hi'), mean_ci_over_seeds(xs)))
-    agg = {}
-    for m in a.methods:
-        rs = [r for r in runs if r['method'] == m]
-        agg[m] = dict(n_seeds=len(rs), accuracy=ci([r['accuracy'] for r in rs]),
-                      by_level={str(l): ci([r['by_level'].get(str(l), float('nan')) for r in rs]) for l in a.eval_levels},
-                      top1_agreement=ci([r['top1_agreement'] for r in rs]), heldout_kl=ci([r['heldout_kl'] for r in rs]),
-                      train_seconds=sum(r['train_seconds'] for r in rs) / len(rs), eval_seconds=sum(r['eval_seconds'] for r in rs) / len(rs))
+    runs = [r for r in runs if r['method'] in a.methods]
+    agg = compare.aggregate_results(runs, metrics=('accuracy', 'top1_agreement', 'heldout_kl', 'mean_tokens'))
+    diffs = compare.paired_differences(runs, 'sft') if 'sft' in agg else None
     cached = None
     if 'kd-fkl' in agg and 'kd-fkl-cached' in agg:
-        pairs = [(d['heldout_kl'], c['heldout_kl']) for d in runs if d['method'] == 'kd-fkl'
-                 for c in runs if c['method'] == 'kd-fkl-cached' and c['seed'] == d['seed']]
-        rel = [(c - d) / d for d, c in pairs]
-        kd_, kc = agg['kd-fkl']['heldout_kl']['mean'], agg['kd-fkl-cached']['heldout_kl']['mean']
+        dense = {r['seed']: r['heldout_kl'] for r in runs if r['method'] == 'kd-fkl'}
+        rel = [(r['heldout_kl'] - dense[r['seed']]) / dense[r['seed']] for r in runs if r['method'] == 'kd-fkl-cached' and r['seed'] in dense]
+        kd_, kc = agg['kd-fkl']['metrics']['heldout_kl']['mean'], agg['kd-fkl-cached']['metrics']['heldout_kl']['mean']
         cached = dict(dense_kl=kd_, cached_kl=kc, rel_diff=(kc - kd_) / kd_, rel_diff_per_seed=rel, goal=GOAL_CACHED_KL,
                       goal_met=abs((kc - kd_) / kd_) <= GOAL_CACHED_KL)
-    # plot: accuracy by level with the across-seed intervals
-    from reasondistill import plots
-    fix = lambda c: dict(mean=c['mean'], lo=c['mean'] if c['lo'] != c['lo'] else c['lo'], hi=c['mean'] if c['hi'] != c['hi'] else c['hi'])
-    summaries = {m: {'avg@n': fix(g['accuracy']), 'by_level': {l: {'avg@n': fix(v)} for l, v in g['by_level'].items()}}
-                 for m, g in agg.items()}
     png = Path(a.out + '_by_level.png'); png.parent.mkdir(parents=True, exist_ok=True)
-    plots.plot_accuracy_by_level(summaries, path=png, title=f'Toy world: accuracy by level, {a.seeds} seed(s), 95% t-interval')
-    # report
-    pct = lambda c: f"{100 * c['mean']:.1f}" + ('' if c['lo'] != c['lo'] else f" [{100 * c['lo']:.1f}, {100 * c['hi']:.1f}]")
-    num = lambda c: f"{c['mean']:.4f}" + ('' if c['lo'] != c['lo'] else f" [{c['lo']:.4f}, {c['hi']:.4f}]")
+    compare.plot_by_level(agg, path=png, title=f'Toy world: token-level KD vs SFT, {a.seeds} seed(s), 95% t-interval')
     load1 = os.getloadavg()
+    train_s = {m: sum(r['train_seconds'] for r in runs if r['method'] == m) / agg[m]['n_seeds'] for m in agg}
     lines = ['# Token-level KD vs SFT on the toy world' + (' (TINY smoke run: numbers are meaningless)' if a.tiny else ''), '',
              f"Same budget for every method: {a.steps} steps x {a.batch_size} sequences, lr {a.lr}, QLoRA r = 16 on toy:student; "
              f"KD at tau = {a.temperature}, pure KD (no CE), online teacher (full logits) or a top-{a.topk} cache. Data: "
              f"{len(train_ex)} verified teacher traces ({a.train_per_level} problems per level x {a.samples} samples); "
              f"held-out for fidelity: {len(held_ex)} verified teacher traces on dev problems. Test: {a.eval_per_level} problems "
              f"per level at levels {', '.join(map(str, a.eval_levels))}, {a.eval_samples} samples each (T = 1). Seeds: {a.seeds}; "
-             f"intervals: 95% Student-t over seeds.", '',
-             '| method | accuracy (avg@n, %) | ' + ' | '.join(f'L{l}' for l in a.eval_levels) +
-             ' | top-1 agreement (%) | held-out KL(T‖S) | train s/run |',
-             '|---|---|' + '---|' * len(a.eval_levels) + '---|---|---|']
-    for m, g in agg.items():
-        lines.append(f"| {m} | {pct(g['accuracy'])} | " + ' | '.join(pct(g['by_level'][str(l)]) for l in a.eval_levels) +
-                     f" | {pct(g['top1_agreement'])} | {num(g['heldout_kl'])} | {g['train_seconds']:.0f} |")
+             f"intervals: 95% Student-t over seeds; Δ vs sft is the seed-paired difference.", '',
+             compare.results_markdown(agg, diffs=diffs, baseline='sft'), '',
+             'Mean training time per run (s): ' + ', '.join(f'{m} {t:.0f}' for m, t in train_s.items()) + '.']
     if cached:
         lines += ['', f"Dense vs cached top-{a.topk} KD (kd-fkl): held-out KL {cached['dense_kl']:.4f} vs {cached['cached_kl']:.4f}, "
                   f"relative difference {100 * cached['rel_diff']:+.2f}% (per seed: "
                   f"{', '.join(f'{100 * x:+.2f}%' for x in cached['rel_diff_per_seed'])}); goal |diff| <= 2%: "
                   f"**{'met' if cached['goal_met'] else 'NOT met'}**."]
-    lines += ['', f"Wall time {time.time() - t_start:.0f} s; load average at start {load0[0]:.2f}, at end {load1[0]:.2f}; "
-              f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads. Plot: `{png.name}`.", '']
+    lines += ['', f"Wall time of this invocation {time.time() - t_start:.0f} s (finished runs are reused); load average at start "
+              f"{load0[0]:.2f}, at end {load1[0]:.2f}; {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads. "
+              f"Plot: `{png.name}`.", '']
     res = dict(config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a).items()}, data=data_stats,
-               aggregate=agg, dense_vs_cached=cached, runs=runs, wall_seconds=time.time() - t_start,
+               aggregate=agg, paired_vs_sft=diffs, dense_vs_cached=cached, runs=runs, wall_seconds=time.time() - t_start,
                machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), python=platform.python_version(),
                             load_avg_start=load0, load_avg_end=load1),
                git=git_revision(package_dir()), versions=library_versions())

@@ -48,7 +48,7 @@ def apply_overrides(cfg, overrides:list):
     if hasattr(cfg, '__post_init__'): cfg.__post_init__()
     return cfg
 
-# %% ../nbs/31_cli.ipynb #dca57a14
+# %% ../nbs/31_cli.ipynb #977b7792
 def _cmd_demo(a):
     from reasondistill.pipeline import DemoConfig, run_demo
     cfg = apply_overrides(DemoConfig(seed=a.seed), a.overrides)
@@ -91,6 +91,7 @@ def _cmd_train(a):
     spec = ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r))
     if m.module == 'reasondistill.kd':
         from reasondistill.kd import KDRun, kd_config_for, train_kd
+        if a.method.endswith('-cached') and not a.cache: raise SystemExit(f'--method {a.method} needs --cache DIR (a top-k cache, captured from --teacher if unfinished)')
         kd = apply_overrides(kd_config_for(a.method), [o[3:] for o in a.overrides if o.startswith('kd.')])
         run = KDRun(spec, tc, a.out, teacher=a.teacher, kd=kd, cache=a.cache)
         return print(json.dumps(train_kd(ex, run, method=a.method), indent=1))
@@ -122,6 +123,22 @@ def _cmd_plot(a):
     plots.plot_pass_at_k(summaries, path=out / 'pass_at_k.png')
     print(f'wrote {out}/accuracy_by_level.png and {out}/pass_at_k.png for: {", ".join(summaries)}')
 
+def _cmd_results(a):
+    from reasondistill import compare
+    try: runs = compare.collect_results(a.root)
+    except (FileNotFoundError, ValueError) as e: raise SystemExit(str(e))
+    if not runs: raise SystemExit(f'no result.json under {a.root} (benchmarks write one per method and seed)')
+    agg = compare.aggregate_results(runs)
+    diffs = compare.paired_differences(runs, a.baseline) if a.baseline in agg else None
+    print(compare.results_markdown(agg, diffs=diffs, baseline=a.baseline))
+    if a.out:
+        out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+        compare.plot_by_level(agg, path=out / 'accuracy_by_level.png')
+        written = ['accuracy_by_level.png']
+        if any(g['pass_at_k'] for g in agg.values()):
+            compare.plot_pass_curves(agg, path=out / 'pass_at_k.png'); written.append('pass_at_k.png')
+        print(f"wrote {', '.join(str(out / w) for w in written)}")
+
 def _cmd_methods(a):
     from reasondistill.methods import methods_table, load_methods
     load_methods()
@@ -132,7 +149,7 @@ def _cmd_build_toy(a):
     rep = build_toy_world(a.out, seed=a.seed)
     print(json.dumps({k: v for k, v in rep.items() if k != 'models'}, indent=1))
 
-# %% ../nbs/31_cli.ipynb #d06684a2
+# %% ../nbs/31_cli.ipynb #5c95d024
 def build_parser() -> argparse.ArgumentParser:
     "The `reasondistill` argument parser."
     p = argparse.ArgumentParser(prog='reasondistill', description='Reasoning distillation toolkit')
@@ -168,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=_cmd_eval)
     pl = sub.add_parser('plot', help='plots comparing EvalRuns'); pl.add_argument('eval_dirs', nargs='+')
     pl.add_argument('--out', default='plots'); pl.set_defaults(fn=_cmd_plot)
+    r = sub.add_parser('results', help='seed-aggregated results table (and plots) of the result.json files under a folder')
+    r.add_argument('root'); r.add_argument('--baseline', default='sft', help='paired differences against this method')
+    r.add_argument('--out', default=None, help='also write accuracy-by-level and pass@k plots here'); r.set_defaults(fn=_cmd_results)
     sub.add_parser('methods', help='list the distillation methods').set_defaults(fn=_cmd_methods)
     b = sub.add_parser('build-toy', help='retrain the shipped toy teacher and student base')
     b.add_argument('--out', default=None); b.add_argument('--seed', type=int, default=0); b.set_defaults(fn=_cmd_build_toy)

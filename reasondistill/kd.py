@@ -354,7 +354,7 @@ def train_kd(examples:list,              # prompt–completion dicts (see `sft.s
     trainer = kd_trainer_cls()(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=cbs, teacher=source, kd=cfg)
     return run_training(trainer, out, info)
 
-# %% ../nbs/13_kd.ipynb #da687a7e
+# %% ../nbs/13_kd.ipynb #d6f0a9c5
 KD_METHODS = {  # name: (divergence, title, paper, url)
     'kd-fkl': ('fkl', 'Token-level KD, forward KL (soft targets on teacher traces)',
                'Hinton, Vinyals & Dean 2015, Distilling the Knowledge in a Neural Network', 'https://arxiv.org/abs/1503.02531'),
@@ -369,9 +369,10 @@ KD_METHODS = {  # name: (divergence, title, paper, url)
 }
 
 def kd_config_for(method:str, **kw) -> KDConfig:
-    "The `KDConfig` of a registered `kd-*` method (other fields from `kw`)."
-    if method not in KD_METHODS: raise KeyError(f'unknown KD method {method!r}; known: {sorted(KD_METHODS)}')
-    return KDConfig(**{'divergence': KD_METHODS[method][0], **kw})
+    "The `KDConfig` of a registered `kd-*` method or its `-cached` variant (other fields from `kw`)."
+    base = method.removesuffix('-cached')
+    if base not in KD_METHODS: raise KeyError(f'unknown KD method {method!r}; known: {sorted(KD_METHODS)} (each also as NAME-cached)')
+    return KDConfig(**{'divergence': KD_METHODS[base][0], **kw})
 
 for _m, (_d, _title, _paper, _url) in KD_METHODS.items():
     register_method(Method(_m, _title, 'token-level', _paper, _url, 'research/methods_objectives.md §4 (off-policy term), §14',
@@ -379,3 +380,7 @@ for _m, (_d, _title, _paper, _url) in KD_METHODS.items():
         f'teacher-forced on the data recipe\'s traces; loss = ce_weight*CE + kd_weight*{_d} at temperature tau over completion '
         'tokens (token mean); online teacher (full logits, chunked from hidden states) or, with --cache DIR, an offline '
         'top-k cache captured from --teacher on first use; fidelity (top-1 agreement, KL) on held-out examples'))
+    register_method(Method(f'{_m}-cached', f'{_title}, from an offline top-k teacher cache', 'token-level', _paper, _url,
+        'research/methods_objectives.md §0 (offline top-k), §4', 'reasondistill.kd', 'implemented',
+        f'as {_m}, with the teacher replaced by its top-k log-probs (k = KDConfig.topk, default 64) plus the explicit tail '
+        'mass, captured once at the training temperature (needs --cache DIR; captured from --teacher if unfinished)'))
