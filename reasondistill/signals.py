@@ -291,7 +291,7 @@ def collate_tokenized(rows:list,      # `tokenize_example` outputs (optionally w
     if 'example_idx' in rows[0]: out['example_idx'] = torch.tensor([r['example_idx'] for r in rows])
     return {k: v.to(device) for k, v in out.items()} if device is not None else out
 
-# %% ../nbs/12_signals.ipynb #9268a3bc
+# %% ../nbs/12_signals.ipynb #73df382c
 CACHE_FORMAT = 'reasondistill-topk/1'
 
 def id_bits(vocab_size:int) -> int:
@@ -363,7 +363,7 @@ def _check_meta(old:dict, new:dict, path):
                                  + '). Capture into a new folder, or delete this one.')
 
 def capture_topk(teacher,                    # 'toy:teacher', a `ModelSpec`, or a loaded (model, tokenizer) pair
-                 examples:list,              # prompt–completion dicts (prompts rendered with the student's template)
+                 examples:list,              # prompt–completion dicts (prompts rendered with the student's template); repeats are captured once
                  out_dir,                    # cache folder (created; re-running resumes)
                  k:int=64,                   # top-k size
                  temperature:float=1.0,      # tau, applied to the teacher's logits before the top-k
@@ -381,8 +381,9 @@ def capture_topk(teacher,                    # 'toy:teacher', a `ModelSpec`, or 
         spec = teacher if isinstance(teacher, ModelSpec) else ModelSpec(teacher)
         model, tok = load_model(spec); model_name = model_name or spec.name_or_path
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    keys = [example_key(e['prompt'], e['completion']) for e in examples]
-    if len(set(keys)) != len(keys): raise ValueError('examples must be distinct (same prompt and completion twice)')
+    unique = {}                                  # a cache is keyed by content: identical examples share one entry
+    for e in examples: unique.setdefault(example_key(e['prompt'], e['completion']), e)
+    keys, examples = list(unique), list(unique.values())
     head_rows = lm_head_weight(model).shape[0]
     vocab = min(len(tok), head_rows)
     n_shards = math.ceil(len(examples) / shard_size)
