@@ -13,7 +13,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['parse_problems', 'apply_overrides', 'build_parser', 'main']
 
-# %% ../nbs/31_cli.ipynb #e8874d01
+# %% ../nbs/31_cli.ipynb #f79a516a
 def parse_problems(spec:str) -> list:
     "Problems from a `--problems` spec (see the module docs)."
     from reasondistill.toyworld import toy_problems, LEVELS
@@ -21,8 +21,12 @@ def parse_problems(spec:str) -> list:
     if spec.startswith('toy:'):
         parts = spec.split(':')
         if len(parts) not in (3, 4) or not parts[2].isdigit():
-            raise ValueError(f'toy problem spec must be toy:<split>:<n per level>[:<levels>], got {spec!r}')
-        levels = [int(x) for x in parts[3].split(',')] if len(parts) == 4 else LEVELS
+            raise ValueError(f'toy problem spec must be toy:<split>:<n per level>[:<levels, e.g. 1,4 or 1-8>], got {spec!r}')
+        levels = LEVELS
+        if len(parts) == 4:                              # levels: 1,4,8 or ranges 1-8, 2-4,8
+            try: levels = [l for x in parts[3].split(',') for a, _, b in [x.partition('-')]
+                           for l in (range(int(a), int(b) + 1) if b else [int(a)])]
+            except ValueError: raise ValueError(f'toy levels must be integers or ranges like 1-8, got {parts[3]!r}') from None
         return toy_problems(int(parts[2]), levels, split=parts[1])
     src, _, path = spec.partition(':')
     if path and not Path(spec).exists():

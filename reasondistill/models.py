@@ -13,7 +13,7 @@ from .core import package_dir, require, available
 
 # %% auto #0
 __all__ = ['DTYPES', 'QUANTS', 'BACKENDS', 'TOY_ROLES', 'LoraSpec', 'ModelSpec', 'toy_asset_dir', 'resolve_model_path',
-           'load_tokenizer', 'render_prompt', 'resolve_dtype', 'load_model', 'count_parameters']
+           'load_tokenizer', 'render_prompt', 'resolve_dtype', 'load_model', 'count_parameters', 'inference_mode']
 
 # %% ../nbs/05_models.ipynb #d4ed7aea
 @dataclass
@@ -165,3 +165,17 @@ def count_parameters(model) -> dict:
         total += n; nbytes += p.numel() * p.element_size()
         if p.requires_grad: trainable += n
     return dict(total=total, trainable=trainable, bytes=nbytes)
+
+# %% ../nbs/05_models.ipynb #493e212c
+from contextlib import contextmanager
+
+@contextmanager
+def inference_mode(model):
+    "Eval mode (no dropout), except for bitsandbytes 4-bit layers, which keep their training flag; restored on exit."
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    for m in model.modules():
+        if type(m).__module__.startswith('bitsandbytes'): m.training = modes[m]
+    try: yield model
+    finally:
+        for m, t in modes.items(): m.training = t
