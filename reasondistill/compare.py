@@ -12,7 +12,7 @@ from .core import read_json, write_json
 from .metrics import mean_ci_over_seeds, sort_levels
 
 # %% auto #0
-__all__ = ['RESULT_FILE', 'DEFAULT_METRICS', 'evaluate_adapter', 'save_result', 'collect_results', 'aggregate_results',
+__all__ = ['RESULT_FILE', 'DEFAULT_METRICS', 'BOUNDED', 'evaluate_adapter', 'save_result', 'collect_results', 'aggregate_results',
            'paired_differences', 'format_ci', 'results_markdown', 'plot_by_level', 'plot_pass_curves']
 
 # %% ../nbs/24_compare.ipynb #659c8fa1
@@ -75,11 +75,14 @@ def collect_results(root) -> list[dict]:
         runs.append(dict(r, path=str(f)))
     return sorted(runs, key=lambda r: (r['method'], r['seed']))
 
-# %% ../nbs/24_compare.ipynb #ddf087d2
+# %% ../nbs/24_compare.ipynb #72f06e99
 DEFAULT_METRICS = ('accuracy', 'top1_agreement', 'heldout_kl', 'mean_tokens', 'truncation_rate')
 
-def _ci(xs) -> dict:
+BOUNDED = {'accuracy', 'top1_agreement', 'truncation_rate'}     # rates in [0, 1] (as are by_level and pass_at_k)
+
+def _ci(xs, bounded:bool=False) -> dict:
     m, lo, hi = mean_ci_over_seeds(xs)
+    if bounded and lo == lo: lo, hi = max(lo, 0.0), min(hi, 1.0)    # a rate's t-interval is clipped to [0, 1]
     return dict(mean=m, lo=lo, hi=hi, n=len(xs))
 
 def _num(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
@@ -98,13 +101,13 @@ def aggregate_results(runs:list[dict],                # run results (`collect_re
         g = dict(n_seeds=len(rs), seeds=[r['seed'] for r in rs], metrics={}, by_level={}, pass_at_k={})
         for k in metrics:
             xs = [r[k] for r in rs if _num(r.get(k))]
-            if xs: g['metrics'][k] = _ci(xs)
+            if xs: g['metrics'][k] = _ci(xs, bounded=k in BOUNDED)
         for field in ('by_level', 'pass_at_k'):
             keys = sort_levels({k for r in rs for k in (r.get(field) or {})}) if field == 'by_level' else \
                    sorted({k for r in rs for k in (r.get(field) or {})}, key=int)
             for k in keys:
                 xs = [r[field][k] for r in rs if _num((r.get(field) or {}).get(k))]
-                if xs: g[field][str(k)] = _ci(xs)
+                if xs: g[field][str(k)] = _ci(xs, bounded=True)
         out[m] = g
     return out
 
@@ -122,16 +125,17 @@ def paired_differences(runs:list[dict],        # run results
         if d: out[m] = _ci(d)
     return out
 
-# %% ../nbs/24_compare.ipynb #49d59f28
+# %% ../nbs/24_compare.ipynb #8887c019
 _PCT = {'accuracy', 'top1_agreement', 'truncation_rate'}
+_DIGITS = {'mean_tokens': 1}
 _LABEL = {'accuracy': 'accuracy (%)', 'top1_agreement': 'top-1 agreement (%)', 'heldout_kl': 'held-out KL(T‖S)',
           'mean_tokens': 'mean tokens', 'truncation_rate': 'truncated (%)'}
 
-def format_ci(c:dict, pct:bool=False, digits:int|None=None) -> str:
-    "'mean [lo, hi]' (in % if `pct`); a bare mean when there is no interval."
+def format_ci(c:dict, pct:bool=False, digits:int|None=None, sign:bool=False) -> str:
+    "'mean [lo, hi]' (in % if `pct`, with a + on positive means if `sign`); a bare mean when there is no interval."
     f = 100 if pct else 1
     d = (1 if pct else 4) if digits is None else digits
-    s = f"{f * c['mean']:.{d}f}"
+    s = f"{f * c['mean']:{'+' if sign else ''}.{d}f}"
     return s if c['lo'] != c['lo'] else s + f" [{f * c['lo']:.{d}f}, {f * c['hi']:.{d}f}]"
 
 def results_markdown(agg:dict,                   # `aggregate_results` output
@@ -149,9 +153,9 @@ def results_markdown(agg:dict,                   # `aggregate_results` output
     head += [f'L{l}' for l in lvls] + [_LABEL.get(k, k) for k in metrics[1:]]
     rows = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for m, g in agg.items():
-        cell = lambda k: format_ci(g['metrics'][k], pct=k in _PCT) if k in g['metrics'] else '—'
+        cell = lambda k: format_ci(g['metrics'][k], pct=k in _PCT, digits=_DIGITS.get(k)) if k in g['metrics'] else '—'
         row = [m, str(g['n_seeds'])] + [cell(k) for k in metrics[:1]]
-        if diffs is not None: row.append(format_ci(diffs[m], pct=True) if m in diffs else '—')
+        if diffs is not None: row.append(format_ci(diffs[m], pct=True, sign=True) if m in diffs else '—')
         row += [format_ci(g['by_level'][l], pct=True) if l in g['by_level'] else '—' for l in lvls]
         row += [cell(k) for k in metrics[1:]]
         rows.append('| ' + ' | '.join(row) + ' |')
