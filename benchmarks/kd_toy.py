@@ -22,7 +22,7 @@ Protocol (resumable: every stage skips what `--work` already holds).
    difference of the held-out KL of kd-fkl-cached against kd-fkl (mean over seeds; goal <= 2%).
 Writes `--out`.json, `--out`.md and `--out`_by_level.png.
 """
-import argparse, os, platform, sys, time
+import argparse, os, sys, time
 from pathlib import Path
 
 METHODS = ('sft', 'kd-fkl', 'kd-rkl', 'kd-jsd', 'kd-fkl-cached')
@@ -52,22 +52,13 @@ def parse():
 
 def data(a, work, log):
     "Teacher traces on training and dev problems -> (train examples, held-out examples, stats)."
-    from reasondistill.models import load_model, load_tokenizer
+    from reasondistill.compare import teacher_examples
     from reasondistill.toyworld import toy_problems, LEVELS
-    from reasondistill.traces import generate_traces
-    from reasondistill.tracestore import TraceStore
-    from reasondistill.rollout import SamplingParams
-    from reasondistill.sft import sft_examples
-    teacher, ttok = load_model('toy:teacher')
-    stok = load_tokenizer('toy:student')
     out, stats = {}, {}
     for name, split, n in (('train', 'train', a.train_per_level), ('heldout', 'dev', a.heldout_per_level)):
         probs = toy_problems(n, LEVELS, split=split)
-        t0 = time.perf_counter()
-        generate_traces(probs, teacher, ttok, work / f'traces-{name}', n_samples=a.samples,
-                        params=SamplingParams(temperature=1.0, max_new_tokens=a.max_new_tokens, seed=0), model_name='toy:teacher')
-        with TraceStore(work / f'traces-{name}', readonly=True) as st: ex, s = sft_examples(st, probs, stok)
-        out[name], stats[name] = ex, dict(s, seconds=time.perf_counter() - t0)
+        ex, s = teacher_examples(probs, work / f'traces-{name}', a.samples, max_new_tokens=a.max_new_tokens)
+        out[name], stats[name] = ex, s
         log(f"{name}: {s['kept']} verified traces of {len(probs) * a.samples} ({len(probs)} problems)")
     return out['train'], out['heldout'], stats
 
@@ -88,7 +79,7 @@ def train(a, method, seed, train_ex, held_ex, work):
 def main():
     a = parse()
     import torch
-    from reasondistill.core import set_threads, read_json, write_json, library_versions, git_revision, package_dir
+    from reasondistill.core import set_threads, read_json
     from reasondistill.models import load_model, load_tokenizer
     from reasondistill.signals import tokenize_example, collate_tokenized
     from reasondistill.toyworld import toy_problems
@@ -150,13 +141,8 @@ def main():
               f"{load0[0]:.2f}, at end {load1[0]:.2f}; {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads. "
               f"Plot: `{png.name}`.", '']
     res = dict(config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a).items()}, data=data_stats,
-               aggregate=agg, paired_vs_sft=diffs, dense_vs_cached=cached, runs=runs, wall_seconds=time.time() - t_start,
-               machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), python=platform.python_version(),
-                            load_avg_start=load0, load_avg_end=load1),
-               git=git_revision(package_dir()), versions=library_versions())
-    Path(a.out + '.md').write_text('\n'.join(lines))
-    write_json(a.out + '.json', res)
-    print('\n'.join(lines))
+               aggregate=agg, paired_vs_sft=diffs, dense_vs_cached=cached, runs=runs, load_avg_start=load0)
+    compare.write_benchmark(a.out, lines, res, t_start)
     return 0
 
 if __name__ == '__main__':

@@ -21,8 +21,8 @@ __all__ = ['HESITATION_KEYWORDS', 'MIP_KEYWORDS', 'SWITCH_MARKERS', 'DEFAULT_MET
            'ABSTAIN_PHRASES', 'METRIC_LABELS', 'OUTCOME_COLORS', 'keyword_counts', 'split_thoughts',
            'solution_unclosed', 'behaviour_stats', 'token_entropy', 'forking_share', 'shared_data_dir',
            'load_labelled_traces', 'as_records', 'outcome', 'behaviour_records', 'metric_cis', 'behaviour_table',
-           'table_markdown', 'ut_score', 'is_toy', 'missing_premise', 'abstention', 'mip_report', 'plot_behaviour',
-           'plot_length_vs_correctness', 'plot_mip']
+           'table_markdown', 'ut_score', 'is_toy', 'missing_premise', 'abstention', 'mip_report', 'mip_responses',
+           'mip_eval', 'plot_behaviour', 'plot_length_vs_correctness', 'plot_mip']
 
 # %% ../nbs/23_behaviour.ipynb #5655243f
 HESITATION_KEYWORDS = ('wait', 'hmm', 'alternatively', 'but wait', 'let me check', 'let me verify', 'double-check',
@@ -476,7 +476,46 @@ def mip_report(records_wellposed,     # records of the well-posed questions (any
         out[n] = None if np.isnan(m[j]) else dict(mean=float(m[j]), lo=_nan_to_none(lo[j]), hi=_nan_to_none(hi[j]))
     return out
 
-# %% ../nbs/23_behaviour.ipynb #5acf7fbf
+# %% ../nbs/23_behaviour.ipynb #5c45248f
+def _verifier_for(problem:Problem, verifier):
+    from reasondistill.verify import get_verifier
+    if verifier is None: verifier = 'toy' if is_toy(problem) else 'math'
+    return get_verifier(verifier) if isinstance(verifier, str) else verifier
+
+def mip_responses(model, tokenizer,              # the model under test (e.g. from `load_model`) and its tokenizer
+                  problems:list,                  # well-posed `Problem`s (those without a MiP variant are skipped)
+                  params=None,                    # `rollout.SamplingParams` (default: greedy, 256 new tokens)
+                  seed:int=0,                     # which premise `missing_premise` removes
+                  system:str|None=None,           # optional system prompt
+                  verifier=None,                  # 'toy', 'math', a callable(completion, gold) -> Verdict, or None (by problem)
+                  model_name:str|None=None,       # recorded in the records
+                  batch_size:int=64,              # sequences per generation batch
+                 ) -> tuple[list[dict], list[dict]]:
+    "Generate responses to well-posed problems and their MiP variants; returns (well-posed records, MiP records)."
+    from reasondistill.models import render_prompt
+    from reasondistill.rollout import generate, SamplingParams
+    params = params or SamplingParams(temperature=0.0, max_new_tokens=256)
+    pairs = [(p, v) for p in problems for v in [missing_premise(p, seed=seed)] if v is not None]
+    if not pairs: raise ValueError(f'none of the {len(problems)} problems has a missing-premise variant')
+    name = model_name or getattr(getattr(model, 'config', None), '_name_or_path', None) or type(model).__name__
+    qs = [p for p, _ in pairs] + [v for _, v in pairs]
+    outs = generate(model, tokenizer, [render_prompt(tokenizer, q.question, system) for q in qs], params,
+                    batch_size=batch_size, desc='MiP')
+    wp, mip = [], []
+    for k, (q, cs) in enumerate(zip(qs, outs)):
+        for j, c in enumerate(cs):
+            r = dict(problem_id=q.id, sample_idx=j, model=name, completion=c.text, n_tokens=c.n_tokens,
+                     finish_reason=c.finish_reason, level=q.meta.get('level'))
+            if k < len(pairs): r['verdict'] = _verifier_for(q, verifier)(c.text, q.answer).verdict; wp.append(r)
+            else: mip.append(r)
+    return wp, mip
+
+def mip_eval(model, tokenizer, problems:list, n_boot:int=1000, **kw) -> dict:
+    "`mip_report` of a model's responses (from `mip_responses`, which `kw` configures), with the records."
+    wp, mip = mip_responses(model, tokenizer, problems, **kw)
+    return mip_report(wp, mip, n_boot=n_boot) | dict(records_wellposed=wp, records_mip=mip)
+
+# %% ../nbs/23_behaviour.ipynb #abb1d727
 METRIC_LABELS = {'n_words': 'words', 'n_tokens': 'tokens', 'n_chars': 'characters', 'thinking_words': 'thinking words',
                  'final_words': 'final-part words', 'thinking_tokens': 'thinking tokens', 'n_keywords': 'hesitation keywords',
                  'n_keywords_per_1k_words': 'keywords / 1k words', 'n_keywords_per_1k_tokens': 'keywords / 1k tokens',
@@ -578,7 +617,12 @@ def plot_mip(reports:dict,           # {model name: report from `mip_report`}
     tw.set_ylabel('abstain rate on MiP (%)')
     unit = next(iter(reports.values()))['length_unit']
     ax.set_xticks(xs, list(reports)); ax.set_ylabel(f'mean response length ({unit})')
-    ax.set_ylim(0, 1.3 * max(r['length_mip']['hi'] or r['length_mip']['mean'] for r in reports.values())); tw.set_ylim(0, 130)
+    top = 1.3 * max(max(r[k]['hi'] or r[k]['mean'] for k in ('length_mip', 'length_wellposed')) for r in reports.values())
+    ax.set_ylim(0, top); tw.set_ylim(0, 130)
+    for x, r in zip(xs, reports.values()):                  # the blow-up ratio with its CI above each pair
+        b = r.get('blowup')
+        if b: ax.text(x, 0.9 * top, f"×{b['mean']:.2f}" + (f"\n[{b['lo']:.2f}, {b['hi']:.2f}]" if b['lo'] is not None else ''),
+                      ha='center', va='top', fontsize='x-small')
     tw.set_yticks(range(0, 101, 20))
     ax.legend(frameon=False, fontsize='small', loc='upper left'); tw.legend(frameon=False, fontsize='small', loc='upper right')
     if title: ax.set_title(title)

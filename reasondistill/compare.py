@@ -13,7 +13,8 @@ from .metrics import mean_ci_over_seeds, sort_levels
 
 # %% auto #0
 __all__ = ['RESULT_FILE', 'DEFAULT_METRICS', 'BOUNDED', 'evaluate_adapter', 'save_result', 'collect_results', 'aggregate_results',
-           'paired_differences', 'format_ci', 'results_markdown', 'plot_by_level', 'plot_pass_curves']
+           'paired_differences', 'format_ci', 'results_markdown', 'plot_by_level', 'plot_pass_curves',
+           'teacher_examples', 'write_benchmark']
 
 # %% ../nbs/24_compare.ipynb #659c8fa1
 def evaluate_adapter(adapter,                    # LoRA adapter folder of the trained student (None: the base model)
@@ -181,3 +182,45 @@ def plot_pass_curves(agg:dict, path=None, title:str|None=None):
     "pass@k against k per method with the interval over seeds as a band."
     from reasondistill import plots
     return plots.plot_pass_at_k(_as_summaries(agg), path=path, title=title or 'pass@k (interval over seeds)')
+
+# %% ../nbs/24_compare.ipynb #c206e0b9
+def teacher_examples(problems:list,                 # `Problem`s to sample traces for
+                     traces_dir,                    # TraceStore folder (resumable)
+                     n_samples:int,                 # teacher samples per problem
+                     teacher:str='toy:teacher',
+                     student:str='toy:student',     # whose chat template renders the examples' prompts
+                     temperature:float=1.0,
+                     max_new_tokens:int=256,
+                     seed:int=0,
+                    ) -> tuple:
+    "Sample and verify teacher traces (skipping those already stored) -> (SFT examples of the verified ones, stats)."
+    import time
+    from reasondistill.models import load_model, load_tokenizer
+    from reasondistill.traces import generate_traces
+    from reasondistill.tracestore import TraceStore
+    from reasondistill.rollout import SamplingParams
+    from reasondistill.sft import sft_examples
+    t0 = time.perf_counter()
+    model, ttok = load_model(teacher)
+    generate_traces(problems, model, ttok, traces_dir, n_samples=n_samples, model_name=teacher,
+                    params=SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed))
+    with TraceStore(traces_dir, readonly=True) as st: ex, stats = sft_examples(st, problems, load_tokenizer(student))
+    return ex, dict(stats, seconds=time.perf_counter() - t0)
+
+def write_benchmark(out:str,            # output prefix: writes OUT.md and OUT.json
+                    lines:list,         # the markdown report
+                    result:dict,        # everything worth keeping (config, runs, aggregates, ...)
+                    t_start:float|None=None,   # `time.time()` at the start, for the wall time
+                   ) -> dict:
+    "Write a benchmark's report and its JSON record (with machine, load, git revision and library versions); print the report."
+    import os, platform, time
+    from reasondistill.core import git_revision, library_versions, package_dir
+    import torch
+    res = dict(result, machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), python=platform.python_version(),
+                                    load_avg_end=os.getloadavg()), git=git_revision(package_dir()), versions=library_versions())
+    if t_start is not None: res['wall_seconds'] = time.time() - t_start
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(str(out) + '.md').write_text('\n'.join(lines))
+    write_json(str(out) + '.json', res)
+    print('\n'.join(lines))
+    return res

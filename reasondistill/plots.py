@@ -1,4 +1,4 @@
-"""Figures for the analysis: accuracy by level, pass@k curves, response lengths and training curves
+"""Figures for the analysis: accuracy by level, pass@k and other curves with CI bands, budget curves, the accuracy-length Pareto front, reliability diagrams, response lengths and training curves
 
 Docs: https://reasondistill.github.io/reasondistill/plots.html.md"""
 
@@ -14,7 +14,8 @@ from .metrics import get_metric, sort_levels
 
 # %% auto #0
 __all__ = ['VERDICT_COLORS', 'new_figure', 'save_figure', 'plot_accuracy_by_level', 'plot_pass_at_k', 'plot_length_hist',
-           'plot_length_by_verdict', 'plot_training_loss']
+           'plot_length_by_verdict', 'plot_training_loss', 'plot_ci_curves', 'plot_budget_curves', 'plot_pareto',
+           'plot_reliability']
 
 # %% ../nbs/22_plots.ipynb #aaeeb5c0
 def new_figure(nrows:int=1, ncols:int=1, figsize:tuple=(6, 3.2), **kw):
@@ -171,5 +172,108 @@ def plot_training_loss(logs:dict[str, list[dict]],  # {run name: log history (li
     ax.set_xlabel('step'); ax.set_ylabel(key); ax.grid(alpha=0.3)
     if logy: ax.set_yscale('log')
     if ax.lines: ax.legend(frameon=False, fontsize='small')
+    if title: ax.set_title(title)
+    return _finish(fig, path)
+
+# %% ../nbs/22_plots.ipynb #c102062a
+def _symlog2(ax, xs):
+    "A log2 x axis that also shows x = 0 (linear below 1)."
+    xs = sorted(set(xs))
+    if xs and xs[0] <= 0: ax.set_xscale('symlog', base=2, linthresh=1)
+    else: ax.set_xscale('log', base=2)
+    if xs and len(xs) <= 12: ax.set_xticks(xs, [f'{x:g}' for x in xs]); ax.minorticks_off()
+
+def plot_ci_curves(curves:dict[str, dict],      # {label: {x: {'mean', 'lo', 'hi'}}} values in [0, 1]
+                   path=None,                   # save the figure here (.png or .svg)
+                   xlabel:str='k', ylabel:str='accuracy (%)',
+                   logx:bool=True,              # log2 x axis (0 allowed)
+                   title:str|None=None,
+                   styles:dict|None=None,       # {label: matplotlib kwargs} (e.g. linestyle) for chosen curves
+                  ):
+    "Lines (in %) with shaded confidence bands, one per label, in dict order."
+    fig, ax = new_figure(figsize=(5, 3.2))
+    ax = ax[0, 0]
+    all_x = []
+    for i, (name, pts) in enumerate(curves.items()):
+        if not pts: continue
+        xs = sorted(pts, key=float)
+        for x in xs:
+            if not (isinstance(pts[x], dict) and {'mean', 'lo', 'hi'} <= set(pts[x])):
+                raise ValueError(f'curve {name!r} at x={x}: need a dict with mean, lo, hi, got {pts[x]!r}')
+        x = np.array([float(v) for v in xs]); all_x += x.tolist()
+        m, lo, hi = (100 * np.array([pts[v][f] for v in xs], dtype=float) for f in ('mean', 'lo', 'hi'))
+        kw = dict(marker='o', ms=3, color=f'C{i}') | dict((styles or {}).get(name, {}))
+        ax.plot(x, m, label=name, **kw)
+        ax.fill_between(x, lo, hi, color=kw['color'], alpha=0.2, linewidth=0)
+    if logx: _symlog2(ax, all_x)
+    ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.set_ylim(0, 100); ax.grid(alpha=0.3)
+    if ax.lines: ax.legend(frameon=False, fontsize='small')
+    if title: ax.set_title(title)
+    return _finish(fig, path)
+
+def plot_budget_curves(curves:dict[str, list],  # {model or method: rows of `budgets.budget_curve`}
+                       path=None,               # save the figure here (.png or .svg)
+                       x:str='budget',          # 'budget' or 'mean_think_tokens' (tokens actually spent)
+                       metric:str='accuracy',   # interval-valued key of the rows
+                       title:str|None=None,
+                      ):
+    "Accuracy (in %) against the thinking-token budget, with bootstrap bands, one line per model/method."
+    if x not in ('budget', 'mean_think_tokens'): raise ValueError(f"x must be 'budget' or 'mean_think_tokens', got {x!r}")
+    pts = {}
+    for name, rows in curves.items():
+        for r in rows:
+            if x not in r or metric not in r: raise ValueError(f'{name!r}: budget rows need `{x}` and `{metric}`, got keys {sorted(r)}')
+        pts[name] = {r[x]: r[metric] for r in rows}
+    xlabel = 'thinking budget (tokens)' if x == 'budget' else 'thinking tokens spent (mean)'
+    return plot_ci_curves(pts, path=path, xlabel=xlabel, ylabel=f'{metric} (%)', title=title)
+
+def plot_pareto(points:dict[str, list],      # {method: [{'tokens', 'accuracy': {mean, lo, hi} or float, 'label'?}, ...]}
+                path=None,                   # save the figure here (.png or .svg)
+                xlabel:str='mean tokens per sample',
+                logx:bool=False,
+                title:str|None=None,
+               ):
+    "Accuracy (in %) against length, one colour per method, error bars, and the Pareto front over all points."
+    from reasondistill.budgets import pareto_front
+    fig, ax = new_figure(figsize=(5, 3.4))
+    ax = ax[0, 0]
+    allx, ally = [], []
+    for i, (name, pts) in enumerate(points.items()):
+        xs, m, err = [], [], [[], []]
+        for p in pts:
+            if 'tokens' not in p or 'accuracy' not in p: raise ValueError(f'{name!r}: each point needs `tokens` and `accuracy`, got {p!r}')
+            a = p['accuracy'] if isinstance(p['accuracy'], dict) else dict(mean=p['accuracy'], lo=p['accuracy'], hi=p['accuracy'])
+            xs.append(float(p['tokens'])); m.append(100 * a['mean'])
+            err[0].append(100 * (a['mean'] - a['lo'])); err[1].append(100 * (a['hi'] - a['mean']))
+            if p.get('label') is not None:
+                ax.annotate(str(p['label']), (xs[-1], m[-1]), textcoords='offset points', xytext=(3, 3), fontsize='x-small')
+        if xs: ax.errorbar(xs, m, yerr=err, fmt='o', ms=4, capsize=2, color=f'C{i}', label=name, elinewidth=1)
+        allx += xs; ally += m
+    if allx:
+        f = pareto_front(allx, ally)
+        fx, fy = [allx[j] for j in f], [ally[j] for j in f]
+        ax.step(fx, fy, where='post', linestyle='--', color='0.4', linewidth=1, label='Pareto front')
+    if logx: ax.set_xscale('log')
+    ax.set_xlabel(xlabel); ax.set_ylabel('accuracy (%)'); ax.set_ylim(0, 100); ax.grid(alpha=0.3)
+    if allx: ax.legend(frameon=False, fontsize='small')
+    if title: ax.set_title(title)
+    return _finish(fig, path)
+
+# %% ../nbs/22_plots.ipynb #4c49b984
+def plot_reliability(calibrations:dict[str, dict],  # {scorer: `judge.calibration` output (ece, bins)}
+                     path=None, title:str|None=None):
+    "Reliability diagram: accuracy against mean score per bin, one colour per scorer, ECE in the legend."
+    fig, ax = new_figure(figsize=(3.8, 3.6))
+    ax = ax[0, 0]
+    ax.plot([0, 1], [0, 1], linestyle=':', color='0.5', linewidth=1)
+    for i, (name, cal) in enumerate(calibrations.items()):
+        if 'bins' not in cal or 'ece' not in cal: raise ValueError(f'{name!r}: need a calibration dict with `bins` and `ece`')
+        b = cal['bins']
+        if not b: continue
+        n = np.array([r['n'] for r in b], dtype=float)
+        ax.plot([r['score'] for r in b], [r['accuracy'] for r in b], color=f'C{i}', linewidth=1, label=f"{name} (ECE {cal['ece']:.3f})")
+        ax.scatter([r['score'] for r in b], [r['accuracy'] for r in b], s=10 + 90 * n / n.max(), color=f'C{i}', zorder=3)
+    ax.set_xlim(0, 1); ax.set_ylim(0, 1); ax.set_xlabel('mean score'); ax.set_ylabel('accuracy'); ax.grid(alpha=0.3)
+    if len(ax.lines) > 1: ax.legend(frameon=False, fontsize='small')
     if title: ax.set_title(title)
     return _finish(fig, path)
