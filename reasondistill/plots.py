@@ -13,11 +13,11 @@ from .core import require
 from .metrics import get_metric, sort_levels
 
 # %% auto #0
-__all__ = ['VERDICT_COLORS', 'new_figure', 'save_figure', 'plot_accuracy_by_level', 'plot_pass_at_k', 'plot_length_hist',
-           'plot_length_by_verdict', 'plot_training_loss', 'plot_ci_curves', 'plot_budget_curves', 'plot_pareto',
-           'plot_reliability']
+__all__ = ['VERDICT_COLORS', 'new_figure', 'save_figure', 'show_figure', 'plot_accuracy_by_level', 'plot_pass_at_k',
+           'plot_length_hist', 'plot_length_by_verdict', 'plot_training_loss', 'plot_ci_curves', 'plot_budget_curves',
+           'plot_pareto', 'plot_reliability']
 
-# %% ../nbs/22_plots.ipynb #aaeeb5c0
+# %% ../nbs/22_plots.ipynb #e48b64a8
 def new_figure(nrows:int=1, ncols:int=1, figsize:tuple=(6, 3.2), **kw):
     "A pyplot-free `Figure` on the Agg canvas, with a (nrows, ncols) array of axes."
     require('matplotlib', 'plots')
@@ -41,6 +41,13 @@ def save_figure(fig,          # a matplotlib Figure
         import matplotlib.pyplot as plt
         plt.close(fig)
     return path
+
+def show_figure(fig, dpi:int=100):
+    "Display a figure in a notebook as a PNG (works whether or not pyplot's inline display is active); returns None."
+    import io
+    from IPython.display import Image, display
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi)
+    display(Image(buf.getvalue()))
 
 def _finish(fig, path):
     if path is not None: save_figure(fig, path)
