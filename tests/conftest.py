@@ -1,5 +1,5 @@
 "Markers shared with the notebook flags: `cuda`, `slow`, `net`, `unsloth`. Skipped unless the hardware is there or RD_RUN=<flags> asks for them."
-import os, pytest
+import os, random, pytest
 
 def _has_cuda():
     try: import torch
@@ -19,3 +19,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason='set RD_UNSLOTH=1 (and install reasondistill[unsloth]) to run'))
         for flag in ('slow', 'net'):
             if flag in item.keywords and flag not in want: item.add_marker(pytest.mark.skip(reason=f'set RD_RUN={flag} to run'))
+
+@pytest.fixture(scope='module')
+def toy():
+    "(student tokenizer, 6 toy training problems at levels 1/3/6, their prompt + reference-trace examples)."
+    from reasondistill.models import load_tokenizer, render_prompt
+    from reasondistill.toyworld import toy_problems, parse_toy_question, reference_trace
+    tok = load_tokenizer('toy:student')
+    rng = random.Random(0)
+    probs = toy_problems(2, levels=[1, 3, 6], split='train')
+    ex = [dict(prompt=render_prompt(tok, p.question), completion=reference_trace(parse_toy_question(p.question), rng)[0]) for p in probs]
+    return tok, probs, ex

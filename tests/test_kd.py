@@ -107,15 +107,6 @@ def test_pack_ids_roundtrip(bits):
     with pytest.raises(ValueError): pack_ids(np.array([[2 ** bits]]), bits)
     assert id_bits(2 ** bits) == bits and id_bits(2 ** bits + 1) == bits + 1
 
-@pytest.fixture(scope='module')
-def toy():
-    from reasondistill.models import load_tokenizer, render_prompt
-    from reasondistill.toyworld import toy_problems, parse_toy_question, reference_trace
-    tok = load_tokenizer('toy:student')
-    rng = random.Random(0)
-    probs = toy_problems(2, levels=[1, 3, 6], split='train')
-    ex = [dict(prompt=render_prompt(tok, p.question), completion=reference_trace(parse_toy_question(p.question), rng)[0]) for p in probs]
-    return tok, probs, ex
 
 def test_tokenisation_matches_trl_sft(toy, tmp_path):
     "`tokenize_example` builds exactly the input ids and labels TRL's SFTTrainer builds for a prompt-completion dataset."

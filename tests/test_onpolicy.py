@@ -4,7 +4,7 @@
 References are written from the definitions, independently of the modules: full [N, V] log-softmaxes in float64
 under plain autograd, TRL's own GKD loss, a double loop for discounted advantages, exact expectations over the
 vocabulary for the policy-gradient identity, and the models' own logits sliced by prompt length for OPSD."""
-import json, random
+import json
 import pytest
 import torch
 from reasondistill.signals import TeacherSignal
@@ -132,15 +132,6 @@ def test_teacher_batch_aligns_completions():
     assert b['mask'].tolist() == [[True, True, True], [False, False, True]]
     assert b['input_ids'][:, 1:][b['mask']].tolist() == ids[:, 1:][mask].tolist()   # the same tokens, in the same order
 
-@pytest.fixture(scope='module')
-def toy():
-    from reasondistill.models import load_tokenizer, render_prompt
-    from reasondistill.toyworld import toy_problems, parse_toy_question, reference_trace
-    tok = load_tokenizer('toy:student')
-    rng = random.Random(0)
-    probs = toy_problems(2, levels=[1, 3, 6], split='train')
-    ex = [dict(prompt=render_prompt(tok, p.question), completion=reference_trace(parse_toy_question(p.question), rng)[0]) for p in probs]
-    return tok, probs, ex
 
 def test_rollout_batch_layout(toy):
     from reasondistill.models import load_model
