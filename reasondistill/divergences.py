@@ -11,8 +11,9 @@ from typing import Callable
 import torch
 
 # %% auto #0
-__all__ = ['DIVERGENCES', 'forward_kl', 'reverse_kl', 'generalized_jsd', 'skew_kl', 'skew_reverse_kl', 'tvd', 'divergence',
-           'tempered_log_softmax', 'sparse_divergence', 'chunked_kd_loss', 'naive_kd_loss']
+__all__ = ['DIVERGENCES', 'forward_kl', 'reverse_kl', 'generalized_jsd', 'skew_kl', 'skew_reverse_kl', 'tvd',
+           'clipped_forward_kl', 'divergence', 'tempered_log_softmax', 'sparse_divergence', 'chunked_kd_loss',
+           'naive_kd_loss']
 
 # %% ../nbs/11_divergences.ipynb #c378c045
 def _as_logp(x):
@@ -56,7 +57,7 @@ def _k_tvd(t, s): return 0.5 * (t.exp() - s.exp()).abs().sum(-1)
 
 _KERNELS = {'fkl': _k_fkl, 'rkl': _k_rkl, 'jsd': _k_jsd, 'skew_fkl': _k_skew_fkl, 'skew_rkl': _k_skew_rkl, 'tvd': _k_tvd}
 
-# %% ../nbs/11_divergences.ipynb #57483c05
+# %% ../nbs/11_divergences.ipynb #b16f3250
 def forward_kl(t_logp:torch.Tensor,   # teacher log-probs (or logits) [..., V]
                s_logp:torch.Tensor,   # student log-probs (or logits) [..., V]
               ) -> torch.Tensor:      # KL(p_T || p_S) per position, fp32 [...]
@@ -95,6 +96,15 @@ def tvd(t_logp:torch.Tensor,   # teacher log-probs (or logits) [..., V]
        ) -> torch.Tensor:      # total variation per position, fp32 [...], in [0, 1]
     "Total variation distance: half the L1 distance between p_T and p_S."
     return _k_tvd(_as_logp(t_logp), _as_logp(s_logp))
+
+def clipped_forward_kl(t_logp:torch.Tensor,   # teacher log-probs (or logits) [..., V]
+                       s_logp:torch.Tensor,   # student log-probs (or logits) [..., V]
+                       clip:float=0.05,       # the cap c on each vocabulary term
+                      ) -> torch.Tensor:      # per position, fp32 [...]
+    "OPSD's pointwise-clipped forward KL: sum_v min(p_T(v) (log p_T(v) - log p_S(v)), clip). Not a divergence: it can be < 0."
+    if clip <= 0: raise ValueError(f'clip must be > 0, got {clip}')
+    t, s = _as_logp(t_logp), _as_logp(s_logp)
+    return torch.where(t.exp() > 0, t.exp() * (t - s), torch.zeros_like(t)).clamp(max=clip).sum(-1)
 
 DIVERGENCES = {'fkl': forward_kl, 'rkl': reverse_kl, 'jsd': generalized_jsd,
                'skew_fkl': skew_kl, 'skew_rkl': skew_reverse_kl, 'tvd': tvd}

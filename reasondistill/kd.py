@@ -211,7 +211,7 @@ def fidelity_callback_cls():
                 self.report['fidelity_before'] = dict(top1_agreement=hist[0]['fidelity/top1_agreement'], kl=hist[0]['fidelity/kl'])
     return FidelityCallback
 
-# %% ../nbs/13_kd.ipynb #af0a8a78
+# %% ../nbs/13_kd.ipynb #5708e79f
 class _IndexCollator:
     "Wrap a collator so that each batch also carries the examples' `example_idx`."
     def __init__(self, inner): self.inner = inner
@@ -239,14 +239,23 @@ def kd_trainer_cls():
             super()._set_signature_columns_if_needed()
             if 'example_idx' not in self._signature_columns: self._signature_columns = [*self._signature_columns, 'example_idx']
 
+        def teacher_signal(self, input_ids, attention_mask, mask, example_idx) -> TeacherSignal:
+            "Hook: the teacher at the loss positions (`mask`) of the batch's sequences."
+            return self.teacher.signal(input_ids, attention_mask, mask, example_idx)
+
+        def objective(self, student_hidden, head_weight, targets, signal, seq_ids) -> tuple:
+            "Hook: (loss summed over the loss positions, per-token metrics); `seq_ids` gives each position's sequence in the batch."
+            return kd_objective(student_hidden, head_weight, targets, signal, self.kd)
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             mode = 'train' if self.model.training else 'eval'
             idx = inputs.pop('example_idx', None)
             ids, am, labels = inputs['input_ids'], inputs.get('attention_mask'), inputs['labels']
             mask = labels[:, 1:] != -100
             h = final_hidden(model, ids, am)[:, :-1][mask]
-            signal = self.teacher.signal(ids, am, mask, idx)
-            loss, metrics = kd_objective(h, lm_head_weight(model), labels[:, 1:][mask], signal, self.kd)
+            seq = torch.arange(len(ids), device=ids.device)[:, None].expand_as(mask)[mask]
+            signal = self.teacher_signal(ids, am, mask, idx)
+            loss, metrics = self.objective(h, lm_head_weight(model), labels[:, 1:][mask], signal, seq)
             n = num_items_in_batch if num_items_in_batch is not None else mask.sum()
             loss = loss / torch.as_tensor(n, device=loss.device).clamp(min=1)
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:

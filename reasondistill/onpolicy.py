@@ -21,7 +21,7 @@ from .kd import (DIVERGENCE_NAMES, KDConfig, kd_loss, kd_trainer_cls, split_held
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'ONPOLICY_METHODS', 'token_logprobs', 'discounted_returns', 'OnPolicyConfig', 'opd_objective',
-           'onpolicy_objective', 'rollout_batch', 'onpolicy_trainer_cls', 'OnPolicyRun', 'gen_summary',
+           'clipped_fkl', 'onpolicy_objective', 'rollout_batch', 'onpolicy_trainer_cls', 'OnPolicyRun', 'gen_summary',
            'train_onpolicy', 'onpolicy_config_for', 'split_overrides', 'prompt_examples', 'cli_train']
 
 # %% ../nbs/14_onpolicy.ipynb #092786be
@@ -58,7 +58,7 @@ def discounted_returns(rewards,        # per-position rewards [N]
         out[n] = acc
     return torch.tensor(out, dtype=rewards.dtype, device=rewards.device)
 
-# %% ../nbs/14_onpolicy.ipynb #c290f6c1
+# %% ../nbs/14_onpolicy.ipynb #41dc3b3a
 @dataclass
 class OnPolicyConfig:
     "The rollout schedule and the objective of on-policy distillation."
@@ -125,7 +125,32 @@ def opd_objective(h, w, tokens, signal, seq_ids, cfg):
     n = max(len(h), 1)
     return -(adv * s).sum(), {'reverse_kl': -r.sum().item() / n, 'advantage': adv.sum().item() / n}
 
-OBJECTIVES = {'divergence': _divergence_objective, 'pg': opd_objective}   # name -> fn(h, w, tokens, signal, seq_ids, cfg)
+def clipped_fkl(student_hidden,            # student final hidden states [N, H]
+                head_weight,               # student LM head [V, H]
+                signal:TeacherSignal,      # a full teacher signal at the same N positions
+                clip:float=0.05,           # the cap c on each p_T(v) (log p_T(v) - log p_S(v))
+                temperature:float=1.0,     # tau of teacher and student
+                chunk_size:int=128,        # positions per chunk
+               ):                          # summed over positions, fp32 scalar
+    "OPSD's pointwise-clipped forward KL (`divergences.clipped_forward_kl`) summed over positions, one checkpointed chunk at a time."
+    import torch
+    from reasondistill.divergences import tempered_log_softmax, clipped_forward_kl
+    from reasondistill.kd import _chunked_sum
+    if signal.kind != 'full': raise ValueError(f'the clipped forward KL needs the full teacher distribution, got a {signal.kind} signal')
+    if len(signal) != len(student_hidden): raise ValueError(f'{len(student_hidden)} student positions but {len(signal)} teacher positions')
+    sig = signal.to(student_hidden.device)
+    v = min(head_weight.shape[0], sig.vocab)
+    w, h = head_weight[:v], student_hidden.to(head_weight.dtype)
+    fn = lambda hc, rows, wc: clipped_forward_kl(tempered_log_softmax(sig.logits_fn(rows)[..., :v], temperature),
+                                                 tempered_log_softmax(hc @ wc.T, temperature), clip).sum()
+    return _chunked_sum(fn, (h, torch.arange(len(h), device=h.device)), w, chunk_size)
+
+def _fkl_clip_objective(h, w, tokens, signal, seq_ids, cfg):
+    d = clipped_fkl(h, w, signal, cfg.clip, cfg.tau, cfg.chunk_size)
+    return d, {'kd_loss': d.item() / max(len(h), 1)}
+
+OBJECTIVES = {'divergence': _divergence_objective, 'pg': opd_objective,     # name -> fn(h, w, tokens, signal, seq_ids, cfg)
+              'fkl_clip': _fkl_clip_objective}                             # OPSD's paper loss (selfdistill)
 
 def onpolicy_objective(student_hidden, head_weight, tokens, signal:TeacherSignal, seq_ids, cfg:OnPolicyConfig) -> tuple:
     "The configured objective summed over positions, and per-token metrics."
@@ -160,7 +185,7 @@ def rollout_batch(model,                 # the student (adapters on)
     return batch, dict(seconds=secs, tokens=sum(n), mean_tokens=sum(n) / len(n), truncated=sum(o[0].finish_reason == 'length' for o in outs),
                        texts=[o[0].text for o in outs])
 
-# %% ../nbs/14_onpolicy.ipynb #fdbc83b2
+# %% ../nbs/14_onpolicy.ipynb #42e15f27
 @functools.cache
 def _token_budget_cb():
     tf = require('transformers')
@@ -235,23 +260,9 @@ def onpolicy_trainer_cls():
                 mt['gen_tokens'].append(self._last_rollout['mean_tokens']); mt['gen_truncated'].append(self._last_rollout['truncated'])
             return loss
 
-        def teacher_signal(self, input_ids, attention_mask, mask, example_idx) -> TeacherSignal:
-            "The teacher at the loss positions (`mask`) of the student's sequences."
-            return self.teacher.signal(input_ids, attention_mask, mask, example_idx)
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            mode = 'train' if self.model.training else 'eval'
-            idx = inputs.pop('example_idx', None)
-            ids, am, labels = inputs['input_ids'], inputs.get('attention_mask'), inputs['labels']
-            mask = labels[:, 1:] != -100
-            h = final_hidden(model, ids, am)[:, :-1][mask]
-            seq = torch.arange(len(ids), device=ids.device)[:, None].expand_as(mask)[mask]
-            signal = self.teacher_signal(ids, am, mask, idx)
-            loss, metrics = onpolicy_objective(h, lm_head_weight(model), labels[:, 1:][mask], signal, seq, self.op)
-            n = num_items_in_batch if num_items_in_batch is not None else mask.sum()
-            loss = loss / torch.as_tensor(n, device=loss.device).clamp(min=1)
-            for k, v in metrics.items(): self._metrics[mode][k].append(v)
-            return (loss, None) if return_outputs else loss
+        def objective(self, student_hidden, head_weight, targets, signal, seq_ids) -> tuple:
+            "The configured on-policy objective (`onpolicy_objective`) in place of KD's."
+            return onpolicy_objective(student_hidden, head_weight, targets, signal, seq_ids, self.op)
     return OnPolicyTrainer
 
 # %% ../nbs/14_onpolicy.ipynb #7a11f376

@@ -10,7 +10,8 @@ import torch
 from reasondistill.signals import TeacherSignal
 from reasondistill.onpolicy import (OnPolicyConfig, onpolicy_objective, token_logprobs, discounted_returns, rollout_batch,
                                     onpolicy_config_for)
-from reasondistill.selfdistill import clipped_fkl, OPSDConfig, opsd_config_for, teacher_batch
+from reasondistill.onpolicy import clipped_fkl
+from reasondistill.selfdistill import OPSDConfig, opsd_config_for, teacher_batch
 
 torch.set_num_threads(1)
 
