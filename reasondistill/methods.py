@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, asdict
 # %% auto #0
 __all__ = ['METHODS', 'METHOD_MODULES', 'Method', 'register_method', 'get_method', 'methods_table', 'load_methods']
 
-# %% ../nbs/08_methods.ipynb #a8dd9eab
+# %% ../nbs/08_methods.ipynb #e42175ce
 @dataclass
 class Method:
     "One entry of the method registry."
@@ -48,7 +48,8 @@ def methods_table(status:str|None=None) -> str:
 
 # modules that register methods when imported; the registry loads those that are installed
 METHOD_MODULES = ('reasondistill.sft', 'reasondistill.kd', 'reasondistill.redi', 'reasondistill.prefs',
-                  'reasondistill.onpolicy', 'reasondistill.selfdistill', 'reasondistill.recipes', 'reasondistill.selection')
+                  'reasondistill.onpolicy', 'reasondistill.tsdkd', 'reasondistill.curiosft', 'reasondistill.selfdistill',
+                  'reasondistill.atesd', 'reasondistill.recipes', 'reasondistill.selection')
 
 def load_methods() -> dict:
     "Import every method module of `METHOD_MODULES` that exists (each registers its methods) and return the registry."
