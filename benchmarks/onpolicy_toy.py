@@ -1,71 +1,103 @@
-"""SFT vs offline token-level KD vs on-policy distillation (GKD, OPD) vs on-policy self-distillation (OPSD) on the toy
-world at equal training-token budgets, over seeds.
+"""On-policy and self-distillation methods against SFT and offline KD on the toy world, at equal training-token
+budgets, over seeds, with accuracy-vs-training-tokens curves.
 
-    nice -n 19 python benchmarks/onpolicy_toy.py [--seeds 3] [--train-per-level 40] [--token-budget 150000]
-                                                 [--eval-per-level 50] [--work runs/onpolicy_toy] [--out benchmarks/results/onpolicy_toy]
+    nice -n 19 python benchmarks/onpolicy_toy.py [--seeds 3] [--token-budget 48000] [--work runs/onpolicy_toy]
+                                                 [--out benchmarks/results/onpolicy_toy] [--only-seeds 0,2] [--threads 1]
     python benchmarks/onpolicy_toy.py --tiny --work /tmp/op --out /tmp/op/res     # smoke run: a few problems, tiny budget
 
-Protocol (resumable: every stage skips what `--work` already holds).
+Protocol (resumable: every stage skips what `--work` already holds; `--only-seeds` lets two processes share the seeds,
+after a first call has made the data; a last call without it aggregates).
 1. Data. The shipped toy teacher samples `--samples` traces (T = 1) for `--train-per-level` training problems per level
-   (levels 1-8); the verified ones (`sft.sft_examples`) are the data of `sft`, of offline KD (`--kd-method`, default
-   kd-fkl) and of GKD's off-policy share; their problems' prompts are what the on-policy methods sample from; the first
-   verified trace of each problem is OPSD's privileged reference solution. Held-out: verified teacher traces on
-   `--heldout-per-level` dev problems, for the fidelity metrics.
-2. Training, equal budgets. Every method trains on the same number of completion (loss) tokens, `--token-budget`.
-   Offline methods (sft, KD) run max_steps = budget / (batch size x mean completion tokens of the data); the on-policy
-   ones (gkd: lambda 0.5, JSD(0.5), tau 0.9; opd: sampled-token reverse KL; opsd: clipped forward KL to the
-   self-teacher; sft+opd: SFT on half the budget, then OPD from that adapter on the rest) stop when they have trained on the budget (`OnPolicyConfig.token_budget`), at most
-   `--max-steps-factor` times the offline step count. Constant learning rate `--lr` after a 5% warm-up for all, so that
-   a budget stop does not cut a schedule short. QLoRA student (toy:student, NF4, LoRA r = 16), batch `--batch-size`.
-   `base`: the untrained student, for reference.
-3. Evaluation. `--eval-samples` completions (T = 1) per test problem at levels `--eval-levels`; accuracy = avg@n, overall
-   and by level; fidelity (top-1 agreement, dense KL to the toy teacher) on the held-out traces; training seconds and,
-   for on-policy methods, the share of step time spent generating.
-4. Aggregation over seeds: mean and 95% Student-t interval (`compare.aggregate_results`); seed-paired difference to SFT.
-Writes `--out`.json, `--out`.md and `--out`_by_level.png.
+   (levels 1-8). The verified ones are the data of every offline objective; their problems (prompts and gold answers)
+   are what the on-policy methods sample from; the first verified trace of each problem is the privileged reference of
+   OPSD/ATESD. Held-out: verified teacher traces on `--heldout-per-level` dev problems, for fidelity metrics.
+2. Stage 1 (shared by every arm of a seed): SFT of the QLoRA student (toy:student, NF4, LoRA r = 16) on half the
+   budget, B/2 completion tokens. Real pipelines run on-policy distillation after SFT, and from the toy base (which
+   answers without reasoning) OPD collapses and OPSD's self-teacher has nothing to offer (pilot, `nbs/14_onpolicy`).
+3. Stage 2, every arm from the stage-1 adapter, on the other B/2 completion (loss) tokens: `sft` (continued), `kd`
+   (`--kd-method`, default kd-rkl: the best offline KD of benchmarks/kd_toy.py), `gkd` (lambda 0.5, JSD 0.5, tau 0.9),
+   `opd` (sampled-token reverse KL), `kepo` (gated GKD, lambda 1), `opsd` (clipped forward KL to the live student shown a
+   verified trace), `atesd` (OPSD with the Beta-controller's reveal ratio), `tsd-kd`, `curiosft`. Offline arms run
+   max_steps = (B/2) / (batch x mean completion tokens); on-policy arms stop at B/2 trained tokens
+   (`OnPolicyConfig.token_budget`), at most `--max-steps-factor` times that step count. Constant lr after a 5% warm-up.
+   Every arm also saves its adapter at B/4 stage-2 tokens, for the curves.
+4. Evaluation: `--eval-samples` completions (T = 1) per test problem at `--eval-levels`; accuracy = avg@n, overall and
+   by level, at 0 (base), B/2 (stage 1), 3B/4 and B tokens; fidelity (top-1 agreement, dense KL to the toy teacher)
+   on the held-out traces at B.
+5. Aggregation over seeds: mean and 95% Student-t interval; seed-paired difference to `sft` (continued SFT).
+Writes `--out`.json, `--out`.md, `--out`_by_level.png and `--out`_curves.png.
 """
 import argparse, math, os, sys, time
 from pathlib import Path
 
-METHODS = ('base', 'sft', 'kd', 'gkd', 'opd', 'opsd', 'sft+opd')
+MAIN = ('sft', 'kd', 'gkd', 'opd', 'kepo', 'opsd', 'atesd', 'tsd-kd', 'curiosft')
+ABLATIONS = ('gkd-onpolicy', 'atesd-random', 'atesd-a0', 'atesd-a0.5', 'tsd-kd-released', 'curiosft-fixed-tau')
+ARMS = MAIN + ABLATIONS
 
 def parse():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--seeds', type=int, default=3); ap.add_argument('--train-per-level', type=int, default=40)
-    ap.add_argument('--samples', type=int, default=2); ap.add_argument('--heldout-per-level', type=int, default=4)
-    ap.add_argument('--token-budget', type=int, default=150_000); ap.add_argument('--batch-size', type=int, default=16)
-    ap.add_argument('--max-steps-factor', type=float, default=8.0); ap.add_argument('--lr', type=float, default=3e-3)
-    ap.add_argument('--kd-method', default='kd-fkl', help='the offline KD baseline (the best of benchmarks/kd_toy.py)')
+    ap.add_argument('--seeds', type=int, default=3); ap.add_argument('--only-seeds', default='')
+    ap.add_argument('--train-per-level', type=int, default=20); ap.add_argument('--samples', type=int, default=2)
+    ap.add_argument('--heldout-per-level', type=int, default=4)
+    ap.add_argument('--token-budget', type=int, default=48_000); ap.add_argument('--batch-size', type=int, default=8)
+    ap.add_argument('--max-steps-factor', type=float, default=6.0); ap.add_argument('--lr', type=float, default=3e-3)
+    ap.add_argument('--kd-method', default='kd-rkl', help='the offline KD arm (the best of benchmarks/kd_toy.py)')
     ap.add_argument('--max-length', type=int, default=256); ap.add_argument('--rollout-tokens', type=int, default=192)
-    ap.add_argument('--eval-levels', default='2,4,6,8'); ap.add_argument('--eval-per-level', type=int, default=50)
+    ap.add_argument('--eval-levels', default='1,2,3,4'); ap.add_argument('--eval-per-level', type=int, default=25)
     ap.add_argument('--eval-samples', type=int, default=2); ap.add_argument('--max-new-tokens', type=int, default=256)
-    ap.add_argument('--methods', default=','.join(METHODS)); ap.add_argument('--threads', type=int, default=0)
+    ap.add_argument('--methods', default=','.join(MAIN)); ap.add_argument('--threads', type=int, default=0)
     ap.add_argument('--work', default='runs/onpolicy_toy'); ap.add_argument('--out', default='benchmarks/results/onpolicy_toy')
     ap.add_argument('--tiny', action='store_true', help='smoke run: a few problems, a tiny budget, 1 seed (numbers meaningless)')
     a = ap.parse_args()
     if a.tiny:
-        a.seeds, a.train_per_level, a.samples, a.heldout_per_level, a.batch_size, a.token_budget = 1, 1, 1, 1, 4, 300
+        a.seeds, a.train_per_level, a.samples, a.heldout_per_level, a.batch_size, a.token_budget = 1, 1, 1, 1, 4, 600
         a.eval_levels, a.eval_per_level, a.eval_samples, a.max_new_tokens, a.rollout_tokens = '2,4', 2, 1, 96, 32
     a.eval_levels = tuple(int(x) for x in a.eval_levels.split(','))
     a.methods = tuple(m for m in a.methods.split(',') if m)
-    unknown = set(a.methods) - set(METHODS)
-    if unknown: ap.error(f'unknown methods {sorted(unknown)}; known: {METHODS}')
+    a.run_seeds = tuple(int(s) for s in a.only_seeds.split(',') if s) or tuple(range(a.seeds))
+    unknown = set(a.methods) - set(ARMS)
+    if unknown: ap.error(f'unknown methods {sorted(unknown)}; known: {ARMS}')
     return a
 
 def data(a, work, log):
-    "Teacher traces on training and dev problems -> (train examples, held-out examples, stats)."
+    "Teacher traces on training and dev problems -> (train examples with gold answers, held-out examples, problems, stats)."
     from reasondistill.compare import teacher_examples
     from reasondistill.toyworld import toy_problems, LEVELS
     out, stats = {}, {}
     for name, split, n in (('train', 'train', a.train_per_level), ('heldout', 'dev', a.heldout_per_level)):
         probs = toy_problems(n, LEVELS, split=split)
         ex, s = teacher_examples(probs, work / f'traces-{name}', a.samples, max_new_tokens=a.max_new_tokens)
-        out[name], stats[name] = ex, s
+        gold = {p.id: str(p.answer) for p in probs}
+        out[name], stats[name] = [dict(e, answer=gold[e['problem_id']]) for e in ex], s
         if name == 'train': out['problems'] = probs
         log(f"{name}: {s['kept']} verified traces of {len(probs) * a.samples} ({len(probs)} problems)")
     return out['train'], out['heldout'], out['problems'], stats
 
-def train(a, method, seed, train_ex, held_ex, probs, offline_steps, mean_tok, work):
+def _prompts(examples):
+    "One prompt-only example per problem (with its gold answer)."
+    seen, out = set(), []
+    for e in examples:
+        if e['problem_id'] not in seen: seen.add(e['problem_id']); out.append(dict(e, completion=''))
+    return out
+
+def _step_saver(steps, out):
+    "A callback saving the adapter as OUT/tokens-N at the given {global step: N}."
+    from transformers import TrainerCallback
+    class StepSaver(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            n = steps.get(state.global_step)
+            if n is not None and not (Path(out) / f'tokens-{n}').exists(): model.save_pretrained(Path(out) / f'tokens-{n}')
+    return StepSaver()
+
+def stage1(a, seed, train_ex, half_steps, work):
+    from reasondistill.train import TrainConfig
+    from reasondistill.sft import SFTRun, train_sft, default_student_spec
+    tc = TrainConfig(lr=a.lr, max_steps=half_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
+                     save_steps=10 ** 6, seed=seed, scheduler='constant_with_warmup')
+    return train_sft(train_ex, SFTRun(default_student_spec(), tc, str(work / f'seed{seed}' / 'stage1-sft')), method='sft')
+
+def stage2(a, method, seed, start, train_ex, held_ex, probs, half_steps, half_tokens, work):
+    "Train one arm from the stage-1 adapter on B/2 tokens; returns (summary, {stage-2 tokens: adapter dir} of the mid point)."
     from dataclasses import replace
     from reasondistill.train import TrainConfig
     from reasondistill.sft import SFTRun, train_sft, default_student_spec
@@ -73,39 +105,48 @@ def train(a, method, seed, train_ex, held_ex, probs, offline_steps, mean_tok, wo
     from reasondistill.models import load_tokenizer
     from reasondistill.onpolicy import OnPolicyRun, onpolicy_config_for, train_onpolicy
     from reasondistill.selfdistill import OPSDRun, opsd_config_for, opsd_examples, train_opsd
-    tc = TrainConfig(lr=a.lr, max_steps=offline_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
+    tc = TrainConfig(lr=a.lr, max_steps=half_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
                      save_steps=10 ** 6, seed=seed, scheduler='constant_with_warmup')
-    on_tc = replace(tc, max_steps=max(1, math.ceil(offline_steps * a.max_steps_factor)))
-    out = str(work / f'seed{seed}' / method)
-    common = dict(token_budget=a.token_budget, max_new_tokens=a.rollout_tokens, fidelity_every=0)
-    if method == 'sft': return train_sft(train_ex, SFTRun(default_student_spec(), tc, out), method='sft')
-    if method == 'sft+opd':          # half the budget SFT, then OPD from that adapter on the other half
-        half = train_sft(train_ex, SFTRun(default_student_spec(), replace(tc, max_steps=max(1, offline_steps // 2)), out + '/stage1-sft'), method='sft')
-        spec = replace(default_student_spec(), lora=None, adapter=half['final'])
-        s2 = train_onpolicy(_prompts(train_ex), OnPolicyRun(spec, on_tc, out, teacher='toy:teacher',
-                            op=onpolicy_config_for('opd', **dict(common, token_budget=max(1, int(a.token_budget - half['global_step'] * a.batch_size * mean_tok))))),
-                            method='sft+opd')
-        s2['rollouts'] = dict(s2['rollouts'], loss_tokens=s2['rollouts']['loss_tokens'] + half['global_step'] * a.batch_size * mean_tok)
-        return s2
-    if method == 'kd':
-        kd = kd_config_for(a.kd_method, fidelity_every=0)
-        return train_kd(train_ex, KDRun(default_student_spec(), tc, out, teacher='toy:teacher', kd=kd), method=a.kd_method, heldout=held_ex)
-    if method in ('gkd', 'opd'):
+    on_tc = replace(tc, max_steps=max(1, math.ceil(half_steps * a.max_steps_factor)))
+    out = work / f'seed{seed}' / method
+    spec = replace(default_student_spec(), lora=None, adapter=start)
+    mid = half_tokens // 2
+    common = dict(token_budget=half_tokens, max_new_tokens=a.rollout_tokens, fidelity_every=0, save_at_tokens=(mid,))
+    if method in ('sft', 'kd'):
+        cbs = [_step_saver({max(1, half_steps // 2): mid}, out)]
+        if method == 'sft': s = train_sft(train_ex, SFTRun(spec, tc, str(out)), method='sft', callbacks=cbs)
+        else: s = train_kd(train_ex, KDRun(spec, tc, str(out), teacher='toy:teacher', kd=kd_config_for(a.kd_method, fidelity_every=0)),
+                           method=a.kd_method, heldout=held_ex, callbacks=cbs)
+        return s, out / f'tokens-{mid}'
+    if method in ('gkd', 'gkd-onpolicy', 'opd', 'kepo'):
+        name = 'kepo-gate' if method == 'kepo' else method
         ex = train_ex if method == 'gkd' else _prompts(train_ex)
-        return train_onpolicy(ex, OnPolicyRun(default_student_spec(), on_tc, out, teacher='toy:teacher',
-                                              op=onpolicy_config_for(method, **common)), method=method, heldout=held_ex if method == 'gkd' else None)
-    cfg = opsd_config_for('opsd', template='short', **{k: v for k, v in common.items() if k != 'fidelity_every'})
+        s = train_onpolicy(ex, OnPolicyRun(spec, on_tc, str(out), teacher='toy:teacher', op=onpolicy_config_for(name, **common)),
+                           method=name, heldout=held_ex if method == 'gkd' else None)
+        return s, out / f'tokens-{mid}'
+    if method.startswith('tsd-kd'):
+        from reasondistill.tsdkd import tsdkd_config_for
+        s = train_onpolicy(_prompts(train_ex), OnPolicyRun(spec, on_tc, str(out), teacher='toy:teacher', op=tsdkd_config_for(method, **common)),
+                           method=method)
+        return s, out / f'tokens-{mid}'
+    if method.startswith('curiosft'):
+        from reasondistill.curiosft import CurioRun, curio_config_for, train_curiosft
+        s = train_curiosft(train_ex, CurioRun(spec, on_tc, str(out), curio_config_for(method, **common)), method=method)
+        return s, out / f'tokens-{mid}'
+    # opsd / atesd: the live student (the stage-1 SFT model as it trains) is the self-teacher, shown a verified trace
     sols = {}
     for e in train_ex: sols.setdefault(e['problem_id'], e['completion'])
-    ex = opsd_examples([p for p in probs if p.id in sols], load_tokenizer('toy:student'), cfg, sols)
-    return train_opsd(ex, OPSDRun(default_student_spec(), on_tc, out, cfg), method='opsd')
-
-def _prompts(examples):
-    "One prompt-only example per problem."
-    seen, out = set(), []
-    for e in examples:
-        if e['problem_id'] not in seen: seen.add(e['problem_id']); out.append(dict(e, completion=''))
-    return out
+    ps = [p for p in probs if p.id in sols]
+    c = {k: v for k, v in common.items() if k != 'fidelity_every'}
+    if method == 'opsd':
+        cfg = opsd_config_for('opsd', template='short', teacher='live', **c)
+        s = train_opsd(opsd_examples(ps, load_tokenizer('toy:student'), cfg, sols), OPSDRun(spec, on_tc, str(out), cfg), method='opsd')
+        return s, out / f'tokens-{mid}'
+    from reasondistill.atesd import atesd_config_for, atesd_examples, train_atesd
+    if method.startswith('atesd-a'): cfg = atesd_config_for('atesd-fixed', reveal=float(method[len('atesd-a'):]), template='short', teacher='live', **c)
+    else: cfg = atesd_config_for(method, template='short', teacher='live', **c)
+    s = train_atesd(atesd_examples(ps, load_tokenizer('toy:student'), cfg, sols), OPSDRun(spec, on_tc, str(out), cfg), method=method)
+    return s, out / f'tokens-{mid}'
 
 def main():
     a = parse()
@@ -123,56 +164,100 @@ def main():
     stok = load_tokenizer('toy:student')
     rows = [tokenize_example(stok, e['prompt'], e['completion'], a.max_length) for e in train_ex]
     mean_tok = sum(sum(r['completion_mask']) for r in rows) / len(rows)
-    offline_steps = max(1, round(a.token_budget / (a.batch_size * mean_tok)))
-    log(f'budget {a.token_budget} completion tokens: {offline_steps} offline steps ({mean_tok:.1f} tokens per trace)')
+    half_tokens = a.token_budget // 2
+    half_steps = max(1, round(half_tokens / (a.batch_size * mean_tok)))
+    log(f'budget {a.token_budget} completion tokens: stage 1 and offline stage-2 arms {half_steps} steps each '
+        f'({mean_tok:.1f} tokens per trace); on-policy arms stop at {half_tokens} stage-2 tokens')
     teacher, _ = load_model('toy:teacher')
     hrows = [tokenize_example(stok, e['prompt'], e['completion'], a.max_length) for e in held_ex]
     held_batches = [collate_tokenized(hrows[i:i + 16], stok.pad_token_id) for i in range(0, len(hrows), 16)]
     test_probs = toy_problems(a.eval_per_level, a.eval_levels, split='test')
     tsig = ModelTeacher(teacher, 'full', temperature=1.0, name='toy:teacher')
-    runs = []
-    for seed in range(a.seeds):
+    ev_kw = dict(n_samples=a.eval_samples, max_new_tokens=a.max_new_tokens)
+    def evaluate(adapter, d, name, fid=False):
+        return compare.evaluate_adapter(adapter, test_probs, d, name=name, **ev_kw,
+                                        **(dict(teacher=tsig, heldout_batches=held_batches) if fid else {}))
+    base = evaluate(None, work / 'base-eval', 'base', fid=True)
+    log(f"base student: acc {100 * base['accuracy']:.1f}%")
+    for seed in a.run_seeds:
+        t0 = time.perf_counter()
+        s1 = stage1(a, seed, train_ex, half_steps, work)
+        t1 = time.perf_counter() - t0
+        ev1 = evaluate(s1['final'], work / f'seed{seed}' / 'stage1-sft' / 'eval', 'stage1', fid=True)
+        log(f"seed {seed} stage 1 (SFT, {half_steps} steps): acc {100 * ev1['accuracy']:.1f}%")
+        stage1_tokens = s1['global_step'] * a.batch_size * mean_tok
         for method in a.methods:
             rdir = work / f'seed{seed}' / method
-            if (rdir / compare.RESULT_FILE).exists(): runs.append(read_json(rdir / compare.RESULT_FILE)); continue
+            if (rdir / compare.RESULT_FILE).exists(): continue
             t0 = time.perf_counter()
-            summ = train(a, method, seed, train_ex, held_ex, probs, offline_steps, mean_tok, work) if method != 'base' else dict(final=None, global_step=0)
+            summ, mid_dir = stage2(a, method, seed, s1['final'], train_ex, held_ex, probs, half_steps, half_tokens, work)
             t_train = time.perf_counter() - t0
             t0 = time.perf_counter()
-            ev = compare.evaluate_adapter(summ['final'], test_probs, rdir / 'eval', n_samples=a.eval_samples,
-                                          max_new_tokens=a.max_new_tokens, name=method, teacher=tsig, heldout_batches=held_batches)
+            ev = evaluate(summ['final'], rdir / 'eval', method, fid=True)
             ro = summ.get('rollouts') or {}
             tokens = ro.get('loss_tokens', summ['global_step'] * a.batch_size * mean_tok)
-            if method == 'base': ev['train_tokens_note'] = 'untrained student base'
-            r = compare.save_result(rdir, method, seed, train_seconds=t_train, eval_seconds=time.perf_counter() - t0,
-                                    train_loss=summ.get('train_loss'), steps=summ['global_step'], train_tokens=tokens,
-                                    gen_share=ro.get('gen_share'), mean_rollout_tokens=ro.get('mean_gen_tokens'), **ev)
-            runs.append(r)
-            log(f"seed {seed} {method:5} acc {100 * r['accuracy']:5.1f}%  held-out KL {r['heldout_kl']:.4f}  steps {r['steps']}  "
-                f"tokens {tokens:.0f}  (train {t_train:.0f}s, eval {r['eval_seconds']:.0f}s)")
-    runs = [r for r in runs if r['method'] in a.methods]
-    agg = compare.aggregate_results(runs, metrics=('accuracy', 'top1_agreement', 'heldout_kl', 'mean_tokens', 'steps',
-                                                   'train_tokens', 'train_seconds', 'gen_share'))
+            mid = evaluate(str(mid_dir), rdir / 'eval-mid', method + '@mid') if mid_dir.exists() else None
+            curve = [dict(tokens=0, accuracy=base['accuracy']), dict(tokens=stage1_tokens, accuracy=ev1['accuracy'])]
+            if mid: curve.append(dict(tokens=stage1_tokens + half_tokens // 2, accuracy=mid['accuracy']))
+            curve.append(dict(tokens=stage1_tokens + tokens, accuracy=ev['accuracy']))
+            r = compare.save_result(rdir, method, seed, train_seconds=t_train + t1, stage2_seconds=t_train,
+                                    eval_seconds=time.perf_counter() - t0, train_loss=summ.get('train_loss'), steps=summ['global_step'],
+                                    train_tokens=stage1_tokens + tokens, stage2_tokens=tokens, gen_share=ro.get('gen_share'),
+                                    mean_rollout_tokens=ro.get('mean_gen_tokens'), gated_out=ro.get('gated_out'),
+                                    stage1_accuracy=ev1['accuracy'], curve=curve, **ev)
+            log(f"seed {seed} {method:8} acc {100 * r['accuracy']:5.1f}%  (stage 1 {100 * ev1['accuracy']:.1f}%)  held-out KL "
+                f"{r['heldout_kl']:.4f}  steps {r['steps']}  stage-2 tokens {tokens:.0f}  (train {t_train:.0f}s, eval {r['eval_seconds']:.0f}s)")
+    runs = [r for r in compare.collect_results(work) if r['method'] in a.methods]
+    if a.only_seeds: return 0                                      # a shard: the aggregating call writes the results
+    agg = compare.aggregate_results(runs, metrics=('accuracy', 'stage1_accuracy', 'top1_agreement', 'heldout_kl', 'mean_tokens',
+                                                   'steps', 'stage2_tokens', 'stage2_seconds', 'gen_share'))
     diffs = compare.paired_differences(runs, 'sft') if 'sft' in agg else None
     png = Path(a.out + '_by_level.png'); png.parent.mkdir(parents=True, exist_ok=True)
-    compare.plot_by_level(agg, path=png, title=f'Toy world: on-policy distillation vs SFT/KD, {a.seeds} seed(s), 95% t-interval')
+    compare.plot_by_level(agg, path=png, title=f'Toy world: on-policy and self-distillation vs SFT/KD, {a.seeds} seed(s), 95% t-interval')
+    cpng = Path(a.out + '_curves.png')
+    plot_curves(runs, cpng, base['accuracy'])
     load1 = os.getloadavg()
-    lines = ['# On-policy distillation vs SFT and offline KD on the toy world' + (' (TINY smoke run: numbers are meaningless)' if a.tiny else ''), '',
-             f"Equal training-token budget: {a.token_budget} completion tokens per run (offline methods: {offline_steps} steps x "
-             f"{a.batch_size} sequences of {mean_tok:.1f} tokens on average; on-policy methods: until the budget, at most "
-             f"{math.ceil(offline_steps * a.max_steps_factor)} steps). Constant lr {a.lr} after warm-up, QLoRA r = 16 on toy:student. "
-             f"kd = {a.kd_method}; gkd: lambda 0.5, JSD(0.5), tau 0.9; opd: sampled-token reverse KL; opsd: clipped forward KL to the "
-             f"student's base shown a verified teacher trace. Rollouts at most {a.rollout_tokens} tokens. Data: {len(train_ex)} verified "
-             f"teacher traces ({a.train_per_level} problems per level x {a.samples} samples); held-out for fidelity: {len(held_ex)} "
-             f"traces on dev problems. Test: {a.eval_per_level} problems per level at levels {', '.join(map(str, a.eval_levels))}, "
-             f"{a.eval_samples} samples each (T = 1). Seeds: {a.seeds}; 95% Student-t intervals; Δ vs sft is seed-paired.", '',
+    lines = ['# On-policy and self-distillation vs SFT and offline KD on the toy world' + (' (TINY smoke run: numbers are meaningless)' if a.tiny else ''), '',
+             f"Equal training-token budget B = {a.token_budget} completion tokens per run. Stage 1 (shared by the arms of a seed): "
+             f"SFT on B/2 ({half_steps} steps x {a.batch_size} sequences of {mean_tok:.1f} tokens on average). Stage 2, every arm from "
+             f"that adapter on B/2 more: offline arms {half_steps} steps; on-policy arms until {half_tokens} trained tokens (at most "
+             f"{math.ceil(half_steps * a.max_steps_factor)} steps). Constant lr {a.lr} after warm-up, QLoRA r = 16 on toy:student. "
+             f"kd = {a.kd_method}; gkd: lambda 0.5, JSD(0.5), tau 0.9; opd: sampled-token reverse KL; kepo: GKD (lambda 1) on "
+             f"verified rollouts only; opsd: clipped forward KL to the live student shown a verified teacher trace; atesd: OPSD "
+             f"with the Beta-controller reveal ratio; tsd-kd and curiosft at their cards' defaults. Rollouts at most {a.rollout_tokens} "
+             f"tokens. Data: {len(train_ex)} verified teacher traces ({a.train_per_level} problems per level x {a.samples} samples); "
+             f"held-out for fidelity: {len(held_ex)} traces on dev problems. Test: {a.eval_per_level} problems per level at levels "
+             f"{', '.join(map(str, a.eval_levels))}, {a.eval_samples} samples each (T = 1). Untrained base: {100 * base['accuracy']:.1f}%. "
+             f"Seeds: {a.seeds}; 95% Student-t intervals; Δ vs sft (continued SFT) is seed-paired.", '',
              compare.results_markdown(agg, diffs=diffs, baseline='sft'), '',
              f"Wall time of this invocation {time.time() - t_start:.0f} s (finished runs are reused); load average at start "
-             f"{load0[0]:.2f}, at end {load1[0]:.2f}; {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads. Plot: `{png.name}`.", '']
+             f"{load0[0]:.2f}, at end {load1[0]:.2f}; {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads. "
+             f"Plots: `{png.name}`, `{cpng.name}`.", '']
     res = dict(config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a).items()}, data=data_stats,
-               offline_steps=offline_steps, mean_trace_tokens=mean_tok, aggregate=agg, paired_vs_sft=diffs, runs=runs, load_avg_start=load0)
+               half_steps=half_steps, mean_trace_tokens=mean_tok, base=base, aggregate=agg, paired_vs_sft=diffs, runs=runs,
+               load_avg_start=load0)
     compare.write_benchmark(a.out, lines, res, t_start)
     return 0
+
+def plot_curves(runs, path, base_acc):
+    "Accuracy vs training tokens per method: mean over seeds at each curve point, the seeds as faint lines."
+    import matplotlib; matplotlib.use('Agg')
+    from matplotlib.figure import Figure
+    from collections import defaultdict
+    fig = Figure(figsize=(7.5, 4.5)); ax = fig.add_subplot()
+    by = defaultdict(list)
+    for r in runs: by[r['method']].append(r['curve'])
+    for i, (m, curves) in enumerate(sorted(by.items())):
+        col = f'C{i % 10}'
+        for c in curves: ax.plot([p['tokens'] for p in c], [100 * p['accuracy'] for p in c], color=col, alpha=0.2, lw=0.8)
+        n = min(len(c) for c in curves)
+        xs = [sum(c[j]['tokens'] for c in curves) / len(curves) for j in range(n)]
+        ys = [100 * sum(c[j]['accuracy'] for c in curves) / len(curves) for j in range(n)]
+        ax.plot(xs, ys, color=col, marker='o', ms=3, label=f'{m} ({len(curves)} seeds)')
+    ax.set_xlabel('completion tokens trained on'); ax.set_ylabel('test accuracy (%), avg@n')
+    ax.set_title('Accuracy vs training tokens (stage 1 SFT shared; arms from B/2)')
+    ax.legend(fontsize=7, ncol=2); ax.grid(alpha=0.3)
+    fig.tight_layout(); fig.savefig(path, dpi=120)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -58,7 +58,7 @@ def discounted_returns(rewards,        # per-position rewards [N]
         out[n] = acc
     return torch.tensor(out, dtype=rewards.dtype, device=rewards.device)
 
-# %% ../nbs/14_onpolicy.ipynb #41dc3b3a
+# %% ../nbs/14_onpolicy.ipynb #79fd33fa
 @dataclass
 class OnPolicyConfig:
     "The rollout schedule and the objective of on-policy distillation."
@@ -79,6 +79,9 @@ class OnPolicyConfig:
     clip: float = 0.05             # 'fkl_clip' (OPSD paper): the cap c on each p_T(v) (log p_T(v) - log p_S(v))
     seq_kd: bool = False           # off-policy micro-batches: the teacher samples the completions (sequence-level KD), not the data
     token_budget: int = 0          # stop once this many completion (loss) tokens were trained on (0: no limit; max_steps still caps)
+    save_at_tokens: tuple = ()     # also save the adapter as OUT/tokens-N once N completion tokens were trained on (curves)
+    gate: str = 'none'             # KEPO's quality gate: 'correct' trains only on rollouts whose answer verifies ('none': all)
+    verifier: str = 'toy'          # the gate's verifier ('toy' or 'math'; `verify.get_verifier`)
     gen_batch_size: int = 64       # sequences per generate() batch
     chunk_size: int = 128          # positions per loss chunk
     heldout: int = 16              # held-out data examples for fidelity (only when the examples carry completions)
@@ -94,6 +97,9 @@ class OnPolicyConfig:
             raise ValueError('temperature and loss_temperature must be > 0 (greedy rollouts are not on-policy samples)')
         if not 0 <= self.discount <= 1: raise ValueError(f'discount must be in [0, 1], got {self.discount}')
         if self.clip <= 0: raise ValueError(f'clip must be > 0, got {self.clip}')
+        if self.gate not in ('none', 'correct'): raise ValueError(f"gate must be 'none' or 'correct', got {self.gate!r}")
+        if self.gate != 'none' and self.lmbda == 0: raise ValueError('the quality gate filters rollouts: it needs lmbda > 0')
+        self.save_at_tokens = tuple(sorted(int(n) for n in self.save_at_tokens))
     @property
     def tau(self) -> float:
         "The loss temperature."
@@ -185,16 +191,19 @@ def rollout_batch(model,                 # the student (adapters on)
     return batch, dict(seconds=secs, tokens=sum(n), mean_tokens=sum(n) / len(n), truncated=sum(o[0].finish_reason == 'length' for o in outs),
                        texts=[o[0].text for o in outs])
 
-# %% ../nbs/14_onpolicy.ipynb #42e15f27
+# %% ../nbs/14_onpolicy.ipynb #df23c8fc
 @functools.cache
 def _token_budget_cb():
     tf = require('transformers')
     class TokenBudget(tf.TrainerCallback):
-        "Stop (and save) once the trainer has trained on `onpolicy.token_budget` completion tokens."
+        "Save the adapter at each of `onpolicy.save_at_tokens`, and stop (and save) at `onpolicy.token_budget` trained completion tokens."
         def __init__(self, trainer): self.trainer = trainer
         def on_step_end(self, args, state, control, **kw):
-            if self.trainer.gen_totals['loss_tokens'] >= self.trainer.op.token_budget:
-                control.should_training_stop = True; control.should_save = True
+            t, op = self.trainer.gen_totals['loss_tokens'], self.trainer.op
+            for n in op.save_at_tokens:
+                d = Path(args.output_dir) / f'tokens-{n}'
+                if t >= n and not d.exists(): self.trainer.model.save_pretrained(d); write_json(d / 'progress.json', dict(step=state.global_step, loss_tokens=t))
+            if op.token_budget and t >= op.token_budget: control.should_training_stop = True; control.should_save = True
             return control
     return TokenBudget
 
@@ -204,7 +213,7 @@ def onpolicy_trainer_cls():
     torch = require('torch')
     class OnPolicyTrainer(kd_trainer_cls()):
         "KDTrainer whose micro-batches are, with probability lmbda, the student's own samples, scored by the teacher."
-        def __init__(self, *args, teacher=None, onpolicy:OnPolicyConfig|None=None, prompts:list|None=None, **kw):
+        def __init__(self, *args, teacher=None, onpolicy:OnPolicyConfig|None=None, prompts:list|None=None, answers:list|None=None, **kw):
             cfg = onpolicy or OnPolicyConfig()
             super().__init__(*args, teacher=teacher, kd=cfg.kd_config(), **kw)
             self.op, self.prompts = cfg, list(prompts or [])
@@ -213,10 +222,16 @@ def onpolicy_trainer_cls():
                 if not hasattr(teacher, 'model'):
                     raise ValueError('on-policy batches need an online teacher (a ModelTeacher or self): a top-k cache only '
                                      "covers the data recipe's completions, not the student's new tokens")
+            self.answers, self.verifier = answers, None
+            if cfg.gate != 'none':
+                if answers is None or len(answers) != len(self.prompts) or any(a is None for a in answers):
+                    raise ValueError(f'gate={cfg.gate!r} needs the gold answer of every training example')
+                from reasondistill.verify import get_verifier
+                self.verifier = get_verifier(cfg.verifier)
             self.gen_totals = dict(micro_batches=0, on_policy=0, gen_seconds=0.0, step_seconds=0.0, gen_sequences=0, gen_tokens=0,
-                                   gen_truncated=0, loss_tokens=0, teacher_generated=0)
+                                   gen_truncated=0, loss_tokens=0, teacher_generated=0, gated_out=0)
             self._micro = (-1, 0)
-            if cfg.token_budget > 0: self.add_callback(_token_budget_cb()(self))
+            if cfg.token_budget > 0 or cfg.save_at_tokens: self.add_callback(_token_budget_cb()(self))
 
         def _draw(self) -> bool:
             "Bernoulli(lmbda), seeded by (seed, step, micro-batch within the step)."
@@ -240,6 +255,14 @@ def onpolicy_trainer_cls():
             self._last_rollout = st
             return {k: v.to(inputs['input_ids'].device) for k, v in batch.items()}
 
+        def gate_inputs(self, inputs) -> tuple:
+            "KEPO's gate: the rollouts whose answer does not verify lose their loss positions (labels -100); (inputs, kept mask)."
+            idx = inputs['example_idx'].tolist()
+            keep = [self.verifier(t, self.answers[i]).correct for t, i in zip(self._last_rollout['texts'], idx)]
+            k = torch.tensor(keep, device=inputs['labels'].device)
+            inputs['labels'] = inputs['labels'].masked_fill(~k[:, None], -100)
+            return inputs, keep
+
         def training_step(self, model, inputs, num_items_in_batch=None):
             t0 = time.perf_counter()
             on = self._draw()
@@ -247,6 +270,9 @@ def onpolicy_trainer_cls():
             if on or seq_kd:
                 inputs = self.on_policy_inputs(model, inputs, by='student' if on else 'teacher')
                 gen = self._last_rollout['seconds']
+            if on and self.verifier is not None:
+                inputs, keep = self.gate_inputs(inputs)
+                self.gen_totals['gated_out'] += len(keep) - sum(keep); self._metrics['train']['gate_pass'].append(sum(keep) / len(keep))
             # token mean over this micro-batch, averaged over accumulation (generated lengths are not known in advance)
             g = self.gen_totals
             g['loss_tokens'] += int((inputs['labels'][:, 1:] != -100).sum())
@@ -265,7 +291,7 @@ def onpolicy_trainer_cls():
             return onpolicy_objective(student_hidden, head_weight, targets, signal, seq_ids, self.op)
     return OnPolicyTrainer
 
-# %% ../nbs/14_onpolicy.ipynb #7a11f376
+# %% ../nbs/14_onpolicy.ipynb #2ece24fb
 @dataclass
 class OnPolicyRun:
     "What `train_onpolicy` needs besides the data."
@@ -329,13 +355,14 @@ def train_onpolicy(examples:list,            # dicts with 'prompt' (rendered) an
         hb = [collate_tokenized(hrows[i:i + tc.batch_size], tok.pad_token_id) for i in range(0, len(hrows), tc.batch_size)]
         cbs.append(fidelity_callback_cls()(hsrc, hb, every=cfg.fidelity_every, report=info))
     trainer = onpolicy_trainer_cls()(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tok,
-                                     callbacks=cbs, teacher=source, onpolicy=cfg, prompts=[e['prompt'] for e in train_ex])
+                                     callbacks=cbs, teacher=source, onpolicy=cfg, prompts=[e['prompt'] for e in train_ex],
+                                     answers=[e.get('answer') for e in train_ex] if cfg.gate != 'none' else None)
     summary = run_training(trainer, out, info)
     summary['rollouts'] = gen_summary(trainer)
     write_json(out / 'train_done.json', summary)
     return summary
 
-# %% ../nbs/14_onpolicy.ipynb #2dc71deb
+# %% ../nbs/14_onpolicy.ipynb #112315d3
 ONPOLICY_METHODS = {  # name: (OnPolicyConfig fields, title, paper, url)
     'gkd': (dict(lmbda=0.5, loss='divergence', divergence='jsd', beta=0.5, temperature=0.9),
             'GKD: generalized JSD (beta 0.5) on a mix of data and student samples (lambda 0.5, tau 0.9)',
@@ -352,6 +379,10 @@ ONPOLICY_METHODS = {  # name: (OnPolicyConfig fields, title, paper, url)
     'opd-full': (dict(lmbda=1.0, loss='divergence', divergence='rkl', temperature=1.0),
             'On-policy distillation, full-vocabulary reverse KL on student samples (GKD with beta = 1)',
             'Gu et al. 2024, MiniLLM; Agarwal et al. 2024, GKD (beta = 1)', 'https://arxiv.org/abs/2306.13649'),
+    'kepo-gate': (dict(lmbda=1.0, loss='divergence', divergence='jsd', beta=0.5, temperature=0.9, gate='correct'),
+            "KEPO's quality-gated on-policy distillation: generalized JSD (beta 0.5) on the student's rollouts whose answer verifies",
+            'Yang et al. 2026, KEPO: Knowledge-Enhanced Preference Optimization for Reinforcement Learning with Reasoning',
+            'https://arxiv.org/abs/2602.00400'),
 }
 
 def onpolicy_config_for(method:str, **kw) -> OnPolicyConfig:
@@ -360,7 +391,8 @@ def onpolicy_config_for(method:str, **kw) -> OnPolicyConfig:
     return OnPolicyConfig(**{**ONPOLICY_METHODS[method][0], **kw})
 
 for _m, (_c, _title, _paper, _url) in ONPOLICY_METHODS.items():
-    register_method(Method(_m, _title, 'on-policy', _paper, _url, 'research/methods_objectives.md §4', 'reasondistill.onpolicy',
+    _card = 'research/methods_objectives.md ' + ('§9 (gated distillation only; the RL and hint parts are not built)' if _m == 'kepo-gate' else '§4')
+    register_method(Method(_m, _title, 'on-policy', _paper, _url, _card, 'reasondistill.onpolicy',
         'implemented', f'{_c}; rollouts via reasondistill.rollout inside KDTrainer (per-micro-batch Bernoulli(lmbda)); '
         'token mean per micro-batch; online teacher only; op.key=value overrides'))
 
@@ -377,8 +409,10 @@ def prompt_examples(a, tok) -> tuple:
         from reasondistill.tracestore import TraceStore
         from reasondistill.sft import sft_examples
         with TraceStore(a.traces, readonly=True) as st: ex, stats = sft_examples(st, probs, tok, per_problem=a.per_problem)
-        return ex, stats, probs
-    ex = [dict(prompt=render_prompt(tok, p.question), completion='', problem_id=p.id, level=p.meta.get('level')) for p in probs]
+        gold = {p.id: p.answer for p in probs}
+        return [dict(e, answer=gold[e['problem_id']]) for e in ex], stats, probs
+    ex = [dict(prompt=render_prompt(tok, p.question), completion='', problem_id=p.id, level=p.meta.get('level'), answer=p.answer)
+          for p in probs]
     return ex, dict(kept=len(ex), prompts_only=True), probs
 
 def cli_train(a, method) -> dict:
@@ -390,6 +424,6 @@ def cli_train(a, method) -> dict:
     tov, oov = split_overrides(a.overrides, 'op')
     tc = apply_overrides(TrainConfig(lr=a.lr, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
                                      max_length=a.max_length, seed=a.seed), tov)
-    op = apply_overrides(onpolicy_config_for(method.name), oov)
+    op = apply_overrides(onpolicy_config_for(method.name, verifier='toy' if a.problems.startswith('toy:') else 'math'), oov)
     spec = ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r))
     return train_onpolicy(ex, OnPolicyRun(spec, tc, a.out, teacher=a.teacher, op=op), method=method.name)

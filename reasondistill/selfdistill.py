@@ -93,7 +93,7 @@ def opsd_trainer_cls():
             return sig
     return OPSDTrainer
 
-# %% ../nbs/15_selfdistill.ipynb #16111221
+# %% ../nbs/15_selfdistill.ipynb #10ed6e5a
 @dataclass
 class OPSDRun:
     "What `train_opsd` needs besides the data."
@@ -120,12 +120,18 @@ def train_opsd(examples:list,            # dicts with 'prompt' and 'teacher_prom
                run:OPSDRun,
                method:str='opsd',
                callbacks:list|None=None,
+               trainer_cls=None,         # an `OPSDTrainer` subclass (default: `opsd_trainer_cls()`; ATESD passes its own)
+               trainer_kw:dict|None=None,  # extra keyword arguments of that class
               ) -> dict:
     "On-policy self-distillation of the student with resume; returns the training summary."
     out = Path(run.output_dir)
     if is_done(out): return read_json(out / 'train_done.json')
     if not examples: raise ValueError(f'no training examples for {method!r}')
-    if run.student.lora is None: raise ValueError('OPSD trains LoRA adapters: the student spec needs `lora` (its base is the teacher)')
+    if run.student.lora is None and run.student.adapter is None:
+        raise ValueError('OPSD trains LoRA adapters: the student spec needs `lora` or an `adapter` to continue (its base is the teacher)')
+    if run.student.adapter is not None and run.opsd.teacher == 'base':
+        print(f"note: teacher='base' disables the adapter {run.student.adapter} too: the teacher is the raw base, not that adapter's model "
+              "(teacher='live' makes the adapter's model, as it trains, the teacher)")
     cfg, tc = run.opsd, run.train
     if cfg.lmbda != 1: raise ValueError('OPSD is always on-policy (lmbda = 1): its teacher needs the student\'s rollouts')
     trl = require('trl', 'OPSD training'); datasets = require('datasets')
@@ -135,14 +141,16 @@ def train_opsd(examples:list,            # dicts with 'prompt' and 'teacher_prom
     source = _self_teacher(model, cfg, len(tok))
     args = trl.SFTConfig(**training_kwargs(tc, out), max_length=tc.max_length, completion_only_loss=True, packing=False,
                          dataset_num_proc=None, shuffle_dataset=True)
-    trainer = opsd_trainer_cls()(model=model, args=args, train_dataset=datasets.Dataset.from_list(_tokenised_rows(tok, examples, tc.max_length)),
+    trainer = (trainer_cls or opsd_trainer_cls())(model=model, args=args, train_dataset=datasets.Dataset.from_list(_tokenised_rows(tok, examples, tc.max_length)),
                           processing_class=tok, callbacks=list(callbacks or []), teacher=source, onpolicy=cfg,
-                          prompts=[e['prompt'] for e in examples], teacher_prompts=[e['teacher_prompt'] for e in examples])
+                          prompts=[e['prompt'] for e in examples], teacher_prompts=[e['teacher_prompt'] for e in examples],
+                          **(trainer_kw or {}))
     info = dict(method=method, n_examples=len(examples), student=run.student.name_or_path, quant=run.student.quant,
                 teacher=source.name, opsd=asdict(cfg))
     summary = run_training(trainer, out, info)
     summary['rollouts'] = gen_summary(trainer)
     summary['teacher_over_context'] = trainer.teacher_tokens_over
+    summary.update(getattr(trainer, 'extra_summary', lambda: {})())
     write_json(out / 'train_done.json', summary)
     return summary
 
