@@ -215,7 +215,8 @@ def main():
     png = Path(a.out + '_by_level.png'); png.parent.mkdir(parents=True, exist_ok=True)
     compare.plot_by_level(agg, path=png, title=f'Toy world: on-policy and self-distillation vs SFT/KD, {a.seeds} seed(s), 95% t-interval')
     cpng = Path(a.out + '_curves.png')
-    plot_curves(runs, cpng, base['accuracy'])
+    compare.plot_token_curves(runs, [m for m in ARMS if m in a.methods], path=cpng,
+                              title='Toy world: accuracy vs training tokens (stage-1 SFT shared, arms from B/2)')
     load1 = os.getloadavg()
     lines = ['# On-policy and self-distillation vs SFT and offline KD on the toy world' + (' (TINY smoke run: numbers are meaningless)' if a.tiny else ''), '',
              f"Equal training-token budget B = {a.token_budget} completion tokens per run. Stage 1 (shared by the arms of a seed): "
@@ -238,26 +239,6 @@ def main():
                load_avg_start=load0)
     compare.write_benchmark(a.out, lines, res, t_start)
     return 0
-
-def plot_curves(runs, path, base_acc):
-    "Accuracy vs training tokens per method: mean over seeds at each curve point, the seeds as faint lines."
-    import matplotlib; matplotlib.use('Agg')
-    from matplotlib.figure import Figure
-    from collections import defaultdict
-    fig = Figure(figsize=(7.5, 4.5)); ax = fig.add_subplot()
-    by = defaultdict(list)
-    for r in runs: by[r['method']].append(r['curve'])
-    for i, (m, curves) in enumerate(sorted(by.items())):
-        col = f'C{i % 10}'
-        for c in curves: ax.plot([p['tokens'] for p in c], [100 * p['accuracy'] for p in c], color=col, alpha=0.2, lw=0.8)
-        n = min(len(c) for c in curves)
-        xs = [sum(c[j]['tokens'] for c in curves) / len(curves) for j in range(n)]
-        ys = [100 * sum(c[j]['accuracy'] for c in curves) / len(curves) for j in range(n)]
-        ax.plot(xs, ys, color=col, marker='o', ms=3, label=f'{m} ({len(curves)} seeds)')
-    ax.set_xlabel('completion tokens trained on'); ax.set_ylabel('test accuracy (%), avg@n')
-    ax.set_title('Accuracy vs training tokens (stage 1 SFT shared; arms from B/2)')
-    ax.legend(fontsize=7, ncol=2); ax.grid(alpha=0.3)
-    fig.tight_layout(); fig.savefig(path, dpi=120)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -14,7 +14,7 @@ from .metrics import mean_ci_over_seeds, sort_levels
 # %% auto #0
 __all__ = ['RESULT_FILE', 'DEFAULT_METRICS', 'BOUNDED', 'evaluate_adapter', 'save_result', 'collect_results', 'aggregate_results',
            'paired_differences', 'format_ci', 'results_markdown', 'plot_by_level', 'plot_pass_curves',
-           'teacher_examples', 'write_benchmark']
+           'plot_token_curves', 'teacher_examples', 'write_benchmark']
 
 # %% ../nbs/24_compare.ipynb #659c8fa1
 def evaluate_adapter(adapter,                    # LoRA adapter folder of the trained student (None: the base model)
@@ -126,7 +126,7 @@ def paired_differences(runs:list[dict],        # run results
         if d: out[m] = _ci(d)
     return out
 
-# %% ../nbs/24_compare.ipynb #8887c019
+# %% ../nbs/24_compare.ipynb #19f78235
 _PCT = {'accuracy', 'top1_agreement', 'truncation_rate'}
 _DIGITS = {'mean_tokens': 1}
 _LABEL = {'accuracy': 'accuracy (%)', 'top1_agreement': 'top-1 agreement (%)', 'heldout_kl': 'held-out KL(T‖S)',
@@ -182,6 +182,31 @@ def plot_pass_curves(agg:dict, path=None, title:str|None=None):
     "pass@k against k per method with the interval over seeds as a band."
     from reasondistill import plots
     return plots.plot_pass_at_k(_as_summaries(agg), path=path, title=title or 'pass@k (interval over seeds)')
+
+def plot_token_curves(runs:list[dict],          # run results carrying a 'curve': [{'tokens', 'accuracy'}, ...]
+                      methods=None,             # methods to draw (default: all that have curves), in this order
+                      path=None, title:str|None=None):
+    "Accuracy against training tokens per method: the seeds as faint lines, their mean (point by point) as a marked line."
+    from collections import defaultdict
+    from reasondistill import plots
+    by = defaultdict(list)
+    for r in runs:
+        if r.get('curve'): by[r['method']].append(r['curve'])
+    if not by: raise ValueError("no run carries a 'curve'")
+    names = [m for m in (methods or sorted(by)) if m in by]
+    fig, axs = plots.new_figure(figsize=(7.5, 4.2))
+    ax = axs[0, 0]
+    for i, m in enumerate(names):
+        col, curves = f'C{i % 10}', by[m]
+        for c in curves: ax.plot([p['tokens'] for p in c], [100 * p['accuracy'] for p in c], color=col, alpha=0.2, lw=0.8)
+        n = min(len(c) for c in curves)
+        ax.plot([sum(c[j]['tokens'] for c in curves) / len(curves) for j in range(n)],
+                [100 * sum(c[j]['accuracy'] for c in curves) / len(curves) for j in range(n)],
+                color=col, marker='o', ms=3, label=f'{m} ({len(curves)} seeds)')
+    ax.set_xlabel('completion tokens trained on'); ax.set_ylabel('accuracy (%)'); ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2); ax.set_title(title or 'accuracy vs training tokens')
+    if path is not None: plots.save_figure(fig, path)
+    return fig
 
 # %% ../nbs/24_compare.ipynb #c206e0b9
 def teacher_examples(problems:list,                 # `Problem`s to sample traces for

@@ -220,6 +220,24 @@ def test_cli_train_gkd_opd_opsd(toy, tmp_path):
     r = json.loads((tmp_path / 'seqkd' / 'train_done.json').read_text())['rollouts']
     assert r['on_policy'] == 0 and r['teacher_generated'] == 2 and r['gen_tokens'] > 0
 
+def test_cli_train_kepo_gate_and_atesd(toy, tmp_path):
+    from reasondistill.cli import main
+    common = ['--problems', 'toy:train:2:1,3', '--max-steps', '2', '--batch-size', '2', '--lora-r', '4']
+    main(['train', '--method', 'kepo-gate', '--out', str(tmp_path / 'kepo'), *common, 'op.max_new_tokens=24', 'op.save_at_tokens=[1]'])
+    done = json.loads((tmp_path / 'kepo' / 'train_done.json').read_text())
+    assert done['onpolicy']['gate'] == 'correct' and done['onpolicy']['verifier'] == 'toy' and done['global_step'] == 2
+    r = done['rollouts']
+    assert r['gen_sequences'] == 4 and 0 <= r['gated_out'] <= 4
+    assert (tmp_path / 'kepo' / 'tokens-1').exists() == (r['loss_tokens'] >= 1)      # the milestone adapter, once reached
+    main(['train', '--method', 'atesd', '--out', str(tmp_path / 'atesd'), *common, 'atesd.max_new_tokens=24', 'atesd.teacher=live',
+          'atesd.hold=1', 'atesd.lookahead=1', 'atesd.ctrl_batch=1', 'atesd.probe=2'])
+    done = json.loads((tmp_path / 'atesd' / 'train_done.json').read_text())
+    assert done['method'] == 'atesd' and done['controller_updates'] == 2 and len(done['exposure_history']) == 2
+    assert done['final_policy']['a'] >= 1 and done['final_policy']['b'] >= 1
+    main(['train', '--method', 'atesd-fixed', '--out', str(tmp_path / 'fixed'), *common, 'atesd.max_new_tokens=24', 'atesd.reveal=0.25', 'atesd.probe=2'])
+    done = json.loads((tmp_path / 'fixed' / 'train_done.json').read_text())
+    assert {h['ratio'] for h in done['exposure_history']} == {0.25} and done['final_policy'] is None
+
 def test_problem_specs_take_level_ranges():
     from reasondistill.cli import parse_problems
     lv = lambda spec: sorted({p.meta['level'] for p in parse_problems(spec)})
@@ -255,9 +273,30 @@ def test_onpolicy_toy_benchmark_tiny(tmp_path):
     p = run('op')
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     r = json.loads((tmp_path / 'op.json').read_text())
-    assert set(r['aggregate']) == {'base', 'sft', 'kd', 'gkd', 'opd', 'opsd', 'sft+opd'}
-    on = [x for x in r['runs'] if x['method'] in ('gkd', 'opd', 'opsd', 'sft+opd')]
-    assert all(0 < x['gen_share'] < 1 and x['train_tokens'] > 0 for x in on)
-    assert (tmp_path / 'op.md').exists() and (tmp_path / 'op_by_level.png').exists()
+    assert set(r['aggregate']) == {'sft', 'kd', 'gkd', 'opd', 'kepo', 'opsd', 'atesd', 'tsd-kd', 'curiosft'}
+    on = [x for x in r['runs'] if x['method'] in ('gkd', 'opd', 'kepo', 'opsd', 'atesd', 'tsd-kd')]
+    assert len(on) == 6 and all(0 < x['gen_share'] < 1 for x in on)
+    assert all(x['stage2_tokens'] > 0 for x in on if x['method'] != 'kepo')       # kepo's gate may drop every tiny rollout
+    assert all(len(x['curve']) in (3, 4) and x['curve'][0]['tokens'] == 0 for x in r['runs'])
+    assert (tmp_path / 'op.md').exists() and (tmp_path / 'op_by_level.png').exists() and (tmp_path / 'op_curves.png').exists()
     p = run('op2')                                       # re-running resumes: nothing is trained again
-    assert p.returncode == 0 and ' seed 0 ' not in p.stdout
+    assert p.returncode == 0 and 'seed 0 stage 1' in p.stdout and not any(f'seed 0 {m:8} acc' in p.stdout for m in r['aggregate'])
+    # CurioSFT's entropy check on those runs
+    p = subprocess.run([sys.executable, 'benchmarks/curiosft_entropy.py', '--tiny', '--threads', '1', '--work', str(tmp_path / 'work'),
+                        '--bench-json', str(tmp_path / 'op.json'), '--out', str(tmp_path / 'ent')], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    e = json.loads((tmp_path / 'ent.json').read_text())
+    assert e['seeds'] == [0] and set(e['summary']) == {'stage1', 'sft', 'curiosft'} and e['summary']['sft']['d_high']['mean'] == 0
+
+def test_atesd_exposure_benchmark_tiny(tmp_path):
+    import os, subprocess, sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, 'RD_PROGRESS': '0', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(root)}
+    p = subprocess.run([sys.executable, 'benchmarks/atesd_exposure.py', '--tiny', '--threads', '1', '--adapter', str(tmp_path / 'none'),
+                        '--out', str(tmp_path / 'ex')], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    r = json.loads((tmp_path / 'ex.json').read_text())
+    (lab, res), = r['results'].items()
+    assert res['ratios'] == [0.0, 1.0] and len(res['kl']) == 2 and all(k >= 0 for k in res['kl'])
+    assert (tmp_path / 'ex.png').exists() and set(r['monotone'][lab]) == {'kl', 'disagreement'}
