@@ -31,7 +31,7 @@ import argparse, math, os, sys, time
 from pathlib import Path
 
 MAIN = ('sft', 'kd', 'gkd', 'opd', 'kepo', 'opsd', 'atesd', 'tsd-kd', 'curiosft')
-ABLATIONS = ('gkd-onpolicy', 'atesd-random', 'atesd-a0', 'atesd-a0.5', 'tsd-kd-released', 'curiosft-fixed-tau')
+ABLATIONS = ('gkd-onpolicy', 'kepo-all', 'atesd-random', 'atesd-a0', 'atesd-a0.5', 'tsd-kd-released', 'curiosft-fixed-tau')
 ARMS = MAIN + ABLATIONS
 
 def parse():
@@ -41,6 +41,7 @@ def parse():
     ap.add_argument('--heldout-per-level', type=int, default=4)
     ap.add_argument('--token-budget', type=int, default=48_000); ap.add_argument('--batch-size', type=int, default=8)
     ap.add_argument('--max-steps-factor', type=float, default=6.0); ap.add_argument('--lr', type=float, default=3e-3)
+    ap.add_argument('--stage2-lr', type=float, default=None, help='learning rate of the stage-2 arms (default: --lr); a sensitivity check')
     ap.add_argument('--kd-method', default='kd-rkl', help='the offline KD arm (the best of benchmarks/kd_toy.py)')
     ap.add_argument('--max-length', type=int, default=256); ap.add_argument('--rollout-tokens', type=int, default=192)
     ap.add_argument('--eval-levels', default='1,2,3,4'); ap.add_argument('--eval-per-level', type=int, default=25)
@@ -105,7 +106,7 @@ def stage2(a, method, seed, start, train_ex, held_ex, probs, half_steps, half_to
     from reasondistill.models import load_tokenizer
     from reasondistill.onpolicy import OnPolicyRun, onpolicy_config_for, train_onpolicy
     from reasondistill.selfdistill import OPSDRun, opsd_config_for, opsd_examples, train_opsd
-    tc = TrainConfig(lr=a.lr, max_steps=half_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
+    tc = TrainConfig(lr=a.stage2_lr or a.lr, max_steps=half_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
                      save_steps=10 ** 6, seed=seed, scheduler='constant_with_warmup')
     on_tc = replace(tc, max_steps=max(1, math.ceil(half_steps * a.max_steps_factor)))
     out = work / f'seed{seed}' / method
@@ -118,11 +119,12 @@ def stage2(a, method, seed, start, train_ex, held_ex, probs, half_steps, half_to
         else: s = train_kd(train_ex, KDRun(spec, tc, str(out), teacher='toy:teacher', kd=kd_config_for(a.kd_method, fidelity_every=0)),
                            method=a.kd_method, heldout=held_ex, callbacks=cbs)
         return s, out / f'tokens-{mid}'
-    if method in ('gkd', 'gkd-onpolicy', 'opd', 'kepo'):
-        name = 'kepo-gate' if method == 'kepo' else method
+    if method in ('gkd', 'gkd-onpolicy', 'opd', 'kepo', 'kepo-all'):
+        name = 'kepo-gate' if method.startswith('kepo') else method
         ex = train_ex if method == 'gkd' else _prompts(train_ex)
-        s = train_onpolicy(ex, OnPolicyRun(spec, on_tc, str(out), teacher='toy:teacher', op=onpolicy_config_for(name, **common)),
-                           method=name, heldout=held_ex if method == 'gkd' else None)
+        op = onpolicy_config_for(name, **common, **({'gate_norm': 'all'} if method == 'kepo-all' else {}))
+        s = train_onpolicy(ex, OnPolicyRun(spec, on_tc, str(out), teacher='toy:teacher', op=op),
+                           method=method, heldout=held_ex if method == 'gkd' else None)
         return s, out / f'tokens-{mid}'
     if method.startswith('tsd-kd'):
         from reasondistill.tsdkd import tsdkd_config_for
@@ -222,7 +224,7 @@ def main():
              f"Equal training-token budget B = {a.token_budget} completion tokens per run. Stage 1 (shared by the arms of a seed): "
              f"SFT on B/2 ({half_steps} steps x {a.batch_size} sequences of {mean_tok:.1f} tokens on average). Stage 2, every arm from "
              f"that adapter on B/2 more: offline arms {half_steps} steps; on-policy arms until {half_tokens} trained tokens (at most "
-             f"{math.ceil(half_steps * a.max_steps_factor)} steps). Constant lr {a.lr} after warm-up, QLoRA r = 16 on toy:student. "
+             f"{math.ceil(half_steps * a.max_steps_factor)} steps). Constant lr {a.lr} after warm-up (stage 2: {a.stage2_lr or a.lr}), QLoRA r = 16 on toy:student. "
              f"kd = {a.kd_method}; gkd: lambda 0.5, JSD(0.5), tau 0.9; opd: sampled-token reverse KL; kepo: GKD (lambda 1) on "
              f"verified rollouts only; opsd: clipped forward KL to the live student shown a verified teacher trace; atesd: OPSD "
              f"with the Beta-controller reveal ratio; tsd-kd and curiosft at their cards' defaults. Rollouts at most {a.rollout_tokens} "

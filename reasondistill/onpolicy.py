@@ -58,7 +58,7 @@ def discounted_returns(rewards,        # per-position rewards [N]
         out[n] = acc
     return torch.tensor(out, dtype=rewards.dtype, device=rewards.device)
 
-# %% ../nbs/14_onpolicy.ipynb #79fd33fa
+# %% ../nbs/14_onpolicy.ipynb #4292a4d9
 @dataclass
 class OnPolicyConfig:
     "The rollout schedule and the objective of on-policy distillation."
@@ -82,6 +82,7 @@ class OnPolicyConfig:
     save_at_tokens: tuple = ()     # also save the adapter as OUT/tokens-N once N completion tokens were trained on (curves)
     gate: str = 'none'             # KEPO's quality gate: 'correct' trains only on rollouts whose answer verifies ('none': all)
     verifier: str = 'toy'          # the gate's verifier ('toy' or 'math'; `verify.get_verifier`)
+    gate_norm: str = 'kept'        # the gated loss's token mean: over the 'kept' rollouts (KEPO/GKD code) or 'all' rollouts' tokens
     gen_batch_size: int = 64       # sequences per generate() batch
     chunk_size: int = 128          # positions per loss chunk
     heldout: int = 16              # held-out data examples for fidelity (only when the examples carry completions)
@@ -99,6 +100,7 @@ class OnPolicyConfig:
         if self.clip <= 0: raise ValueError(f'clip must be > 0, got {self.clip}')
         if self.gate not in ('none', 'correct'): raise ValueError(f"gate must be 'none' or 'correct', got {self.gate!r}")
         if self.gate != 'none' and self.lmbda == 0: raise ValueError('the quality gate filters rollouts: it needs lmbda > 0')
+        if self.gate_norm not in ('kept', 'all'): raise ValueError(f"gate_norm must be 'kept' or 'all', got {self.gate_norm!r}")
         self.save_at_tokens = tuple(sorted(int(n) for n in self.save_at_tokens))
     @property
     def tau(self) -> float:
@@ -191,7 +193,7 @@ def rollout_batch(model,                 # the student (adapters on)
     return batch, dict(seconds=secs, tokens=sum(n), mean_tokens=sum(n) / len(n), truncated=sum(o[0].finish_reason == 'length' for o in outs),
                        texts=[o[0].text for o in outs])
 
-# %% ../nbs/14_onpolicy.ipynb #df23c8fc
+# %% ../nbs/14_onpolicy.ipynb #687c73ac
 @functools.cache
 def _token_budget_cb():
     tf = require('transformers')
@@ -260,7 +262,10 @@ def onpolicy_trainer_cls():
             idx = inputs['example_idx'].tolist()
             keep = [self.verifier(t, self.answers[i]).correct for t, i in zip(self._last_rollout['texts'], idx)]
             k = torch.tensor(keep, device=inputs['labels'].device)
+            before = int((inputs['labels'][:, 1:] != -100).sum())
             inputs['labels'] = inputs['labels'].masked_fill(~k[:, None], -100)
+            after = int((inputs['labels'][:, 1:] != -100).sum())
+            self._loss_scale = after / max(before, 1) if self.op.gate_norm == 'all' else 1.0   # sum / all tokens instead of / kept
             return inputs, keep
 
         def training_step(self, model, inputs, num_items_in_batch=None):
@@ -270,6 +275,7 @@ def onpolicy_trainer_cls():
             if on or seq_kd:
                 inputs = self.on_policy_inputs(model, inputs, by='student' if on else 'teacher')
                 gen = self._last_rollout['seconds']
+            self._loss_scale = 1.0
             if on and self.verifier is not None:
                 inputs, keep = self.gate_inputs(inputs)
                 self.gen_totals['gated_out'] += len(keep) - sum(keep); self._metrics['train']['gate_pass'].append(sum(keep) / len(keep))
@@ -287,8 +293,9 @@ def onpolicy_trainer_cls():
             return loss
 
         def objective(self, student_hidden, head_weight, targets, signal, seq_ids) -> tuple:
-            "The configured on-policy objective (`onpolicy_objective`) in place of KD's."
-            return onpolicy_objective(student_hidden, head_weight, targets, signal, seq_ids, self.op)
+            "The configured on-policy objective (`onpolicy_objective`) in place of KD's (scaled by the gate's normalisation)."
+            loss, metrics = onpolicy_objective(student_hidden, head_weight, targets, signal, seq_ids, self.op)
+            return loss * getattr(self, '_loss_scale', 1.0), metrics
     return OnPolicyTrainer
 
 # %% ../nbs/14_onpolicy.ipynb #2ece24fb
@@ -362,7 +369,7 @@ def train_onpolicy(examples:list,            # dicts with 'prompt' (rendered) an
     write_json(out / 'train_done.json', summary)
     return summary
 
-# %% ../nbs/14_onpolicy.ipynb #112315d3
+# %% ../nbs/14_onpolicy.ipynb #acde6eca
 ONPOLICY_METHODS = {  # name: (OnPolicyConfig fields, title, paper, url)
     'gkd': (dict(lmbda=0.5, loss='divergence', divergence='jsd', beta=0.5, temperature=0.9),
             'GKD: generalized JSD (beta 0.5) on a mix of data and student samples (lambda 0.5, tau 0.9)',
@@ -379,7 +386,7 @@ ONPOLICY_METHODS = {  # name: (OnPolicyConfig fields, title, paper, url)
     'opd-full': (dict(lmbda=1.0, loss='divergence', divergence='rkl', temperature=1.0),
             'On-policy distillation, full-vocabulary reverse KL on student samples (GKD with beta = 1)',
             'Gu et al. 2024, MiniLLM; Agarwal et al. 2024, GKD (beta = 1)', 'https://arxiv.org/abs/2306.13649'),
-    'kepo-gate': (dict(lmbda=1.0, loss='divergence', divergence='jsd', beta=0.5, temperature=0.9, gate='correct'),
+    'kepo-gate': (dict(lmbda=1.0, loss='divergence', divergence='jsd', beta=0.5, temperature=0.9, gate='correct', gate_norm='kept'),
             "KEPO's quality-gated on-policy distillation: generalized JSD (beta 0.5) on the student's rollouts whose answer verifies",
             'Yang et al. 2026, KEPO: Knowledge-Enhanced Preference Optimization for Reinforcement Learning with Reasoning',
             'https://arxiv.org/abs/2602.00400'),
