@@ -14,7 +14,7 @@ from .metrics import mean_ci_over_seeds, sort_levels
 # %% auto #0
 __all__ = ['RESULT_FILE', 'DEFAULT_METRICS', 'BOUNDED', 'evaluate_adapter', 'save_result', 'collect_results', 'aggregate_results',
            'paired_differences', 'format_ci', 'results_markdown', 'plot_by_level', 'plot_pass_curves',
-           'plot_token_curves', 'teacher_examples', 'write_benchmark']
+           'plot_token_curves', 'benchmark_results', 'show_benchmark', 'teacher_examples', 'write_benchmark']
 
 # %% ../nbs/24_compare.ipynb #659c8fa1
 def evaluate_adapter(adapter,                    # LoRA adapter folder of the trained student (None: the base model)
@@ -207,6 +207,35 @@ def plot_token_curves(runs:list[dict],          # run results carrying a 'curve'
     ax.legend(fontsize=7, ncol=2); ax.set_title(title or 'accuracy vs training tokens')
     if path is not None: plots.save_figure(fig, path)
     return fig
+
+# %% ../nbs/24_compare.ipynb #2ffa4513
+def benchmark_results(name:str) -> dict|None:
+    "The JSON record of a committed benchmark (`benchmarks/results/NAME.json` of a source checkout), or None."
+    from reasondistill.core import package_dir
+    p = Path(package_dir()).parent / 'benchmarks' / 'results' / f'{name}.json'
+    return read_json(p) if p.exists() else None
+
+def show_benchmark(name:str,                 # a committed benchmark's name (e.g. 'onpolicy_toy')
+                   methods:list,             # the methods to show, in this order (those present)
+                   baseline:str='sft',       # Δ is seed-paired against this method
+                   metrics:tuple=('accuracy', 'top1_agreement', 'heldout_kl', 'mean_tokens'),
+                   title:str|None=None,
+                   figures:bool=True,        # also display the by-level and (if any) token-curve figures
+                  ) -> dict|None:            # the aggregate of the shown methods
+    "Print a benchmark's table for `methods` and display its figures; None when the benchmark is not in this checkout."
+    res = benchmark_results(name)
+    if res is None: return None
+    from reasondistill.plots import show_figure
+    runs = [r for r in res['runs'] if r['method'] in methods]
+    order = {m: i for i, m in enumerate(methods)}
+    runs.sort(key=lambda r: (order[r['method']], r['seed']))
+    agg = aggregate_results(runs, metrics=metrics)
+    diffs = paired_differences(runs, baseline) if baseline in agg else None
+    print(results_markdown(agg, diffs=diffs, baseline=baseline))
+    if figures:
+        show_figure(plot_by_level(agg, title=title))
+        if any(r.get('curve') for r in runs): show_figure(plot_token_curves(runs, methods, title=title))
+    return agg
 
 # %% ../nbs/24_compare.ipynb #c206e0b9
 def teacher_examples(problems:list,                 # `Problem`s to sample traces for
