@@ -22,7 +22,8 @@ after a first call has made the data; a last call without it aggregates).
    (`OnPolicyConfig.token_budget`), at most `--max-steps-factor` times that step count. Constant lr after a 5% warm-up.
    Every arm also saves its adapter at B/4 stage-2 tokens, for the curves. Ablation arms (`--methods`, not run by
    default): `gkd-onpolicy` (lambda 1: KEPO's ungated baseline), `gkd-b0.9` (lambda 1, beta 0.9, T 1: TSD-KD's GKD
-   baseline), `kepo-all` (the gated loss averaged over all rollout tokens), `atesd-random`, `atesd-a0` / `atesd-a0.5`
+   baseline), `kepo-all` (the gated loss averaged over all rollout tokens), `kepo-steps` (KEPO for the
+   offline arms' step count, i.e. as many rollouts as `gkd-onpolicy` makes, whatever it trains on), `atesd-random`, `atesd-a0` / `atesd-a0.5`
    (fixed reveal ratios: the card's sweep; `opsd` is ratio 1), `tsd-kd-released` (the released code's PL sign and EM
    rule), `curiosft-fixed-tau`. `--stage2-lr` changes the arms' learning rate only (a sensitivity check).
 4. Evaluation: `--eval-samples` completions (T = 1) per test problem at `--eval-levels`; accuracy = avg@n, overall and
@@ -35,7 +36,7 @@ import argparse, math, os, sys, time
 from pathlib import Path
 
 MAIN = ('sft', 'kd', 'gkd', 'opd', 'kepo', 'opsd', 'atesd', 'tsd-kd', 'curiosft')
-ABLATIONS = ('gkd-onpolicy', 'gkd-b0.9', 'kepo-all', 'atesd-random', 'atesd-a0', 'atesd-a0.5', 'tsd-kd-released', 'curiosft-fixed-tau')
+ABLATIONS = ('gkd-onpolicy', 'gkd-b0.9', 'kepo-all', 'kepo-steps', 'atesd-random', 'atesd-a0', 'atesd-a0.5', 'tsd-kd-released', 'curiosft-fixed-tau')
 ARMS = MAIN + ABLATIONS
 
 def parse():
@@ -123,12 +124,14 @@ def stage2(a, method, seed, start, train_ex, held_ex, probs, half_steps, half_to
         else: s = train_kd(train_ex, KDRun(spec, tc, str(out), teacher='toy:teacher', kd=kd_config_for(a.kd_method, fidelity_every=0)),
                            method=a.kd_method, heldout=held_ex, callbacks=cbs)
         return s, out / f'tokens-{mid}'
-    if method in ('gkd', 'gkd-onpolicy', 'gkd-b0.9', 'opd', 'kepo', 'kepo-all'):
+    if method in ('gkd', 'gkd-onpolicy', 'gkd-b0.9', 'opd', 'kepo', 'kepo-all', 'kepo-steps'):
         name = 'kepo-gate' if method.startswith('kepo') else 'gkd-onpolicy' if method == 'gkd-b0.9' else method
         ex = train_ex if method == 'gkd' else _prompts(train_ex)
         extra = {'gate_norm': 'all'} if method == 'kepo-all' else dict(beta=0.9, temperature=1.0) if method == 'gkd-b0.9' else {}
         op = onpolicy_config_for(name, **common, **extra)     # gkd-b0.9: TSD-KD's GKD baseline (beta 0.9, T = 1, lambda 1)
-        s = train_onpolicy(ex, OnPolicyRun(spec, on_tc, str(out), teacher='toy:teacher', op=op),
+        if method == 'kepo-steps': op, run_tc = replace(op, token_budget=0), tc   # equal steps/rollouts, not equal trained tokens
+        else: run_tc = on_tc
+        s = train_onpolicy(ex, OnPolicyRun(spec, run_tc, str(out), teacher='toy:teacher', op=op),
                            method=method, heldout=held_ex if method == 'gkd' else None)
         return s, out / f'tokens-{mid}'
     if method.startswith('tsd-kd'):
