@@ -207,9 +207,9 @@ def main():
             ro = summ.get('rollouts') or {}
             tokens = ro.get('loss_tokens', summ['global_step'] * a.batch_size * mean_tok)
             mid = evaluate(str(mid_dir), rdir / 'eval-mid', method + '@mid') if mid_dir.exists() else None
-            curve = [dict(tokens=0, accuracy=base['accuracy']), dict(tokens=stage1_tokens, accuracy=ev1['accuracy'])]
-            if mid: curve.append(dict(tokens=stage1_tokens + half_tokens // 2, accuracy=mid['accuracy']))
-            curve.append(dict(tokens=stage1_tokens + tokens, accuracy=ev['accuracy']))
+            curve = [dict(point='base', tokens=0, accuracy=base['accuracy']), dict(point='stage1', tokens=stage1_tokens, accuracy=ev1['accuracy'])]
+            if mid: curve.append(dict(point='mid', tokens=stage1_tokens + half_tokens // 2, accuracy=mid['accuracy']))
+            curve.append(dict(point='final', tokens=stage1_tokens + tokens, accuracy=ev['accuracy']))
             r = compare.save_result(rdir, method, seed, train_seconds=t_train + t1, stage2_seconds=t_train,
                                     eval_seconds=time.perf_counter() - t0, train_loss=summ.get('train_loss'), steps=summ['global_step'],
                                     train_tokens=stage1_tokens + tokens, stage2_tokens=tokens, gen_share=ro.get('gen_share'),
@@ -217,7 +217,7 @@ def main():
                                     stage1_accuracy=ev1['accuracy'], curve=curve, **ev)
             log(f"seed {seed} {method:8} acc {100 * r['accuracy']:5.1f}%  (stage 1 {100 * ev1['accuracy']:.1f}%)  held-out KL "
                 f"{r['heldout_kl']:.4f}  steps {r['steps']}  stage-2 tokens {tokens:.0f}  (train {t_train:.0f}s, eval {r['eval_seconds']:.0f}s)")
-    runs = [r for r in compare.collect_results(work) if r['method'] in a.methods]
+    runs = sorted((r for r in compare.collect_results(work) if r['method'] in a.methods), key=lambda r: (ARMS.index(r['method']), r['seed']))
     if a.only_seeds: return 0                                      # a shard: the aggregating call writes the results
     agg = compare.aggregate_results(runs, metrics=('accuracy', 'stage1_accuracy', 'top1_agreement', 'heldout_kl', 'mean_tokens',
                                                    'steps', 'stage2_tokens', 'stage2_seconds', 'gen_share'))
@@ -225,7 +225,7 @@ def main():
     png = Path(a.out + '_by_level.png'); png.parent.mkdir(parents=True, exist_ok=True)
     compare.plot_by_level(agg, path=png, title=f'Toy world: on-policy and self-distillation vs SFT/KD, {a.seeds} seed(s), 95% t-interval')
     cpng = Path(a.out + '_curves.png')
-    compare.plot_token_curves(runs, [m for m in ARMS if m in a.methods], path=cpng,
+    compare.plot_token_curves(runs, [m for m in MAIN if m in a.methods], path=cpng,
                               title='Toy world: accuracy vs training tokens (stage-1 SFT shared, arms from B/2)')
     load1 = os.getloadavg()
     lines = ['# On-policy and self-distillation vs SFT and offline KD on the toy world' + (' (TINY smoke run: numbers are meaningless)' if a.tiny else ''), '',
@@ -240,7 +240,8 @@ def main():
              f"held-out for fidelity: {len(held_ex)} traces on dev problems. Test: {a.eval_per_level} problems per level at levels "
              f"{', '.join(map(str, a.eval_levels))}, {a.eval_samples} samples each (T = 1). Untrained base: {100 * base['accuracy']:.1f}%. "
              f"Seeds: {a.seeds}; 95% Student-t intervals; Δ vs sft (continued SFT) is seed-paired.", '',
-             compare.results_markdown(agg, diffs=diffs, baseline='sft'), '',
+             compare.results_markdown(agg, metrics=('accuracy', 'top1_agreement', 'heldout_kl', 'mean_tokens', 'stage2_tokens', 'gen_share'),
+                                      diffs=diffs, baseline='sft'), '',
              f"Wall time of this invocation {time.time() - t_start:.0f} s (finished runs are reused); load average at start "
              f"{load0[0]:.2f}, at end {load1[0]:.2f}; {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads. "
              f"Plots: `{png.name}`, `{cpng.name}`.", '']

@@ -126,11 +126,12 @@ def paired_differences(runs:list[dict],        # run results
         if d: out[m] = _ci(d)
     return out
 
-# %% ../nbs/24_compare.ipynb #19f78235
-_PCT = {'accuracy', 'top1_agreement', 'truncation_rate'}
-_DIGITS = {'mean_tokens': 1}
+# %% ../nbs/24_compare.ipynb #c64de14b
+_PCT = {'accuracy', 'top1_agreement', 'truncation_rate', 'gen_share'}
+_DIGITS = {'mean_tokens': 1, 'stage2_tokens': 0}
 _LABEL = {'accuracy': 'accuracy (%)', 'top1_agreement': 'top-1 agreement (%)', 'heldout_kl': 'held-out KL(T‖S)',
-          'mean_tokens': 'mean tokens', 'truncation_rate': 'truncated (%)'}
+          'mean_tokens': 'mean tokens', 'truncation_rate': 'truncated (%)', 'gen_share': 'generation share of step time (%)',
+          'stage2_tokens': 'tokens trained (stage 2)'}
 
 def format_ci(c:dict, pct:bool=False, digits:int|None=None, sign:bool=False) -> str:
     "'mean [lo, hi]' (in % if `pct`, with a + on positive means if `sign`); a bare mean when there is no interval."
@@ -183,10 +184,10 @@ def plot_pass_curves(agg:dict, path=None, title:str|None=None):
     from reasondistill import plots
     return plots.plot_pass_at_k(_as_summaries(agg), path=path, title=title or 'pass@k (interval over seeds)')
 
-def plot_token_curves(runs:list[dict],          # run results carrying a 'curve': [{'tokens', 'accuracy'}, ...]
+def plot_token_curves(runs:list[dict],          # run results carrying a 'curve': [{'tokens', 'accuracy'[, 'point']}, ...]
                       methods=None,             # methods to draw (default: all that have curves), in this order
                       path=None, title:str|None=None):
-    "Accuracy against training tokens per method: the seeds as faint lines, their mean (point by point) as a marked line."
+    "Accuracy against training tokens per method: the seeds as faint lines, their mean as a marked line."
     from collections import defaultdict
     from reasondistill import plots
     by = defaultdict(list)
@@ -196,13 +197,18 @@ def plot_token_curves(runs:list[dict],          # run results carrying a 'curve'
     names = [m for m in (methods or sorted(by)) if m in by]
     fig, axs = plots.new_figure(figsize=(7.5, 4.2))
     ax = axs[0, 0]
+    from matplotlib import colormaps
+    cmap = colormaps['tab10' if len(names) <= 10 else 'tab20']
     for i, m in enumerate(names):
-        col, curves = f'C{i % 10}', by[m]
+        col, curves = cmap(i % cmap.N), by[m]
         for c in curves: ax.plot([p['tokens'] for p in c], [100 * p['accuracy'] for p in c], color=col, alpha=0.2, lw=0.8)
-        n = min(len(c) for c in curves)
-        ax.plot([sum(c[j]['tokens'] for c in curves) / len(curves) for j in range(n)],
-                [100 * sum(c[j]['accuracy'] for c in curves) / len(curves) for j in range(n)],
-                color=col, marker='o', ms=3, label=f'{m} ({len(curves)} seeds)')
+        # the mean over seeds of each point: matched by its 'point' label when the curves carry one (a seed may lack a
+        # point, e.g. a run stopped before a milestone), else by position over the common length
+        keys = [[p.get('point', j) for j, p in enumerate(c)] for c in curves]
+        common = [k for k in keys[0] if all(k in ks for ks in keys)]
+        pts = [[c[ks.index(k)] for c, ks in zip(curves, keys)] for k in common]
+        ax.plot([sum(p['tokens'] for p in ps) / len(ps) for ps in pts], [100 * sum(p['accuracy'] for p in ps) / len(ps) for ps in pts],
+                color=col, marker='o', ms=3, ls='-' if i < 10 else '--', label=f'{m} ({len(curves)} seeds)')
     ax.set_xlabel('completion tokens trained on'); ax.set_ylabel('accuracy (%)'); ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2); ax.set_title(title or 'accuracy vs training tokens')
     if path is not None: plots.save_figure(fig, path)
