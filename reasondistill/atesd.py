@@ -361,12 +361,11 @@ for _m, (_c, _title) in ATESD_METHODS.items():
 
 def cli_train(a, method) -> dict:
     "`reasondistill train --method atesd|atesd-fixed|atesd-random --problems SPEC [--traces DIR] --out DIR [atesd.key=value ...]`."
-    from reasondistill.cli import apply_overrides, parse_problems
-    from reasondistill.onpolicy import split_overrides, prompt_examples
+    from reasondistill.cli import parse_problems
+    from reasondistill.onpolicy import cli_parts, prompt_examples
     tok = load_tokenizer(a.student)
-    tov, oov = split_overrides(a.overrides, 'atesd')
     toy = a.problems.startswith('toy:')
-    cfg = apply_overrides(atesd_config_for(method.name, **({'template': 'short'} if toy else {})), oov)
+    tc, spec, cfg = cli_parts(a, 'atesd', atesd_config_for(method.name, **({'template': 'short'} if toy else {})))
     probs = parse_problems(a.problems)
     if a.traces:
         ex, _, _ = prompt_examples(a, tok)
@@ -377,7 +376,4 @@ def cli_train(a, method) -> dict:
     probs = [p for p in probs if sols.get(p.id)]
     ex = atesd_examples(probs, tok, cfg, sols)
     print('data:', dict(kept=len(ex), exposure=cfg.exposure, template=cfg.template))
-    tc = apply_overrides(TrainConfig(lr=a.lr, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
-                                     max_length=a.max_length, seed=a.seed), tov)
-    spec = ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r))
     return train_atesd(ex, OPSDRun(spec, tc, a.out, cfg), method=method.name)

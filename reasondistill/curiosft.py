@@ -18,7 +18,7 @@ from .signals import (TeacherSignal, ModelTeacher, tokenize_example, collate_tok
                                    lm_head_weight)
 from .kd import _chunked_sum, _fp32, split_heldout
 from .onpolicy import (OBJECTIVES, OnPolicyConfig, onpolicy_trainer_cls, gen_summary, _tokenised_rows,
-                                    split_overrides, prompt_examples)
+                                    cli_parts, prompt_examples)
 
 # %% auto #0
 __all__ = ['TAU_MODES', 'REFERENCES', 'REFERENCE_FILE', 'CURIO_METHODS', 'CURIO_PAPER', 'entropy_target', 'adaptive_tau',
@@ -424,14 +424,9 @@ for _m, (_c, _title) in CURIO_METHODS.items():
 
 def cli_train(a, method) -> dict:
     "`reasondistill train --method curiosft|curiosft-fixed-tau --traces DIR --problems SPEC --out DIR [curio.key=value ...]`."
-    from reasondistill.cli import apply_overrides
     if not a.traces: raise ValueError(f'{method.name} trains on demonstrations: give --traces DIR (verified traces of --problems)')
     tok = load_tokenizer(a.student)
     ex, stats, _ = prompt_examples(a, tok)
     print('data:', stats)
-    tov, cov = split_overrides(a.overrides, 'curio')
-    tc = apply_overrides(TrainConfig(lr=a.lr, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
-                                     max_length=a.max_length, seed=a.seed), tov)
-    cfg = apply_overrides(curio_config_for(method.name), cov)
-    spec = ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r))
+    tc, spec, cfg = cli_parts(a, 'curio', curio_config_for(method.name))
     return train_curiosft(ex, CurioRun(spec, tc, a.out, cfg), method=method.name)

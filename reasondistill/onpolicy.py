@@ -22,7 +22,7 @@ from .kd import (DIVERGENCE_NAMES, KDConfig, kd_loss, kd_trainer_cls, split_held
 # %% auto #0
 __all__ = ['OBJECTIVES', 'ONPOLICY_METHODS', 'token_logprobs', 'discounted_returns', 'OnPolicyConfig', 'opd_objective',
            'clipped_fkl', 'onpolicy_objective', 'rollout_batch', 'onpolicy_trainer_cls', 'OnPolicyRun', 'gen_summary',
-           'train_onpolicy', 'onpolicy_config_for', 'split_overrides', 'prompt_examples', 'cli_train']
+           'train_onpolicy', 'onpolicy_config_for', 'split_overrides', 'prompt_examples', 'cli_parts', 'cli_train']
 
 # %% ../nbs/14_onpolicy.ipynb #092786be
 def token_logprobs(student_hidden,         # student final hidden states at the positions [N, H]
@@ -422,15 +422,18 @@ def prompt_examples(a, tok) -> tuple:
           for p in probs]
     return ex, dict(kept=len(ex), prompts_only=True), probs
 
-def cli_train(a, method) -> dict:
-    "`reasondistill train --method gkd|gkd-onpolicy|opd|opd-full ...`: `op.key=value` overrides set `OnPolicyConfig` fields."
+def cli_parts(a, prefix:str, config) -> tuple:
+    "CLI args -> (TrainConfig, student ModelSpec, `config`): `prefix.key=value` overrides set `config`'s fields, other `key=value` TrainConfig's."
     from reasondistill.cli import apply_overrides
+    tov, mov = split_overrides(a.overrides, prefix)
+    tc = apply_overrides(TrainConfig(lr=a.lr, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
+                                     max_length=a.max_length, seed=a.seed), tov)
+    return tc, ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r)), apply_overrides(config, mov)
+
+def cli_train(a, method) -> dict:
+    "`reasondistill train --method gkd|gkd-onpolicy|opd|opd-full|kepo-gate ...`: `op.key=value` overrides set `OnPolicyConfig` fields."
     tok = load_tokenizer(a.student)
     ex, stats, _ = prompt_examples(a, tok)
     print('data:', stats)
-    tov, oov = split_overrides(a.overrides, 'op')
-    tc = apply_overrides(TrainConfig(lr=a.lr, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
-                                     max_length=a.max_length, seed=a.seed), tov)
-    op = apply_overrides(onpolicy_config_for(method.name, verifier='toy' if a.problems.startswith('toy:') else 'math'), oov)
-    spec = ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r))
+    tc, spec, op = cli_parts(a, 'op', onpolicy_config_for(method.name, verifier='toy' if a.problems.startswith('toy:') else 'math'))
     return train_onpolicy(ex, OnPolicyRun(spec, tc, a.out, teacher=a.teacher, op=op), method=method.name)

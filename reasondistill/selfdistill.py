@@ -15,7 +15,7 @@ from .models import ModelSpec, LoraSpec, load_model, load_tokenizer, render_prom
 from .train import TrainConfig, training_kwargs, run_training, is_done
 from .signals import TeacherSignal, ModelTeacher, collate_tokenized, lm_head_weight
 from .onpolicy import (OnPolicyConfig, onpolicy_trainer_cls, gen_summary, _tokenised_rows,
-                                    split_overrides, prompt_examples, clipped_fkl)
+                                    cli_parts, prompt_examples, clipped_fkl)
 
 # %% auto #0
 __all__ = ['OPSD_TEMPLATES', 'PRIVILEGED', 'OPSD_METHODS', 'OPSD_PAPER', 'OPSDConfig', 'teacher_prompt', 'teacher_batch',
@@ -207,11 +207,10 @@ for _m, (_c, _title) in OPSD_METHODS.items():
 
 def cli_train(a, method) -> dict:
     "`reasondistill train --method opsd|opsd-jsd|opsd-pg --problems SPEC [--traces DIR] --out DIR [opsd.key=value ...]`."
-    from reasondistill.cli import apply_overrides, parse_problems
+    from reasondistill.cli import parse_problems
     tok = load_tokenizer(a.student)
-    tov, oov = split_overrides(a.overrides, 'opsd')
     toy = a.problems.startswith('toy:')
-    cfg = apply_overrides(opsd_config_for(method.name, **({'template': 'short'} if toy else {})), oov)
+    tc, spec, cfg = cli_parts(a, 'opsd', opsd_config_for(method.name, **({'template': 'short'} if toy else {})))
     probs = parse_problems(a.problems)
     sols = None
     if a.traces:
@@ -225,9 +224,6 @@ def cli_train(a, method) -> dict:
         probs = [p for p in probs if p.id not in set(missing)]
     ex = opsd_examples(probs, tok, cfg, sols)
     print('data:', dict(kept=len(ex), privileged=cfg.privileged, template=cfg.template))
-    tc = apply_overrides(TrainConfig(lr=a.lr, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
-                                     max_length=a.max_length, seed=a.seed), tov)
-    spec = ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r))
     return train_opsd(ex, OPSDRun(spec, tc, a.out, cfg), method=method.name)
 
 # %% ../nbs/15_selfdistill.ipynb #04288b74

@@ -11,7 +11,7 @@ from .methods import Method, register_method
 from .models import ModelSpec, LoraSpec, load_tokenizer
 from .train import TrainConfig
 from .signals import TeacherSignal
-from .onpolicy import (OBJECTIVES, OnPolicyConfig, OnPolicyRun, train_onpolicy, split_overrides,
+from .onpolicy import (OBJECTIVES, OnPolicyConfig, OnPolicyRun, train_onpolicy, cli_parts,
                                     prompt_examples)
 
 # %% auto #0
@@ -222,13 +222,8 @@ def train_tsdkd(examples:list,            # dicts with 'prompt' (rendered) and '
 
 def cli_train(a, method) -> dict:
     "`reasondistill train --method tsd-kd|tsd-kd-released --problems SPEC --out DIR [--teacher M] [tsd.key=value ...]`."
-    from reasondistill.cli import apply_overrides
     tok = load_tokenizer(a.student)
     ex, stats, _ = prompt_examples(a, tok)
     print('data:', stats)
-    tov, sov = split_overrides(a.overrides, 'tsd')
-    tc = apply_overrides(TrainConfig(lr=a.lr, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
-                                     max_length=a.max_length, seed=a.seed), tov)
-    cfg = apply_overrides(tsdkd_config_for(method.name), sov)
-    spec = ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r))
+    tc, spec, cfg = cli_parts(a, 'tsd', tsdkd_config_for(method.name))
     return train_tsdkd(ex, OnPolicyRun(spec, tc, a.out, teacher=a.teacher, op=cfg), method=method.name)
