@@ -28,11 +28,11 @@ def main():
     from dataclasses import replace
     from reasondistill.core import set_threads
     from reasondistill.models import load_model, load_tokenizer
-    from reasondistill.sft import default_student_spec
+    from reasondistill.methods.sft import default_student_spec
     from reasondistill.toyworld import toy_problems, LEVELS
-    from reasondistill.selfdistill import toy_solutions
-    from reasondistill.atesd import ATESDConfig, atesd_examples, exposure_mismatch, is_monotone, plot_exposure_mismatch
-    from reasondistill.compare import write_benchmark
+    from reasondistill.methods.opsd import toy_solutions
+    from reasondistill.methods.atesd import ATESDConfig, atesd_examples, exposure_mismatch, is_monotone, plot_exposure_mismatch
+    from reasondistill.eval.compare import write_benchmark
     set_threads(a.threads or None)
     t_start = time.time()
     tok = load_tokenizer('toy:student')

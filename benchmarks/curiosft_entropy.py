@@ -27,11 +27,11 @@ def main():
     from dataclasses import replace
     from reasondistill.core import set_threads, read_json
     from reasondistill.models import load_model, load_tokenizer
-    from reasondistill.sft import default_student_spec, sft_examples
+    from reasondistill.methods.sft import default_student_spec, sft_examples
     from reasondistill.tracestore import TraceStore
     from reasondistill.toyworld import toy_problems, LEVELS
-    from reasondistill.curiosft import entropy_profile, entropy_split, plot_entropy_profiles
-    from reasondistill.compare import _ci, write_benchmark, evaluate_adapter
+    from reasondistill.methods.curiosft import entropy_profile, entropy_split, plot_entropy_profiles
+    from reasondistill.eval.compare import _ci, write_benchmark, evaluate_adapter
     set_threads(a.threads or None)
     t_start, work = time.time(), Path(a.work)
     cfg = read_json(a.bench_json)['config']

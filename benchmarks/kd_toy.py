@@ -52,7 +52,7 @@ def parse():
 
 def data(a, work, log):
     "Teacher traces on training and dev problems -> (train examples, held-out examples, stats)."
-    from reasondistill.compare import teacher_examples
+    from reasondistill.eval.compare import teacher_examples
     from reasondistill.toyworld import toy_problems, LEVELS
     out, stats = {}, {}
     for name, split, n in (('train', 'train', a.train_per_level), ('heldout', 'dev', a.heldout_per_level)):
@@ -64,8 +64,8 @@ def data(a, work, log):
 
 def train(a, method, seed, train_ex, held_ex, work):
     from reasondistill.train import TrainConfig
-    from reasondistill.sft import SFTRun, train_sft, default_student_spec
-    from reasondistill.kd import KDRun, kd_config_for, train_kd
+    from reasondistill.methods.sft import SFTRun, train_sft, default_student_spec
+    from reasondistill.methods.kd import KDRun, kd_config_for, train_kd
     tc = TrainConfig(lr=a.lr, max_steps=a.steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
                      save_steps=max(50, a.steps), seed=seed)
     out = work / f'seed{seed}' / method
@@ -92,7 +92,7 @@ def main():
     hrows = [tokenize_example(stok, e['prompt'], e['completion'], a.max_length) for e in held_ex]
     held_batches = [collate_tokenized(hrows[i:i + 16], stok.pad_token_id) for i in range(0, len(hrows), 16)]
     test_probs = toy_problems(a.eval_per_level, a.eval_levels, split='test')
-    from reasondistill import compare
+    from reasondistill.eval import compare
     from reasondistill.signals import ModelTeacher
     tsig = ModelTeacher(teacher, 'full', temperature=1.0, name='toy:teacher')
     runs = []

@@ -66,8 +66,8 @@ def data(a, work, log):
     from reasondistill.traces import generate_traces
     from reasondistill.tracestore import TraceStore
     from reasondistill.rollout import SamplingParams
-    from reasondistill.sft import sft_examples
-    from reasondistill.redi import preference_pairs
+    from reasondistill.methods.sft import sft_examples
+    from reasondistill.methods.redi import preference_pairs
     teacher, ttok = load_model('toy:teacher')
     stok = load_tokenizer('toy:student')
     d = {}
@@ -88,7 +88,7 @@ def data(a, work, log):
 
 def train_stage1(a, seed, d, work):
     from reasondistill.train import TrainConfig
-    from reasondistill.sft import SFTRun, train_sft, default_student_spec
+    from reasondistill.methods.sft import SFTRun, train_sft, default_student_spec
     tc = TrainConfig(lr=a.lr, max_steps=a.sft_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
                      save_steps=max(50, a.sft_steps), seed=seed)
     return train_sft(d['positives'], SFTRun(default_student_spec(), tc, str(work / f'seed{seed}' / 'sft-start' / 'train')), method='sft')
@@ -97,9 +97,9 @@ def train_stage2(a, method, seed, d, start, work):
     from dataclasses import replace
     from reasondistill.train import TrainConfig
     from reasondistill.models import ModelSpec
-    from reasondistill.sft import SFTRun, train_sft
-    from reasondistill.redi import REDIConfig, REDIRun, train_redi, stage2_callbacks
-    from reasondistill.prefs import PrefConfig, QCRDConfig, train_preference, train_qcrd
+    from reasondistill.methods.sft import SFTRun, train_sft
+    from reasondistill.methods.redi import REDIConfig, REDIRun, train_redi, stage2_callbacks
+    from reasondistill.methods.prefs import PrefConfig, QCRDConfig, train_preference, train_qcrd
     from reasondistill.models import load_tokenizer
     lr = a.lr_high if method.endswith('-hi') else a.lr2
     tc = TrainConfig(lr=lr, max_steps=a.steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=1,
@@ -125,7 +125,7 @@ def train_stage2(a, method, seed, d, start, work):
 
 def curves_of(run_dir):
     "Probe and training curves of one stage-2 run (QCRD: its rounds concatenated)."
-    from reasondistill.redi import log_curves
+    from reasondistill.methods.redi import log_curves
     run_dir = Path(run_dir)
     if (run_dir / 'train_log.json').exists(): return log_curves(run_dir)
     out, off = {}, 0
@@ -140,7 +140,7 @@ def main(argv=None):
     import torch
     from reasondistill.core import set_threads, read_json, write_json, library_versions, git_revision, package_dir
     from reasondistill.toyworld import toy_problems
-    from reasondistill.compare import (evaluate_adapter, save_result, aggregate_results, paired_differences,
+    from reasondistill.eval.compare import (evaluate_adapter, save_result, aggregate_results, paired_differences,
                                        results_markdown, plot_by_level, plot_pass_curves, format_ci)
     set_threads(a.threads or None)
     work, t_start, load0 = Path(a.work), time.time(), os.getloadavg()
@@ -188,8 +188,8 @@ def _mean_curve(runs, method, key):
 def report(a, runs, d, ks, t_start, load0):
     import torch, numpy as np
     from reasondistill.core import write_json, library_versions, git_revision, package_dir
-    from reasondistill.compare import aggregate_results, paired_differences, results_markdown, plot_by_level, plot_pass_curves, format_ci
-    from reasondistill.plots import new_figure
+    from reasondistill.eval.compare import aggregate_results, paired_differences, results_markdown, plot_by_level, plot_pass_curves, format_ci
+    from reasondistill.eval.plots import new_figure
     metrics = ('accuracy', 'mean_tokens', 'truncation_rate') + tuple(f'pass_at_{k}' for k in ks)
     agg = aggregate_results(runs, metrics)
     base = 'sft-cont' if any(r['method'] == 'sft-cont' for r in runs) else runs[0]['method']

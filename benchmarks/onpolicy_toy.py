@@ -67,7 +67,7 @@ def parse():
 
 def data(a, work, log):
     "Teacher traces on training and dev problems -> (train examples with gold answers, held-out examples, problems, stats)."
-    from reasondistill.compare import teacher_examples
+    from reasondistill.eval.compare import teacher_examples
     from reasondistill.toyworld import toy_problems, LEVELS
     out, stats = {}, {}
     for name, split, n in (('train', 'train', a.train_per_level), ('heldout', 'dev', a.heldout_per_level)):
@@ -97,7 +97,7 @@ def _step_saver(steps, out):
 
 def stage1(a, seed, train_ex, half_steps, work):
     from reasondistill.train import TrainConfig
-    from reasondistill.sft import SFTRun, train_sft, default_student_spec
+    from reasondistill.methods.sft import SFTRun, train_sft, default_student_spec
     tc = TrainConfig(lr=a.lr, max_steps=half_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
                      save_steps=10 ** 6, seed=seed, scheduler='constant_with_warmup')
     return train_sft(train_ex, SFTRun(default_student_spec(), tc, str(work / f'seed{seed}' / 'stage1-sft')), method='sft')
@@ -106,11 +106,11 @@ def stage2(a, method, seed, start, train_ex, held_ex, probs, half_steps, half_to
     "Train one arm from the stage-1 adapter on B/2 tokens; returns (summary, {stage-2 tokens: adapter dir} of the mid point)."
     from dataclasses import replace
     from reasondistill.train import TrainConfig
-    from reasondistill.sft import SFTRun, train_sft, default_student_spec
-    from reasondistill.kd import KDRun, kd_config_for, train_kd
+    from reasondistill.methods.sft import SFTRun, train_sft, default_student_spec
+    from reasondistill.methods.kd import KDRun, kd_config_for, train_kd
     from reasondistill.models import load_tokenizer
-    from reasondistill.onpolicy import OnPolicyRun, onpolicy_config_for, train_onpolicy
-    from reasondistill.selfdistill import OPSDRun, opsd_config_for, opsd_examples, train_opsd
+    from reasondistill.methods.onpolicy import OnPolicyRun, onpolicy_config_for, train_onpolicy
+    from reasondistill.methods.opsd import OPSDRun, opsd_config_for, opsd_examples, train_opsd
     tc = TrainConfig(lr=a.stage2_lr or a.lr, max_steps=half_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
                      save_steps=10 ** 6, seed=seed, scheduler='constant_with_warmup')
     on_tc = replace(tc, max_steps=max(1, math.ceil(half_steps * a.max_steps_factor)))
@@ -135,12 +135,12 @@ def stage2(a, method, seed, start, train_ex, held_ex, probs, half_steps, half_to
                            method=method, heldout=held_ex if method == 'gkd' else None)
         return s, out / f'tokens-{mid}'
     if method.startswith('tsd-kd'):
-        from reasondistill.tsdkd import tsdkd_config_for
+        from reasondistill.methods.tsdkd import tsdkd_config_for
         s = train_onpolicy(_prompts(train_ex), OnPolicyRun(spec, on_tc, str(out), teacher='toy:teacher', op=tsdkd_config_for(method, **common)),
                            method=method)
         return s, out / f'tokens-{mid}'
     if method.startswith('curiosft'):
-        from reasondistill.curiosft import CurioRun, curio_config_for, train_curiosft
+        from reasondistill.methods.curiosft import CurioRun, curio_config_for, train_curiosft
         s = train_curiosft(train_ex, CurioRun(spec, on_tc, str(out), curio_config_for(method, **common)), method=method)
         return s, out / f'tokens-{mid}'
     # opsd / atesd: the live student (the stage-1 SFT model as it trains) is the self-teacher, shown a verified trace
@@ -152,7 +152,7 @@ def stage2(a, method, seed, start, train_ex, held_ex, probs, half_steps, half_to
         cfg = opsd_config_for('opsd', template='short', teacher='live', **c)
         s = train_opsd(opsd_examples(ps, load_tokenizer('toy:student'), cfg, sols), OPSDRun(spec, on_tc, str(out), cfg), method='opsd')
         return s, out / f'tokens-{mid}'
-    from reasondistill.atesd import atesd_config_for, atesd_examples, train_atesd
+    from reasondistill.methods.atesd import atesd_config_for, atesd_examples, train_atesd
     if method.startswith('atesd-a'): cfg = atesd_config_for('atesd-fixed', reveal=float(method[len('atesd-a'):]), template='short', teacher='live', **c)
     else: cfg = atesd_config_for(method, template='short', teacher='live', **c)
     s = train_atesd(atesd_examples(ps, load_tokenizer('toy:student'), cfg, sols), OPSDRun(spec, on_tc, str(out), cfg), method=method)
@@ -165,7 +165,7 @@ def main():
     from reasondistill.models import load_model, load_tokenizer
     from reasondistill.signals import tokenize_example, collate_tokenized, ModelTeacher
     from reasondistill.toyworld import toy_problems
-    from reasondistill import compare
+    from reasondistill.eval import compare
     set_threads(a.threads or None)
     work, t_start, load0 = Path(a.work), time.time(), os.getloadavg()
     work.mkdir(parents=True, exist_ok=True)

@@ -90,8 +90,8 @@ def data(a, work, log):
     from reasondistill.models import load_model, load_tokenizer, ModelSpec, render_prompt
     from reasondistill.toyworld import toy_problems, LEVELS
     from reasondistill.tracestore import TraceStore
-    from reasondistill.sft import sft_examples, SFTRun, train_sft, default_student_spec
-    from reasondistill import recipes as R, selection as S
+    from reasondistill.methods.sft import sft_examples, SFTRun, train_sft, default_student_spec
+    from reasondistill.methods import recipes as R, selection as S
     probs = toy_problems(a.train_per_level, LEVELS, split='train')
     teacher, tok = load_model('toy:teacher'); base, _ = load_model('toy:student')
     stok = load_tokenizer('toy:student')
@@ -123,7 +123,7 @@ def data(a, work, log):
         ocs = train_sft(cs_ex, SFTRun(default_student_spec(other), _tc(a, a.coldstart_steps, 0), str(work / 'coldstart-other')),
                         method='coldstart')
         ocold, otok = load_model(ModelSpec(other, quant='4bit', adapter=ocs['final']))
-        from reasondistill.recipes import check_shared_vocab
+        from reasondistill.methods.rsd import check_shared_vocab
         check_shared_vocab(tok, otok)
         t0 = time.perf_counter()
         R.rsd_traces(probs, teacher, ocold, tok, work / 'rsd-other', rcfg, names=('toy:teacher', 'coldstart-other'))
@@ -209,13 +209,13 @@ CHECK = {'rsd-foreign': ('rsd-other', 'A'), 'other-rsd': ('rsd-other', 'B'), 'ot
 def train(a, method, seed, probs, kept, work, student='toy:student', key=None):
     "Train one method from one seed (on `kept[key or method]`); None when the recipe kept nothing."
     from reasondistill.models import load_tokenizer, ModelSpec
-    from reasondistill.sft import sft_examples, SFTRun, train_sft, default_student_spec
+    from reasondistill.methods.sft import sft_examples, SFTRun, train_sft, default_student_spec
     stok = load_tokenizer(student)
     out = work / f'seed{seed}' / method
     if method == 'dasd-mixed':                                   # DASD's third stage, from the seed's `dasd` run
         from reasondistill.models import load_model
         from reasondistill.tracestore import TraceStore
-        from reasondistill import selection as S
+        from reasondistill.methods import selection as S
         s2, n = train(a, 'dasd', seed, probs, kept, work, student)
         if s2 is None: return None, 0
         teacher, tok = load_model('toy:teacher'); dstu, _ = load_model(ModelSpec(student, quant='4bit', adapter=s2['final']))
@@ -245,7 +245,7 @@ def _fmt(x, pct=False):
     return f'{100 * x:.1f}%' if pct else (f'{x:.1f}' if abs(x) >= 10 else f'{x:.3g}')
 
 def plot_data(rows, path):
-    from reasondistill.plots import new_figure, save_figure
+    from reasondistill.eval.plots import new_figure, save_figure
     fig, axes = new_figure(figsize=(7.5, 3.2)); ax = axes[0, 0]
     names = list(rows); xs = range(len(names))
     val = lambda n, k: 100 * rows[n][k] if rows[n]['kept'] and rows[n][k] == rows[n][k] else 0
@@ -263,7 +263,7 @@ def main(argv=None):
     import torch
     from reasondistill.core import set_threads, read_json, write_json
     from reasondistill.toyworld import toy_problems
-    from reasondistill import compare
+    from reasondistill.eval import compare
     set_threads(a.threads or None)
     work, t_start, load0 = Path(a.work), time.time(), os.getloadavg()
     work.mkdir(parents=True, exist_ok=True)

@@ -14,11 +14,11 @@ from pathlib import Path
 from reasondistill.core import set_threads, write_json
 from reasondistill.toyworld import toy_problems, LEVELS, MEDIUM_LEVEL, HARDEST_LEVEL, STYLE_SYSTEM
 from reasondistill.models import load_model, load_tokenizer, ModelSpec, LoraSpec
-from reasondistill.evaluate import EvalConfig, evaluate
+from reasondistill.eval.evaluate import EvalConfig, evaluate
 from reasondistill.tracestore import TraceStore
-from reasondistill.sft import SFTRun, answer_only_examples, train_sft
+from reasondistill.methods.sft import SFTRun, answer_only_examples, train_sft
 from reasondistill.train import TrainConfig
-from reasondistill.metrics import results_table
+from reasondistill.eval.metrics import results_table
 
 def behaviour(samples_dir):
     with TraceStore(samples_dir, readonly=True) as st: ts = list(st)

@@ -3,7 +3,7 @@ import sys, time, random
 from pathlib import Path
 from transformers import TrainerCallback
 from reasondistill.models import load_tokenizer, render_prompt
-from reasondistill.sft import SFTRun, train_sft, default_student_spec
+from reasondistill.methods.sft import SFTRun, train_sft, default_student_spec
 from reasondistill.train import TrainConfig
 from reasondistill.toyworld import toy_problems, parse_toy_question, reference_trace
 

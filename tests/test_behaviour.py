@@ -9,7 +9,7 @@ if importlib.util.find_spec('reasondistill') is None:   # a checkout without `pi
 from reasondistill.records import Problem, Trace
 from reasondistill.tracestore import TraceStore
 from reasondistill.toyworld import QUESTION_PREFIX, LEVELS, parse_toy_question, toy_problems
-from reasondistill.behaviour import (HESITATION_KEYWORDS, MIP_KEYWORDS, MIP_SUFFIX, MIP_ANSWER, keyword_counts,
+from reasondistill.eval.behaviour import (HESITATION_KEYWORDS, MIP_KEYWORDS, MIP_SUFFIX, MIP_ANSWER, keyword_counts,
                                      split_thoughts, behaviour_stats, token_entropy, forking_share, shared_data_dir,
                                      load_labelled_traces, as_records, outcome, behaviour_records, behaviour_table,
                                      table_markdown, ut_score, missing_premise, abstention, mip_report, plot_behaviour,

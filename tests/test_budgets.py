@@ -6,9 +6,9 @@ import pytest
 
 if importlib.util.find_spec('reasondistill') is None:   # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from reasondistill.budgets import (think_length, budget_force, truncate_records, budget_curve, vote_at_k, majority_votes,
+from reasondistill.eval.budgets import (think_length, budget_force, truncate_records, budget_curve, vote_at_k, majority_votes,
                                    default_ks, sample_budget_curves, pareto_front)
-from reasondistill.metrics import pass_at_k
+from reasondistill.eval.metrics import pass_at_k
 
 # --- vote@k -------------------------------------------------------------------------------------------------
 
@@ -164,7 +164,7 @@ def test_pareto_front_brute_force(seed):
     with pytest.raises(ValueError, match='NaN'): pareto_front([1, float('nan')], [1, 2])
 
 def test_budget_force_wait_on_toy_teacher():
-    from reasondistill.budgets import budget_force_wait
+    from reasondistill.eval.budgets import budget_force_wait
     from reasondistill.models import load_model
     from reasondistill.toyworld import toy_problems
     m, tok = load_model('toy:teacher')

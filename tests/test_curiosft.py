@@ -1,4 +1,4 @@
-"""Tests for `reasondistill.curiosft` (CurioSFT); the notebook holds the readable examples.
+"""Tests for `reasondistill.methods.curiosft` (CurioSFT); the notebook holds the readable examples.
 
 References are written from the definitions, independently of the module: a brute-force grid search for the per-token
 temperature, full [N, V] log-softmaxes in float64 under plain autograd for the loss, the EMA recurrence written out
@@ -7,8 +7,8 @@ import copy, functools, json, warnings
 import pytest
 import torch
 from reasondistill.signals import TeacherSignal
-from reasondistill.onpolicy import OBJECTIVES, onpolicy_objective
-from reasondistill.curiosft import (CurioConfig, curio_config_for, adaptive_tau, curiosft_loss, AdapterReference,
+from reasondistill.methods.onpolicy import OBJECTIVES, onpolicy_objective
+from reasondistill.methods.curiosft import (CurioConfig, curio_config_for, adaptive_tau, curiosft_loss, AdapterReference,
                                     entropy_split, REFERENCE_FILE)
 
 torch.set_num_threads(1)
@@ -113,7 +113,7 @@ def test_configs_and_registry():
                     (dict(sync_mix=1.5), 'sync_mix'), (dict(sd_weight=-1), 'sd_weight'), (dict(loss='pg'), "'curiosft'")]:
         with pytest.raises(ValueError, match=msg): CurioConfig(**kw)
     with pytest.raises(KeyError, match='known'): curio_config_for('curio')
-    from reasondistill.methods import get_method
+    from reasondistill.registry import get_method
     m = get_method('curiosft')
     assert m.kind == 'token-level' and '2602.02244' in m.url and m.card.endswith('§7')
     hs, W = torch.randn(3, 4), torch.randn(6, 4)
@@ -154,8 +154,8 @@ def test_ema_sync_arithmetic_and_swap(tmp_path):
 def _trainer(model, tok, ex, tmp_path, cfg):
     import trl, datasets
     from reasondistill.signals import ModelTeacher
-    from reasondistill.onpolicy import _tokenised_rows
-    from reasondistill.curiosft import curio_trainer_cls
+    from reasondistill.methods.onpolicy import _tokenised_rows
+    from reasondistill.methods.curiosft import curio_trainer_cls
     args = trl.SFTConfig(output_dir=str(tmp_path), max_length=256, completion_only_loss=True, packing=False, report_to='none',
                          use_cpu=True, dataset_num_proc=None)
     return curio_trainer_cls()(model=model, args=args, train_dataset=datasets.Dataset.from_list(_tokenised_rows(tok, ex, 256)),
@@ -207,7 +207,7 @@ def test_ema_schedule_and_resume(toy, tmp_path):
     from transformers import TrainerCallback
     from reasondistill.train import TrainConfig
     from reasondistill.models import ModelSpec, LoraSpec
-    from reasondistill.curiosft import CurioRun, train_curiosft
+    from reasondistill.methods.curiosft import CurioRun, train_curiosft
     tok, probs, ex = toy
     spec = ModelSpec('toy:student', lora=LoraSpec(r=4, alpha=8))        # fp32 adapters: the EMA is exact to ~1e-7
     snaps = {}
@@ -251,7 +251,7 @@ def test_ema_schedule_and_resume(toy, tmp_path):
 
 def test_entropy_profile_and_split(toy):
     from reasondistill.models import load_model
-    from reasondistill.curiosft import entropy_profile, plot_entropy_profiles
+    from reasondistill.methods.curiosft import entropy_profile, plot_entropy_profiles
     from reasondistill.signals import tokenize_example
     tok, probs, ex = toy
     model, _ = load_model('toy:student')

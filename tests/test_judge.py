@@ -6,7 +6,7 @@ import pytest
 
 if importlib.util.find_spec('reasondistill') is None:   # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from reasondistill.judge import (JUDGE_TEMPLATE, judge_prompt, parse_verdict, JudgeOutput, HFJudge, HTTPJudge, run_judge,
+from reasondistill.eval.judge import (JUDGE_TEMPLATE, judge_prompt, parse_verdict, JudgeOutput, HFJudge, HTTPJudge, run_judge,
                                  cohen_kappa, agreement, load_equivalence_pairs, audit_judge, continuation_logprobs,
                                  reasoning_context, soft_votes, confidence_votes)
 
@@ -161,7 +161,7 @@ def test_continuation_logprobs_and_hf_judge():
 # --- discrimination metrics and long prompts --------------------------------------------------------------------------
 
 def test_auroc_and_calibration_direct():
-    from reasondistill.judge import auroc, calibration
+    from reasondistill.eval.judge import auroc, calibration
     rng = np.random.default_rng(1)
     s, y = rng.integers(0, 4, 40) / 3, rng.random(40) < 0.4
     want = np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a in s[y] for b in s[~y]])

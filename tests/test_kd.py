@@ -1,4 +1,4 @@
-"""Test matrices and end-to-end checks for `reasondistill.signals` and `reasondistill.kd` (the notebooks hold the
+"""Test matrices and end-to-end checks for `reasondistill.signals` and `reasondistill.methods.kd` (the notebooks hold the
 readable examples).
 
 References are written from the definitions, independently of the modules: float64 softmax formulas over full
@@ -10,7 +10,7 @@ import pytest
 import torch
 from _reference import ref_div
 from reasondistill.signals import TeacherSignal, tokenize_example, collate_tokenized, pack_ids, unpack_ids, id_bits
-from reasondistill.kd import kd_loss, chunked_ce, kd_objective, KDConfig
+from reasondistill.methods.kd import kd_loss, chunked_ce, kd_objective, KDConfig
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,7 +192,7 @@ def test_trainer_evaluate_reports_the_objective(toy, tmp_path):
     import trl, datasets
     from reasondistill.models import load_model, ModelSpec, LoraSpec
     from reasondistill.signals import ModelTeacher
-    from reasondistill.kd import kd_trainer_cls, fidelity
+    from reasondistill.methods.kd import kd_trainer_cls, fidelity
     tok, _, ex = toy
     teacher, _ = load_model('toy:teacher')
     student, stok = load_model(ModelSpec('toy:student', lora=LoraSpec(r=4, alpha=8)), trainable=True)

@@ -1,11 +1,11 @@
-"Matrix tests of `reasondistill.metrics`: estimators against closed forms and brute force, interval coverage, summaries."
+"Matrix tests of `reasondistill.eval.metrics`: estimators against closed forms and brute force, interval coverage, summaries."
 import itertools, json, math, subprocess, sys
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 import numpy as np
 import pytest
-from reasondistill.metrics import (pass_at_k, avg_at_n, pass_at_k_mean, majority_vote, maj_at_k, bootstrap_ci,
+from reasondistill.eval.metrics import (pass_at_k, avg_at_n, pass_at_k_mean, majority_vote, maj_at_k, bootstrap_ci,
                                    paired_bootstrap_diff, t_quantile, mean_ci_over_seeds, summarize, sort_levels,
                                    get_metric, results_table)
 
@@ -239,8 +239,8 @@ def test_results_table_plain_alignment():
     assert get_metric(s, 'by_level/3/avg@n') == get_metric(s, 'avg@n', level='3') == s['by_level']['3']['avg@n']
 
 def test_imports_stay_light():
-    "`reasondistill.metrics` needs only numpy; `reasondistill.plots` imports matplotlib only when it draws."
-    code = ("import sys, reasondistill.metrics, reasondistill.plots; "
+    "`reasondistill.eval.metrics` needs only numpy; `reasondistill.eval.plots` imports matplotlib only when it draws."
+    code = ("import sys, reasondistill.eval.metrics, reasondistill.eval.plots; "
             "heavy = [m for m in ('matplotlib', 'scipy', 'torch', 'pandas') if m in sys.modules]; assert not heavy, heavy")
     r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

@@ -16,7 +16,7 @@ def test_notebook(nb, record_property):
     t = time.perf_counter()
     # notebooks run in this process: a notebook's export cells register their own (re-defined) objectives in the
     # package's registry, so it is restored afterwards — later tests must see the package's functions
-    from reasondistill.onpolicy import OBJECTIVES
+    from reasondistill.methods.onpolicy import OBJECTIVES
     saved = dict(OBJECTIVES)
     try: ok, secs = run_nb(nb, skip_flags=FLAGS, basepath=cfg.config_path)
     finally: OBJECTIVES.clear(); OBJECTIVES.update(saved)

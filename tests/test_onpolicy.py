@@ -1,5 +1,5 @@
-"""Tests for `reasondistill.onpolicy` (GKD, per-token reverse-KL OPD, the rollout schedule) and
-`reasondistill.selfdistill` (OPSD); the notebooks hold the readable examples.
+"""Tests for `reasondistill.methods.onpolicy` (GKD, per-token reverse-KL OPD, the rollout schedule) and
+`reasondistill.methods.opsd` (OPSD); the notebooks hold the readable examples.
 
 References are written from the definitions, independently of the modules: full [N, V] log-softmaxes in float64
 under plain autograd, TRL's own GKD loss, a double loop for discounted advantages, exact expectations over the
@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 from reasondistill.signals import TeacherSignal
-from reasondistill.onpolicy import (OnPolicyConfig, onpolicy_objective, token_logprobs, discounted_returns, rollout_batch,
+from reasondistill.methods.onpolicy import (OnPolicyConfig, onpolicy_objective, token_logprobs, discounted_returns, rollout_batch,
                                     onpolicy_config_for)
-from reasondistill.onpolicy import clipped_fkl
-from reasondistill.selfdistill import OPSDConfig, opsd_config_for, teacher_batch
+from reasondistill.methods.onpolicy import clipped_fkl
+from reasondistill.methods.opsd import OPSDConfig, opsd_config_for, teacher_batch
 
 torch.set_num_threads(1)
 
@@ -154,8 +154,8 @@ def test_opsd_trainer_loss_equals_manual_computation(toy, tmp_path):
     import trl, datasets
     from reasondistill.models import load_model, ModelSpec, LoraSpec, render_prompt
     from reasondistill.signals import ModelTeacher, tokenize_example, collate_tokenized
-    from reasondistill.onpolicy import _tokenised_rows
-    from reasondistill.selfdistill import opsd_trainer_cls, opsd_examples, toy_solutions
+    from reasondistill.methods.onpolicy import _tokenised_rows
+    from reasondistill.methods.opsd import opsd_trainer_cls, opsd_examples, toy_solutions
     tok, probs, ex = toy
     torch.manual_seed(0)
     model, stok = load_model(ModelSpec('toy:student', lora=LoraSpec(r=4, alpha=8)), trainable=True)
@@ -248,8 +248,8 @@ def test_resumed_run_makes_the_same_draws(toy, tmp_path):
     "The on-policy draws and rollout seeds depend on (seed, step, micro-batch) only: a run resumed from a checkpoint repeats them."
     from transformers import TrainerCallback
     from reasondistill.train import TrainConfig
-    from reasondistill.sft import default_student_spec
-    from reasondistill.onpolicy import OnPolicyRun, train_onpolicy
+    from reasondistill.methods.sft import default_student_spec
+    from reasondistill.methods.onpolicy import OnPolicyRun, train_onpolicy
     tok, probs, ex = toy
     tc = TrainConfig(lr=5e-3, max_steps=5, batch_size=2, max_length=256, logging_steps=1, save_steps=2, grad_accum=2)
     op = onpolicy_config_for('gkd', max_new_tokens=16, heldout=0)

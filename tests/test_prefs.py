@@ -19,9 +19,9 @@ def _traces(probs):
     return out
 
 def test_registry():
-    from reasondistill.methods import load_methods, get_method
+    from reasondistill.registry import load_methods, get_method
     load_methods()
-    for name, mod in (('redi', 'reasondistill.redi'), ('dpo', 'reasondistill.prefs'), ('simpo', 'reasondistill.prefs'), ('qcrd', 'reasondistill.prefs')):
+    for name, mod in (('redi', 'reasondistill.methods.redi'), ('dpo', 'reasondistill.methods.prefs'), ('simpo', 'reasondistill.methods.prefs'), ('qcrd', 'reasondistill.methods.prefs')):
         m = get_method(name)
         assert m.module == mod and m.status == 'implemented' and m.url.startswith('https://arxiv.org/abs/') and m.paper
 

@@ -6,7 +6,7 @@ import pytest
 
 if importlib.util.find_spec('reasondistill') is None:   # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from reasondistill.provenance import (CATEGORIES, TraceProvenance, sentence_spans, split_sentences, token_sentences,
+from reasondistill.eval.provenance import (CATEGORIES, TraceProvenance, sentence_spans, split_sentences, token_sentences,
                                       sentence_logprobs, classify, category_shares, dataset_shares, shares_by_position,
                                       divergence_scores, select_by_divergence, rank_sentences, score_traces,
                                       completion_logprobs)

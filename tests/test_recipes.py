@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from reasondistill.recipes import RSDConfig, rsd_step, rsd_generate, select_rsd, GenSSDConfig, chunk_ppls
-from reasondistill.selection import (verify_scores, pass_rate, coefficient_of_variation, difficulty_label, grade_problems,
+from reasondistill.methods.rsd import RSDConfig, rsd_step, rsd_generate, select_rsd, GenSSDConfig, chunk_ppls
+from reasondistill.methods.dasd import (verify_scores, pass_rate, coefficient_of_variation, difficulty_label, grade_problems,
                                      deepdistill_select)
 from reasondistill.records import Problem, Trace
 
@@ -110,14 +110,14 @@ def test_rsd_kv_cache_decoding_equals_full_recomputation(toy_pair):
                 np.testing.assert_allclose(x.logp_student, y.logp_student, atol=1e-4)
                 np.testing.assert_allclose(x.logp_teacher, y.logp_teacher, atol=1e-4)
     # unbatched decoding of one prompt gives the same record as the full forward pass of the student over it
-    from reasondistill.provenance import completion_logprobs
+    from reasondistill.eval.provenance import completion_logprobs
     c = rsd_generate(t, s, tok, prompts[-1:], RSDConfig(max_new_tokens=60, threshold=1e-5, temperature=1.0), n=1, seed=2)[0][0]
     ids = c.token_ids[:-1] if c.finish_reason == 'stop' else c.token_ids
     r = completion_logprobs(s, tok, prompts[-1:], [tok.decode(ids)])[0]
     np.testing.assert_allclose(r['logp'], c.logp_student[:len(r['logp'])], atol=1e-3)
 
 def test_rsd_needs_a_shared_vocabulary(toy_pair):
-    from reasondistill.recipes import check_shared_vocab
+    from reasondistill.methods.rsd import check_shared_vocab
     class Fake:
         def get_vocab(self): return {'a': 0, 'b': 1}
     with pytest.raises(ValueError, match='share the vocabulary'): check_shared_vocab(toy_pair[2], Fake())
@@ -136,7 +136,7 @@ def test_select_rsd_filter():
 def test_gen_ssd_config_and_chunks(toy_pair):
     with pytest.raises(ValueError, match='perplexity'): GenSSDConfig(tau=0.5)
     t, s, tok = toy_pair
-    from reasondistill.provenance import completion_logprobs
+    from reasondistill.eval.provenance import completion_logprobs
     from reasondistill.models import render_prompt
     p = render_prompt(tok, 'Compute left to right, mod 10: 1+2')
     comp = '<think>\n1+2=3\n</think>\nThe answer is 3.'
@@ -180,7 +180,7 @@ def test_grade_and_select():
     with pytest.raises(ValueError, match="stage"): deepdistill_select(tr, graded, 'III')
 
 def test_methods_registered():
-    from reasondistill.methods import load_methods
+    from reasondistill.registry import load_methods
     m = load_methods()
     for name, mod in (('rsd', 'recipes'), ('gen-ssd', 'recipes'), ('dasd', 'selection'), ('deepdistill', 'selection')):
         assert m[name].kind == 'data' and m[name].module == f'reasondistill.{mod}' and m[name].status == 'implemented'

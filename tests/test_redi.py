@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from reasondistill.records import Trace
-from reasondistill.redi import redi_loss, preference_pairs, redi_trainer_cls, pair_batch, completion_logps
+from reasondistill.methods.redi import redi_loss, preference_pairs, redi_trainer_cls, pair_batch, completion_logps
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def test_trainer_loss_and_gradients_match_definition(tmp_path, alpha):
     from reasondistill.models import load_model, load_tokenizer, ModelSpec, LoraSpec, render_prompt
     from reasondistill.toyworld import toy_problems
     from reasondistill.train import TrainConfig, training_kwargs
-    from reasondistill.redi import preference_config, pairs_dataset
+    from reasondistill.methods.redi import preference_config, pairs_dataset
     probs = toy_problems(1, [1, 3, 5], split='train')
     tok = load_tokenizer('toy:student')
     pairs, _ = preference_pairs(_toy_traces(probs), probs, tok)

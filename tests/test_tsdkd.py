@@ -1,4 +1,4 @@
-"""Tests for `reasondistill.tsdkd` (TSD-KD as an on-policy objective); the notebook holds the readable examples.
+"""Tests for `reasondistill.methods.tsdkd` (TSD-KD as an on-policy objective); the notebook holds the readable examples.
 
 The reference is written from the equations of card §5 (`methods_objectives.md`), independently of the module: full
 [B, T, V] log-softmaxes in float64 under plain autograd, the generalized JSD written out (TRL convention), the opener by a
@@ -9,8 +9,8 @@ import json, math
 import pytest
 import torch
 from reasondistill.signals import TeacherSignal
-from reasondistill.onpolicy import OnPolicyConfig, onpolicy_objective, OBJECTIVES
-from reasondistill.tsdkd import (TSDKDConfig, tsdkd_loss, pl_nll, opener_mask, em_mask, tsdkd_config_for, train_tsdkd,
+from reasondistill.methods.onpolicy import OnPolicyConfig, onpolicy_objective, OBJECTIVES
+from reasondistill.methods.tsdkd import (TSDKDConfig, tsdkd_loss, pl_nll, opener_mask, em_mask, tsdkd_config_for, train_tsdkd,
                                  TSDKD_METHODS)
 
 torch.set_num_threads(1)
@@ -217,18 +217,18 @@ def test_config_validation():
     with pytest.raises(ValueError, match='positions'): tsdkd_loss(hs[m][:-1], W, None, sig, seq, TSDKDConfig())
 
 def test_registry():
-    from reasondistill.methods import load_methods
+    from reasondistill.registry import load_methods
     ms = load_methods()
     for name in ('tsd-kd', 'tsd-kd-released'):
         m = ms[name]
-        assert m.module == 'reasondistill.tsdkd' and m.status == 'implemented' and m.kind == 'on-policy'
+        assert m.module == 'reasondistill.methods.tsdkd' and m.status == 'implemented' and m.kind == 'on-policy'
         assert '2603.13260' in m.paper and m.url == 'https://arxiv.org/abs/2603.13260' and m.card.endswith('§5')
     assert 'released' in ms['tsd-kd-released'].title
 
 def test_train_tsdkd_refuses_other_configs(tmp_path):
-    from reasondistill.onpolicy import OnPolicyRun
+    from reasondistill.methods.onpolicy import OnPolicyRun
     from reasondistill.train import TrainConfig
-    from reasondistill.sft import default_student_spec
+    from reasondistill.methods.sft import default_student_spec
     with pytest.raises(TypeError, match='TSDKDConfig'):
         train_tsdkd([dict(prompt='x', completion='')], OnPolicyRun(default_student_spec(), TrainConfig(), str(tmp_path / 'x')))
 

@@ -6,7 +6,7 @@ pytestmark = pytest.mark.unsloth
 
 def test_unsloth_backend_trains(tmp_path):
     from reasondistill.models import ModelSpec, LoraSpec, load_model, load_tokenizer, render_prompt
-    from reasondistill.sft import SFTRun, train_sft
+    from reasondistill.methods.sft import SFTRun, train_sft
     from reasondistill.train import TrainConfig
     from reasondistill.toyworld import toy_problems, parse_toy_question, reference_trace
     import random
