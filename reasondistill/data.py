@@ -17,7 +17,7 @@ from .records import Problem
 # %% auto #0
 __all__ = ['ProblemLoader', 'PROBLEM_LOADERS', 'HUB_SOURCES', 'DataError', 'DataWarning', 'LoadReport', 'read_jsonl',
            'load_gsm8k', 'load_math500', 'load_aime', 'load_amc', 'register_loader', 'load_from_hub', 'load_problems',
-           'save_problems', 'load_problem_file']
+           'save_problems', 'load_problem_file', 'parse_problems']
 
 # %% ../nbs/data/00_data.ipynb #6f6a0bee
 def _where(file, line:int|None=None, problem_id:str|None=None) -> str:
@@ -402,3 +402,24 @@ def load_problem_file(path,                  # JSONL written by `save_problems`
                      ) -> tuple[list[Problem], LoadReport]:
     "Read a problem file written by `save_problems`."
     return _warn_skips(_load_file(path, _problem_row, on_error, limit))
+
+# %% ../nbs/data/00_data.ipynb #9b4ce3eb
+def parse_problems(spec:str) -> list:
+    "Problems from a problem spec: `toy:<split>:<n>[:<levels>]`, `<benchmark>:<file>`, or a problem file."
+    from reasondistill.toyworld import toy_problems, LEVELS
+    if spec.startswith('toy:'):
+        parts = spec.split(':')
+        if len(parts) not in (3, 4) or not parts[2].isdigit():
+            raise ValueError(f'toy problem spec must be toy:<split>:<n per level>[:<levels, e.g. 1,4 or 1-8>], got {spec!r}')
+        levels = LEVELS
+        if len(parts) == 4:                              # levels: 1,4,8 or ranges 1-8, 2-4,8
+            try: levels = [l for x in parts[3].split(',') for a, _, b in [x.partition('-')]
+                           for l in (range(int(a), int(b) + 1) if b else [int(a)])]
+            except ValueError: raise ValueError(f'toy levels must be integers or ranges like 1-8, got {parts[3]!r}') from None
+        return toy_problems(int(parts[2]), levels, split=parts[1])
+    src, _, path = spec.partition(':')
+    if path and not Path(spec).exists():
+        probs, report = load_problems(src, path=path)
+        return probs
+    probs, report = load_problem_file(spec)
+    return probs

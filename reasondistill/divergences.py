@@ -9,11 +9,13 @@ from __future__ import annotations
 import math
 from typing import Callable
 import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 # %% auto #0
-__all__ = ['DIVERGENCES', 'forward_kl', 'reverse_kl', 'generalized_jsd', 'skew_kl', 'skew_reverse_kl', 'tvd',
+__all__ = ['DIVERGENCES', 'DIVERGENCE_NAMES', 'forward_kl', 'reverse_kl', 'generalized_jsd', 'skew_kl', 'skew_reverse_kl', 'tvd',
            'clipped_forward_kl', 'divergence', 'tempered_log_softmax', 'sparse_divergence', 'chunked_kd_loss',
-           'naive_kd_loss']
+           'naive_kd_loss', 'fp32', 'chunked_sum', 'chunked_ce', 'token_logprobs', 'kd_loss', 'clipped_fkl']
 
 # %% ../nbs/core/05_divergences.ipynb #c378c045
 def _as_logp(x):
@@ -390,3 +392,106 @@ def naive_kd_loss(student_hidden:torch.Tensor,          # student final hidden s
     s = tempered_log_softmax(h @ student_head_weight[:t.shape[-1]].T, temperature)
     d = _KERNELS[name](t, s, **kw)
     return (d * weights.to(d.dtype)).sum() * scale
+
+# %% ../nbs/core/05_divergences.ipynb #96dae2a5
+DIVERGENCE_NAMES = tuple(DIVERGENCES)
+
+def fp32(x):
+    "`x` in at least float32 (float64 stays float64)."
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+def chunked_sum(fn,                # fn(*row_chunks, weight) -> scalar
+                rows:tuple,        # tensors with the same first dimension N (the positions)
+                weight,            # a tensor passed whole to every call (the LM head)
+                chunk_size:int,    # positions per chunk
+               ):
+    "Sum of `fn` over chunks of positions; checkpointed under autograd, so each chunk's logits are recomputed in backward."
+    grad = torch.is_grad_enabled() and (rows[0].requires_grad or weight.requires_grad)
+    total = fp32(rows[0].sum() * 0.0)                    # stays connected to the graph when there are no rows
+    for i in range(0, len(rows[0]), chunk_size):
+        args = (*(t[i:i + chunk_size] for t in rows), weight)
+        total = total + (checkpoint(fn, *args, use_reentrant=False) if grad else fn(*args))
+    return total
+
+# %% ../nbs/core/05_divergences.ipynb #f32ad194
+def chunked_ce(student_hidden,         # student final hidden states at the loss positions [N, H]
+               head_weight,            # student LM head [V, H]
+               targets,                # the tokens that follow [N]
+               chunk_size:int=128,     # positions per chunk
+               reduction:str='mean',   # 'mean' or 'sum'
+              ):
+    "Cross-entropy of `targets` under the student, one chunk of positions at a time."
+    h = student_hidden.to(head_weight.dtype)
+    tot = chunked_sum(lambda hc, y, w: F.cross_entropy(fp32(hc @ w.T), y, reduction='sum'), (h, targets), head_weight, chunk_size)
+    return tot / max(len(h), 1) if reduction == 'mean' else tot
+
+def token_logprobs(student_hidden,         # student final hidden states at the positions [N, H]
+                   head_weight,            # student LM head [V, H]
+                   tokens,                 # the token that follows each position [N]
+                   temperature:float=1.0,  # log softmax(z / temperature)
+                   chunk_size:int=128,     # positions per chunk (memory O(chunk_size * V))
+                  ):                       # [N] fp32 log-probs, differentiable
+    "log p_theta(token) at each position, one checkpointed chunk of positions at a time."
+    if len(tokens) != len(student_hidden): raise ValueError(f'{len(student_hidden)} positions but {len(tokens)} tokens')
+    h = student_hidden.to(head_weight.dtype)
+    fn = lambda hc, y, w: tempered_log_softmax(hc @ w.T, temperature).gather(-1, y[:, None]).squeeze(-1)
+    grad = torch.is_grad_enabled() and (h.requires_grad or head_weight.requires_grad)
+    parts = [checkpoint(fn, h[i:i + chunk_size], tokens[i:i + chunk_size], head_weight, use_reentrant=False) if grad
+             else fn(h[i:i + chunk_size], tokens[i:i + chunk_size], head_weight) for i in range(0, len(h), chunk_size)]
+    return torch.cat(parts) if parts else (h.sum(-1) * 0).float()
+
+# %% ../nbs/core/05_divergences.ipynb #4b6377e5
+def kd_loss(student_hidden,              # student final hidden states at the loss positions [N, H]
+            head_weight,                 # student LM head [V, H] (rows beyond the signal's vocab_size are ignored)
+            signal,                      # a `signals.TeacherSignal` at the same N positions
+            name:str='fkl',              # divergence: 'fkl', 'rkl', 'jsd', 'skew_fkl', 'skew_rkl', 'tvd'
+            temperature:float|None=None, # tau (default: the signal's; a top-k signal only allows its own)
+            tail:str='bucket',           # top-k tail: 'bucket' (one extra outcome) or 'renorm'
+            chunk_size:int=128,          # positions per chunk: memory O(chunk_size * V)
+            reduction:str='mean',        # 'mean' over positions, or 'sum'
+            t2_scale:bool=False,         # multiply by tau**2
+            **kw,                        # beta= for 'jsd', alpha= for the skew ones
+           ):
+    "Token-level KD loss of a student (hidden states + LM head) against any `TeacherSignal`, chunk by chunk."
+    if name not in DIVERGENCE_NAMES: raise KeyError(f'unknown divergence {name!r}; known: {list(DIVERGENCE_NAMES)}')
+    if reduction not in ('mean', 'sum'): raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    n = len(student_hidden)
+    if len(signal) != n: raise ValueError(f'{n} student positions but {len(signal)} teacher positions')
+    tau = signal.temperature if temperature is None else float(temperature)
+    sig = signal.to(student_hidden.device)
+    if sig.kind != 'full' and sig.vocab_size and sig.vocab_size > head_weight.shape[0]:
+        raise ValueError(f'the teacher signal covers {sig.vocab_size} token ids but the student head has {head_weight.shape[0]} rows')
+    v = min(head_weight.shape[0], sig.vocab_size or head_weight.shape[0])
+    w, h = head_weight[:v], student_hidden.to(head_weight.dtype)
+    common = dict(name=name, chunk_size=chunk_size, temperature=tau, reduction=reduction, t2_scale=t2_scale, **kw)
+    if sig.kind == 'full':
+        if sig.logits is not None: return chunked_kd_loss(h, w, teacher_fn=lambda rows: sig.logits[rows][..., :v], **common)
+        return chunked_kd_loss(h, w, sig.hidden.to(sig.head_weight.dtype), sig.head_weight[:v], **common)
+    if sig.kind == 'sampled':
+        raise ValueError('a sampled signal holds one log-prob per position, not a distribution: use it as a per-token '
+                         'advantage (on-policy distillation), or give a full or top-k teacher')
+    if tau != sig.temperature:
+        raise ValueError(f'this top-k signal was taken at temperature {sig.temperature}; a top-k cannot be re-tempered '
+                         f'(the tail\'s shape is unknown). Train at {sig.temperature}, or capture at {tau}.')
+    fn = lambda hc, ids, lp, tm, wc: sparse_divergence(name, ids, lp, fp32(hc @ wc.T) / tau, tail=tail, tail_mass=tm, **kw).sum()
+    tot = chunked_sum(fn, (h, sig.topk_ids, fp32(sig.topk_logp), fp32(sig.log_tail).exp()), w, chunk_size)
+    tot = tot * (tau ** 2 if t2_scale else 1.0)
+    return tot / max(n, 1) if reduction == 'mean' else tot
+
+# %% ../nbs/core/05_divergences.ipynb #e52c81b3
+def clipped_fkl(student_hidden,            # student final hidden states [N, H]
+                head_weight,               # student LM head [V, H]
+                signal,                    # a full `signals.TeacherSignal` at the same N positions
+                clip:float=0.05,           # the cap c on each p_T(v) (log p_T(v) - log p_S(v))
+                temperature:float=1.0,     # tau of teacher and student
+                chunk_size:int=128,        # positions per chunk
+               ):                          # summed over positions, fp32 scalar
+    "The pointwise-clipped forward KL summed over positions, one checkpointed chunk at a time."
+    if signal.kind != 'full': raise ValueError(f'the clipped forward KL needs the full teacher distribution, got a {signal.kind} signal')
+    if len(signal) != len(student_hidden): raise ValueError(f'{len(student_hidden)} student positions but {len(signal)} teacher positions')
+    sig = signal.to(student_hidden.device)
+    v = min(head_weight.shape[0], sig.vocab)
+    w, h = head_weight[:v], student_hidden.to(head_weight.dtype)
+    fn = lambda hc, rows, wc: clipped_forward_kl(tempered_log_softmax(sig.logits_fn(rows)[..., :v], temperature),
+                                                 tempered_log_softmax(hc @ wc.T, temperature), clip).sum()
+    return chunked_sum(fn, (h, torch.arange(len(h), device=h.device)), w, chunk_size)

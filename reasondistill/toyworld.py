@@ -17,9 +17,9 @@ __all__ = ['OPS', 'MOD', 'LEVELS', 'MEDIUM_LEVEL', 'HARDEST_LEVEL', 'QUESTION_PR
            'THINK_TOKENS', 'CHAT_TEMPLATE', 'CONTEXT_LEN', 'TOY_ARCH', 'STUDENT_FROM_TEACHER_LAYERS',
            'MIXED_LEVEL_BATCHES', 'WORKED_MAX_LEVEL', 'WORK_PREFIX', 'BUILD_STEPS', 'BUILD_LR', 'ANNEAL_STYLES',
            'ANNEAL_SLIP_PER_LEVEL', 'PHASES', 'apply_op', 'ToyProblem', 'random_toy_problem', 'parse_toy_question',
-           'toy_problems', 'load_toy', 'slip_rate', 'reference_trace', 'answer_only', 'build_tokenizer',
-           'toy_model_config', 'student_from_teacher', 'init_toy_model', 'ToyCorpus', 'train_toy_model',
-           'build_toy_world']
+           'toy_problems', 'load_toy', 'slip_rate', 'reference_trace', 'answer_only', 'reference_solutions',
+           'build_tokenizer', 'toy_model_config', 'student_from_teacher', 'init_toy_model', 'ToyCorpus',
+           'train_toy_model', 'build_toy_world']
 
 # %% ../nbs/data/04_toyworld.ipynb #f37a38ea
 OPS = ('+', '-', '*')
@@ -155,6 +155,10 @@ def reference_trace(tp:ToyProblem,                 # the problem
 def answer_only(value) -> str:
     "The answer-only completion format: an empty think block, then the answer."
     return f'<think>\n</think>\nThe answer is {value}.'
+
+def reference_solutions(problems:list) -> dict:
+    "Error-free concise reference solutions of toy problems, {problem id: trace} (what a self-teacher is shown)."
+    return {p.id: reference_trace(parse_toy_question(p.question), random.Random(0), style='concise', slip=0)[0] for p in problems}
 
 # %% ../nbs/data/04_toyworld.ipynb #bec4d361
 SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>']

@@ -7,6 +7,8 @@ Docs: https://reasondistill.github.io/reasondistill/data/traces.html.md"""
 # %% ../nbs/data/03_traces.ipynb #03f2b4d5
 from __future__ import annotations
 import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from .core import progress, require
 from .records import Problem, Trace
@@ -14,9 +16,11 @@ from .tracestore import TraceStore
 from .rollout import SamplingParams, generate
 from .verify import get_verifier, split_thinking
 from .models import render_prompt
+from .toyworld import reference_solutions
 
 # %% auto #0
-__all__ = ['check_prompt_lengths', 'generate_traces']
+__all__ = ['NEEDS_TRACES', 'check_prompt_lengths', 'generate_traces', 'sft_examples', 'answer_only_examples', 'prompt_examples',
+           'reference_examples', 'LabelledTraces', 'training_data']
 
 # %% ../nbs/data/03_traces.ipynb #81136048
 def _where(p:Problem) -> str:
@@ -89,3 +93,94 @@ def generate_traces(problems:list,                     # `Problem`s to sample
         return stats
     finally:
         if own: store.close()
+
+# %% ../nbs/data/03_traces.ipynb #49be5787
+def sft_examples(traces,                      # iterable of `Trace` (e.g. a `TraceStore`)
+                 problems:list,               # the `Problem`s the traces answer (for the question text)
+                 tokenizer,                   # the *student's* tokenizer (its chat template renders the prompt)
+                 verdicts=('correct',),       # which verdicts to keep
+                 per_problem:int|None=None,   # keep at most this many traces per problem (lowest sample_idx first)
+                 max_tokens:int|None=None,    # drop traces with more completion tokens than this
+                 system:str|None=None,        # system prompt for the student (None: none)
+                ) -> tuple:
+    "Prompt–completion examples for SFT from verified traces; returns `(examples, stats)`."
+    by_id = {p.id: p for p in problems}
+    kept, why = [], Counter()
+    per = defaultdict(int)
+    for t in sorted(traces, key=lambda t: (t.problem_id, t.sample_idx)):
+        if t.problem_id not in by_id: why['problem not in set'] += 1; continue
+        if t.verdict not in verdicts: why[f'verdict {t.verdict}'] += 1; continue
+        if t.finish_reason == 'length': why['truncated'] += 1; continue
+        if max_tokens is not None and (t.n_completion_tokens or 0) > max_tokens: why['too long'] += 1; continue
+        if per_problem is not None and per[t.problem_id] >= per_problem: why['per-problem cap'] += 1; continue
+        per[t.problem_id] += 1
+        p = by_id[t.problem_id]
+        kept.append(dict(prompt=render_prompt(tokenizer, p.question, system), completion=t.completion,
+                         problem_id=p.id, level=p.meta.get('level')))
+    stats = dict(kept=len(kept), dropped=sum(why.values()), dropped_by_reason=dict(why), problems_covered=len(per),
+                 problems_total=len(problems))
+    return kept, stats
+
+def answer_only_examples(problems:list, tokenizer, system:str|None=None,
+                         fmt=lambda a: f'<think>\n</think>\nThe answer is {a}.') -> tuple:
+    "The answer-only baseline's examples: the gold answer after an empty think block."
+    ex = [dict(prompt=render_prompt(tokenizer, p.question, system), completion=fmt(p.answer), problem_id=p.id,
+               level=p.meta.get('level')) for p in problems]
+    return ex, dict(kept=len(ex), dropped=0, dropped_by_reason={}, problems_covered=len(ex), problems_total=len(problems))
+
+# %% ../nbs/data/03_traces.ipynb #95154553
+def prompt_examples(problems:list, tokenizer, traces=None, per_problem:int|None=None, system:str|None=None) -> tuple:
+    "Prompt examples with gold answers; with `traces`, the verified traces as completions. Returns `(examples, stats)`."
+    if traces is not None:
+        ex, stats = sft_examples(traces, problems, tokenizer, per_problem=per_problem, system=system)
+        gold = {p.id: p.answer for p in problems}
+        return [dict(e, answer=gold[e['problem_id']]) for e in ex], stats
+    ex = [dict(prompt=render_prompt(tokenizer, p.question, system), completion='', problem_id=p.id, level=p.meta.get('level'),
+               answer=p.answer) for p in problems]
+    return ex, dict(kept=len(ex), prompts_only=True)
+
+def reference_examples(problems:list, tokenizer, traces=None, per_problem:int|None=None, system:str|None=None) -> tuple:
+    "Per problem: prompt, question, answer and a reference solution (first verified trace, or the toy generator's). Returns `(examples, stats)`."
+    if traces is not None:
+        ex, _ = sft_examples(traces, problems, tokenizer, per_problem=per_problem, system=system)
+        refs = {}
+        for e in ex: refs.setdefault(e['problem_id'], e['completion'])
+        source = 'traces'
+    elif problems and all(p.meta.get('source') == 'toy' for p in problems): refs, source = reference_solutions(problems), 'toy generator'
+    else: refs, source = {}, 'none'
+    out = [dict(prompt=render_prompt(tokenizer, p.question, system), completion='', question=p.question, answer=p.answer,
+                reference=refs.get(p.id), problem_id=p.id, level=p.meta.get('level')) for p in problems]
+    return out, dict(kept=len(out), with_reference=sum(e['reference'] is not None for e in out), reference_source=source)
+
+@dataclass
+class LabelledTraces:
+    "All the teacher's traces with their verdicts, and the problems they answer."
+    problems: list
+    traces: list
+    def __len__(self): return len(self.traces)
+
+# %% ../nbs/data/03_traces.ipynb #e14f0ca8
+NEEDS_TRACES = ('traces', 'labelled')
+
+def training_data(kind:str,               # a registry data kind: traces, prompts, answers, references, labelled, problems
+                  problems:list,          # the problems
+                  tokenizer,              # the student's tokenizer
+                  traces=None,            # a `TraceStore` folder (or an iterable of `Trace`s)
+                  per_problem:int|None=None,
+                  system:str|None=None,
+                 ) -> tuple:
+    "The training data of data kind `kind`, and statistics: `(data, stats)`."
+    if not problems: raise ValueError('no problems: the problem set is empty')
+    if kind in NEEDS_TRACES and traces is None: raise ValueError(f'this method trains on teacher traces: give --traces DIR')
+    trs = None
+    if traces is not None:
+        if isinstance(traces, (str, Path)):
+            with TraceStore(traces, readonly=True) as st: trs = list(st)
+        else: trs = list(traces)
+    if kind == 'traces': return sft_examples(trs, problems, tokenizer, per_problem=per_problem, system=system)
+    if kind == 'answers': return answer_only_examples(problems, tokenizer, system)
+    if kind == 'prompts': return prompt_examples(problems, tokenizer, trs, per_problem, system)
+    if kind == 'references': return reference_examples(problems, tokenizer, trs, per_problem, system)
+    if kind == 'labelled': return LabelledTraces(problems, trs), dict(traces=len(trs), problems=len(problems))
+    if kind == 'problems': return list(problems), dict(problems=len(problems))
+    raise ValueError(f'no training data for data kind {kind!r}')

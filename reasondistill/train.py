@@ -1,4 +1,4 @@
-"""The one trainer base: training arguments, checkpoints and resume, logs, and saved adapters
+"""The one trainer base: configs and overrides, the run record, the shared preamble, the distillation trainer with its two hooks, checkpoints and resume
 
 Docs: https://reasondistill.github.io/reasondistill/core/train.html.md"""
 
@@ -6,13 +6,24 @@ Docs: https://reasondistill.github.io/reasondistill/core/train.html.md"""
 
 # %% ../nbs/core/06_train.ipynb #c6049f74
 from __future__ import annotations
-import json, os, time
-from dataclasses import dataclass, asdict
+import os, random, time
+from dataclasses import dataclass, field, asdict, fields, is_dataclass
 from pathlib import Path
-from .core import require, write_json, read_json, in_test
+import json
+import torch
+import transformers
+import trl
+import datasets
+from .core import write_json, read_json, in_test, set_seed
+from .models import ModelSpec, LoraSpec, load_model, load_tokenizer
+from .signals import (TeacherSignal, ModelTeacher, check_same_family, tokenize_example, final_hidden,
+                                   lm_head_weight)
 
 # %% auto #0
-__all__ = ['TrainConfig', 'training_kwargs', 'last_checkpoint', 'is_done', 'run_training']
+__all__ = ['TrainConfig', 'training_kwargs', 'MethodConfig', 'FidelityConfig', 'BudgetConfig', 'apply_overrides', 'config_fields',
+           'default_student_spec', 'Run', 'last_checkpoint', 'is_done', 'done_summary', 'split_heldout',
+           'tokenized_rows', 'IndexCollator', 'Prepared', 'load_teacher', 'sft_args', 'prepare_run', 'TokenBudget',
+           'DistillTrainer', 'run_training']
 
 # %% ../nbs/core/06_train.ipynb #bbcba72f
 @dataclass
@@ -39,7 +50,6 @@ class TrainConfig:
 
 def training_kwargs(cfg:TrainConfig, output_dir) -> dict:
     "Keyword arguments for `transformers.TrainingArguments` (or a TRL config) implementing `cfg` on this machine."
-    import torch
     cuda = torch.cuda.is_available()
     return dict(output_dir=str(output_dir), learning_rate=cfg.lr, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
                 per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
@@ -49,6 +59,117 @@ def training_kwargs(cfg:TrainConfig, output_dir) -> dict:
                 gradient_checkpointing=cfg.gradient_checkpointing, bf16=cuda and torch.cuda.is_bf16_supported(),
                 fp16=False, use_cpu=not cuda, report_to='none', dataloader_num_workers=0,
                 disable_tqdm=in_test() or os.environ.get('RD_PROGRESS', '1') == '0', remove_unused_columns=True)
+
+# %% ../nbs/core/06_train.ipynb #d133097e
+@dataclass
+class MethodConfig:
+    "Base of every method's config: the training hyper-parameters, as `train`."
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+@dataclass
+class FidelityConfig:
+    "Teacher–student fidelity on held-out examples during training (see `eval.fidelity`)."
+    heldout: int = 16        # examples held out when no held-out set is given (at most a fifth; 0: none)
+    every: int = 50          # measure every N optimizer steps (0: only before and after training)
+    def __post_init__(self):
+        if self.heldout < 0 or self.every < 0: raise ValueError('fidelity.heldout and fidelity.every must be >= 0')
+
+@dataclass
+class BudgetConfig:
+    "A budget of trained completion tokens (the loss positions), and adapters saved on the way."
+    tokens: int = 0                  # stop once this many completion tokens were trained on (0: no limit; max_steps still caps)
+    save_at: tuple = ()              # also save the adapter as OUT/tokens-N once N completion tokens were trained on (curves)
+    def __post_init__(self):
+        if self.tokens < 0: raise ValueError(f'budget.tokens must be >= 0, got {self.tokens}')
+        self.save_at = tuple(sorted(int(n) for n in self.save_at))
+
+# %% ../nbs/core/06_train.ipynb #f79a516a
+def _coerce(val, typ:str, key:str):
+    "Check a parsed override value against the field's annotated type (a string, as dataclass fields keep it)."
+    t = typ.replace(' ', '')
+    if 'None' in t.split('|') and val is None: return None
+    base = [x for x in t.split('|') if x != 'None']
+    if base == ['float'] and isinstance(val, int) and not isinstance(val, bool): return float(val)
+    ok = {'int': lambda v: isinstance(v, int) and not isinstance(v, bool), 'float': lambda v: isinstance(v, float),
+          'bool': lambda v: isinstance(v, bool), 'str': lambda v: isinstance(v, str), 'tuple': lambda v: isinstance(v, (list, tuple)),
+          'list': lambda v: isinstance(v, (list, tuple))}
+    checks = [ok[b] for b in base if b in ok]
+    if checks and not any(c(val) for c in checks) and not ('float' in base and isinstance(val, int) and not isinstance(val, bool)):
+        raise ValueError(f'{key}={val!r}: expected {typ}')
+    return val
+
+def apply_overrides(cfg,              # a dataclass config (nested dataclasses allowed)
+                    overrides,        # ['key=value', ...] or a {key: value} dict (values already parsed)
+                   ):
+    "Set dataclass fields from `key=value` strings (dotted keys reach nested dataclasses; values parsed as JSON)."
+    items = list(overrides.items()) if isinstance(overrides, dict) else []
+    for ov in ([] if isinstance(overrides, dict) else overrides):
+        if '=' not in ov: raise ValueError(f'override must look like key=value, got {ov!r}')
+        key, val = ov.split('=', 1)
+        try: val = json.loads(val)
+        except json.JSONDecodeError: pass
+        items.append((key.strip(), val))
+    for key, val in items:
+        target, parts = cfg, key.split('.')
+        for p in parts[:-1]:
+            if not is_dataclass(target) or p not in {f.name for f in fields(target)}:
+                raise ValueError(f'unknown config key {key!r}; known: {", ".join(k for k, *_ in config_fields(cfg))}')
+            target = getattr(target, p)
+        fs = {f.name: f for f in fields(target)} if is_dataclass(target) else {}
+        if parts[-1] not in fs or is_dataclass(getattr(target, parts[-1])):
+            raise ValueError(f'unknown config key {key!r}; known: {", ".join(k for k, *_ in config_fields(cfg))}')
+        val = _coerce(val, str(fs[parts[-1]].type), key)
+        setattr(target, parts[-1], tuple(val) if isinstance(val, list) else val)
+    _post_init_all(cfg)
+    return cfg
+
+def _post_init_all(cfg):
+    "Re-run the validation of `cfg` and of every nested config."
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if is_dataclass(v) and not isinstance(v, type): _post_init_all(v)
+    if hasattr(cfg, '__post_init__'): cfg.__post_init__()
+
+# %% ../nbs/core/06_train.ipynb #f8c4f634
+def _field_docs(cls) -> dict:
+    "Inline comments of a dataclass's fields (`name: type = default  # doc`), from its source and its bases'."
+    import inspect, re
+    out = {}
+    for c in reversed(cls.__mro__):
+        if not is_dataclass(c): continue
+        try: src = inspect.getsource(c)
+        except (OSError, TypeError): continue
+        for m in re.finditer(r'^\s+(\w+)\s*:[^#\n]*#\s*(.*)$', src, re.M): out[m.group(1)] = m.group(2).strip()
+    return out
+
+def config_fields(cfg, prefix:str='') -> list:
+    "[(dotted key, current value, type, doc)] of every settable field of `cfg`, nested configs expanded."
+    out, docs = [], _field_docs(type(cfg))
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if is_dataclass(v) and not isinstance(v, type): out += config_fields(v, f'{prefix}{f.name}.')
+        else: out.append((f'{prefix}{f.name}', v, str(f.type), docs.get(f.name, '')))
+    return out
+
+# %% ../nbs/core/06_train.ipynb #1b4fe32e
+def default_student_spec(name:str='toy:student', quant:str='4bit', r:int=16) -> ModelSpec:
+    "QLoRA student: NF4 base, LoRA rank `r` on every linear layer."
+    return ModelSpec(name, quant=quant, lora=LoraSpec(r=r, alpha=2 * r))
+
+@dataclass
+class Run:
+    "One training run: where it writes, which student it trains, from which teacher."
+    output_dir: str                                            # checkpoints, final adapters, logs
+    student: ModelSpec = field(default_factory=default_student_spec)   # base + LoRA/QLoRA settings
+    teacher: str|ModelSpec|None = None                         # a model, 'self' (the student's base), or None
+    cache: str|None = None                                     # an offline top-k teacher cache (token-level KD)
+    def __post_init__(self):
+        self.output_dir = str(self.output_dir)
+        if isinstance(self.student, str): self.student = ModelSpec(self.student)
+    @property
+    def teacher_name(self) -> str|None:
+        "The teacher's name as recorded (a spec's path)."
+        return self.teacher.name_or_path if isinstance(self.teacher, ModelSpec) else self.teacher
 
 # %% ../nbs/core/06_train.ipynb #973cf2db
 def last_checkpoint(output_dir) -> str|None:
@@ -62,6 +183,143 @@ def is_done(output_dir) -> bool:
     "True when `run_training` finished in `output_dir`."
     return (Path(output_dir) / 'train_done.json').exists()
 
+def done_summary(run:Run) -> dict|None:
+    "The summary of a finished run, or None."
+    return read_json(Path(run.output_dir) / 'train_done.json') if is_done(run.output_dir) else None
+
+# %% ../nbs/core/06_train.ipynb #53066254
+def split_heldout(examples:list, heldout:list|None=None, n:int=16, seed:int=0) -> tuple:
+    "(training, held-out) examples: `heldout` if given, else `n` (at most a fifth) drawn with `seed`."
+    if heldout is not None: return list(examples), list(heldout)
+    n = min(n, len(examples) // 5)
+    pick = set(random.Random(seed).sample(range(len(examples)), n)) if n > 0 else set()
+    return [e for i, e in enumerate(examples) if i not in pick], [e for i, e in enumerate(examples) if i in pick]
+
+def tokenized_rows(tokenizer, examples:list, max_length:int|None) -> list:
+    "`tokenize_example` of every example (an empty completion allowed), with its `example_idx`."
+    return [dict(tokenize_example(tokenizer, e['prompt'], e.get('completion') or '', max_length), example_idx=i)
+            for i, e in enumerate(examples)]
+
+class IndexCollator:
+    "Wrap a collator so that each batch also carries the examples' `example_idx`."
+    def __init__(self, inner): self.inner = inner
+    def __call__(self, examples):
+        out = self.inner(examples)
+        if 'example_idx' in examples[0]: out['example_idx'] = torch.tensor([e['example_idx'] for e in examples])
+        return out
+
+# %% ../nbs/core/06_train.ipynb #df7ca585
+@dataclass
+class Prepared:
+    "What `prepare_run` hands a trainer."
+    model: object                  # the trainable student
+    tokenizer: object              # its tokenizer (right padding)
+    examples: list                 # training examples
+    heldout: list                  # held-out examples
+    rows: list                     # `tokenized_rows` of `examples`
+    args: object                   # `trl.SFTConfig`
+    info: dict                     # the start of the run's summary
+    teacher_model: object = None   # the loaded online teacher (None: no teacher, 'self', or a cache)
+
+def load_teacher(run:Run, student_tokenizer):
+    "Load `run.teacher` (a model) and check that it shares the student's tokenizer and chat template."
+    tmodel, ttok = load_model(run.teacher if isinstance(run.teacher, ModelSpec) else ModelSpec(run.teacher))
+    check_same_family(student_tokenizer, ttok)
+    return tmodel
+
+def sft_args(tc:TrainConfig, output_dir, **kw):
+    "TRL's `SFTConfig` implementing `tc` (completion-only loss, no packing)."
+    return trl.SFTConfig(**training_kwargs(tc, output_dir), max_length=tc.max_length, completion_only_loss=True,
+                         packing=False, dataset_num_proc=None, shuffle_dataset=True, **kw)
+
+def prepare_run(examples:list,              # prompt (+ completion) dicts
+                run:Run,                    # where, which student, which teacher
+                cfg:MethodConfig,           # the method's config (its `train` is used here; all of it is recorded)
+                method:str,                 # name recorded with the run
+                heldout:list|None=None,     # held-out examples (default: `n_heldout` drawn from `examples`)
+                n_heldout:int=0,            # how many to draw when `heldout` is None
+                teacher:bool=False,         # load `run.teacher` when it names a model (not 'self', not a cache run)
+                tokenize:bool=True,         # build `rows`
+               ) -> Prepared:
+    "The preamble every trainer shares: held-out split, teacher load and family check, seed, student, rows, TRL arguments."
+    if not examples: raise ValueError(f'no training examples for {method!r}: nothing was kept by the data recipe')
+    tc = cfg.train
+    train_ex, held = split_heldout(examples, heldout, n_heldout, tc.seed)
+    tmodel = None
+    if teacher and run.cache is None and run.teacher not in (None, 'self'):
+        tmodel = load_teacher(run, load_tokenizer(run.student.name_or_path))
+    set_seed(tc.seed)                       # the LoRA initialisation does not depend on earlier work
+    model, tok = load_model(run.student, trainable=True)
+    tok.padding_side = 'right'
+    rows = tokenized_rows(tok, train_ex, tc.max_length) if tokenize else []
+    info = dict(method=method, n_examples=len(train_ex), n_heldout=len(held),
+                n_truncated=sum(len(r['input_ids']) >= tc.max_length for r in rows), student=run.student.name_or_path,
+                quant=run.student.quant, config=asdict(cfg))
+    return Prepared(model, tok, train_ex, held, rows, sft_args(tc, run.output_dir), info, tmodel)
+
+# %% ../nbs/core/06_train.ipynb #bcc03d1f
+class TokenBudget(transformers.TrainerCallback):
+    "Save the adapter at each of `budget.save_at` trained completion tokens, and stop (and save) at `budget.tokens`."
+    def __init__(self, trainer): self.trainer = trainer
+    def on_step_end(self, args, state, control, **kw):
+        t, b = self.trainer.loss_tokens, self.trainer.budget
+        for n in b.save_at:
+            d = Path(args.output_dir) / f'tokens-{n}'
+            if t >= n and not d.exists(): self.trainer.model.save_pretrained(d); write_json(d / 'progress.json', dict(step=state.global_step, loss_tokens=t))
+        if b.tokens and t >= b.tokens: control.should_training_stop = True; control.should_save = True
+        return control
+
+# %% ../nbs/core/06_train.ipynb #f59247fa
+class DistillTrainer(trl.SFTTrainer):
+    "SFTTrainer whose loss is an objective against a teacher signal (two hooks: `teacher_signal`, `objective`)."
+    def __init__(self, *args, teacher=None, budget:BudgetConfig|None=None, **kw):
+        if teacher is None: raise ValueError(f'{type(self).__name__} needs a teacher (a ModelTeacher or CacheTeacher)')
+        super().__init__(*args, **kw)
+        self.teacher, self.budget, self.loss_tokens = teacher, budget or BudgetConfig(), 0
+        self.data_collator = IndexCollator(self.data_collator)
+        tm = getattr(teacher, 'model', None)                 # a separate online teacher goes to this process's device
+        if tm is not None and tm is not self.model and not getattr(tm, 'is_loaded_in_4bit', False): tm.to(self.accelerator.device)
+        if self.budget.tokens or self.budget.save_at: self.add_callback(TokenBudget(self))
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if 'example_idx' not in self._signature_columns: self._signature_columns = [*self._signature_columns, 'example_idx']
+
+    def teacher_signal(self, input_ids, attention_mask, mask, example_idx) -> TeacherSignal:
+        "Hook: the teacher at the loss positions (`mask`) of the batch's sequences."
+        return self.teacher.signal(input_ids, attention_mask, mask, example_idx)
+
+    def objective(self, student_hidden, head_weight, targets, signal, seq_ids) -> tuple:
+        "Hook: (loss summed over the loss positions, per-token metrics); `seq_ids` gives each position's sequence in the batch."
+        raise NotImplementedError(f'{type(self).__name__} must define objective()')
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self.loss_tokens += int((inputs['labels'][:, 1:] != -100).sum())
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = 'train' if self.model.training else 'eval'
+        idx = inputs.pop('example_idx', None)
+        ids, am, labels = inputs['input_ids'], inputs.get('attention_mask'), inputs['labels']
+        mask = labels[:, 1:] != -100
+        h = final_hidden(model, ids, am)[:, :-1][mask]
+        seq = torch.arange(len(ids), device=ids.device)[:, None].expand_as(mask)[mask]
+        signal = self.teacher_signal(ids, am, mask, idx)
+        loss, metrics = self.objective(h, lm_head_weight(model), labels[:, 1:][mask], signal, seq)
+        n = num_items_in_batch if num_items_in_batch is not None else mask.sum()
+        loss = loss / torch.as_tensor(n, device=loss.device).clamp(min=1)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes
+        for k, v in metrics.items(): self._metrics[mode][k].append(v)
+        return (loss, None) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        "Evaluation reports the training objective only (no logits are ever formed)."
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager(): loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+# %% ../nbs/core/06_train.ipynb #9d353b9d
 def run_training(trainer,                      # a transformers/TRL Trainer
                  output_dir,                   # its output folder (checkpoints, final weights, logs)
                  extra_info:dict|None=None,    # recorded in train_done.json (data counts, method name, ...)
@@ -79,5 +337,6 @@ def run_training(trainer,                      # a transformers/TRL Trainer
     write_json(out / 'train_log.json', trainer.state.log_history)
     summary = dict(global_step=trainer.state.global_step, train_loss=result.training_loss, seconds=secs,
                    resumed_from=ck, final=str(final), **(extra_info or {}))
+    if isinstance(trainer, DistillTrainer): summary['loss_tokens'] = trainer.loss_tokens
     write_json(out / 'train_done.json', summary)
     return summary

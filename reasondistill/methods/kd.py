@@ -6,101 +6,30 @@ Docs: https://reasondistill.github.io/reasondistill/methods/kd.html.md"""
 
 # %% ../../nbs/methods/02_kd.ipynb #34c1686e
 from __future__ import annotations
-import functools, random
-from contextlib import contextmanager
-from dataclasses import dataclass, field, asdict
+import gc
+from dataclasses import dataclass, field
 from pathlib import Path
-from ..core import require, read_json, set_seed
-from ..registry import Method, register_method
-from ..models import ModelSpec, load_model, load_tokenizer, inference_mode
-from ..train import TrainConfig, training_kwargs, run_training, is_done
-from ..signals import (TeacherSignal, ModelTeacher, CacheTeacher, TopkCache, capture_topk, check_same_family,
-                                   tokenize_example, collate_tokenized, example_key, final_hidden, lm_head_weight)
+import torch
+import datasets
+from ..core import read_json
+from ..models import ModelSpec, load_tokenizer
+from ..train import (MethodConfig, TrainConfig, FidelityConfig, Run, DistillTrainer, prepare_run, split_heldout,
+                                 run_training, done_summary, load_teacher)
+from ..signals import (TeacherSignal, ModelTeacher, CacheTeacher, TopkCache, capture_topk, example_key)
+from ..divergences import DIVERGENCE_NAMES, kd_loss, chunked_ce
+from ..eval.fidelity import fidelity_callback
 
 # %% auto #0
-__all__ = ['DIVERGENCE_NAMES', 'KD_METHODS', 'chunked_ce', 'kd_loss', 'KDConfig', 'kd_objective', 'signal_agreement', 'fidelity',
-           'fidelity_callback_cls', 'kd_trainer_cls', 'KDRun', 'split_heldout', 'train_kd', 'kd_config_for']
-
-# %% ../../nbs/methods/02_kd.ipynb #97e03914
-DIVERGENCE_NAMES = ('fkl', 'rkl', 'jsd', 'skew_fkl', 'skew_rkl', 'tvd')
-
-def _chunks(n, size):
-    for i in range(0, n, size): yield slice(i, min(i + size, n))
-
-def _fp32(x):
-    "`x` in at least float32 (float64 stays float64)."
-    import torch
-    return x.to(torch.promote_types(x.dtype, torch.float32))
-
-def _chunked_sum(fn, rows:tuple, weight, chunk_size:int):
-    "Sum over chunks of positions of fn(*row-chunks, weight); checkpointed under autograd, so each chunk's [chunk, V] logits are recomputed in backward rather than kept."
-    import torch
-    from torch.utils.checkpoint import checkpoint
-    grad = torch.is_grad_enabled() and (rows[0].requires_grad or weight.requires_grad)
-    total = _fp32(rows[0].sum() * 0.0)                   # stays connected to the graph when there are no rows
-    for sl in _chunks(len(rows[0]), chunk_size):
-        args = (*(t[sl] for t in rows), weight)
-        total = total + (checkpoint(fn, *args, use_reentrant=False) if grad else fn(*args))
-    return total
-
-def chunked_ce(student_hidden,         # student final hidden states at the loss positions [N, H]
-               head_weight,            # student LM head [V, H]
-               targets,                # the tokens that follow [N]
-               chunk_size:int=128,     # positions per chunk
-               reduction:str='mean',   # 'mean' or 'sum'
-              ):
-    "Cross-entropy of `targets` under the student, one chunk of positions at a time."
-    import torch.nn.functional as F
-    h = student_hidden.to(head_weight.dtype)
-    tot = _chunked_sum(lambda hc, y, w: F.cross_entropy(_fp32(hc @ w.T), y, reduction='sum'), (h, targets), head_weight, chunk_size)
-    return tot / max(len(h), 1) if reduction == 'mean' else tot
-
-def kd_loss(student_hidden,              # student final hidden states at the loss positions [N, H]
-            head_weight,                 # student LM head [V, H] (rows beyond the signal's vocab_size are ignored)
-            signal:TeacherSignal,        # the teacher at the same N positions
-            name:str='fkl',              # divergence: 'fkl', 'rkl', 'jsd', 'skew_fkl', 'skew_rkl', 'tvd'
-            temperature:float|None=None, # tau (default: the signal's; a top-k signal only allows its own)
-            tail:str='bucket',           # top-k tail: 'bucket' (one extra outcome) or 'renorm'
-            chunk_size:int=128,          # positions per chunk: memory O(chunk_size * V)
-            reduction:str='mean',        # 'mean' over positions, or 'sum'
-            t2_scale:bool=False,         # multiply by tau**2
-            **kw,                        # beta= for 'jsd', alpha= for the skew ones
-           ):
-    "Token-level KD loss of a student (hidden states + LM head) against any `TeacherSignal`, chunk by chunk."
-    from reasondistill.divergences import chunked_kd_loss, sparse_divergence
-    if name not in DIVERGENCE_NAMES: raise KeyError(f'unknown divergence {name!r}; known: {list(DIVERGENCE_NAMES)}')
-    if reduction not in ('mean', 'sum'): raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    n = len(student_hidden)
-    if len(signal) != n: raise ValueError(f'{n} student positions but {len(signal)} teacher positions')
-    tau = signal.temperature if temperature is None else float(temperature)
-    sig = signal.to(student_hidden.device)
-    if sig.kind != 'full' and sig.vocab_size and sig.vocab_size > head_weight.shape[0]:
-        raise ValueError(f'the teacher signal covers {sig.vocab_size} token ids but the student head has {head_weight.shape[0]} rows')
-    v = min(head_weight.shape[0], sig.vocab_size or head_weight.shape[0])
-    w, h = head_weight[:v], student_hidden.to(head_weight.dtype)
-    common = dict(name=name, chunk_size=chunk_size, temperature=tau, reduction=reduction, t2_scale=t2_scale, **kw)
-    if sig.kind == 'full':
-        if sig.logits is not None: return chunked_kd_loss(h, w, teacher_fn=lambda rows: sig.logits[rows][..., :v], **common)
-        return chunked_kd_loss(h, w, sig.hidden.to(sig.head_weight.dtype), sig.head_weight[:v], **common)
-    if sig.kind == 'sampled':
-        raise ValueError('a sampled signal holds one log-prob per position, not a distribution: use it as a per-token '
-                         'advantage (on-policy distillation), or give a full or top-k teacher')
-    if tau != sig.temperature:
-        raise ValueError(f'this top-k signal was taken at temperature {sig.temperature}; a top-k cannot be re-tempered '
-                         f'(the tail\'s shape is unknown). Train at {sig.temperature}, or capture at {tau}.')
-    fn = lambda hc, ids, lp, tm, wc: sparse_divergence(name, ids, lp, _fp32(hc @ wc.T) / tau, tail=tail, tail_mass=tm, **kw).sum()
-    tot = _chunked_sum(fn, (h, sig.topk_ids, _fp32(sig.topk_logp), _fp32(sig.log_tail).exp()), w, chunk_size)
-    tot = tot * (tau ** 2 if t2_scale else 1.0)
-    return tot / max(n, 1) if reduction == 'mean' else tot
+__all__ = ['KDConfig', 'kd_objective', 'KDTrainer', 'cache_teachers', 'train_kd']
 
 # %% ../../nbs/methods/02_kd.ipynb #9f5caaf8
 @dataclass
-class KDConfig:
-    "Token-level KD settings: loss = ce_weight * CE + kd_weight * D(teacher, student) over completion tokens."
+class KDConfig(MethodConfig):
+    "Token-level KD: loss = ce_weight * CE + kd_weight * D(teacher, student) over completion tokens (plus `train`, `fidelity`)."
     divergence: str = 'fkl'        # 'fkl', 'rkl', 'jsd', 'skew_fkl', 'skew_rkl' or 'tvd'
-    temperature: float = 1.0       # tau for teacher and student (card §14: 2 was best; 5 collapsed small students)
+    temperature: float = 1.0       # tau for teacher and student (Ramesh et al. 2025: 2 was best; 5 collapsed small students)
     kd_weight: float = 1.0         # weight of the divergence term
-    ce_weight: float = 0.0         # weight of the student's CE on the completion tokens (0: pure KD, as card §14)
+    ce_weight: float = 0.0         # weight of the student's CE on the completion tokens (0: pure KD)
     beta: float = 0.5              # JSD beta (TRL convention: 0 forward KL, 1 reverse KL)
     alpha: float = 0.1             # skew of the skew KLs
     t2_scale: bool = False         # multiply the divergence by tau**2
@@ -108,8 +37,7 @@ class KDConfig:
     topk: int = 64                 # k of a 'topk' signal and of a captured cache
     tail: str = 'bucket'           # top-k tail: 'bucket' or 'renorm'
     chunk_size: int = 128          # positions per chunk (memory O(chunk_size * V))
-    heldout: int = 16              # examples held out for fidelity when no held-out set is given (at most 1/5; 0: none)
-    fidelity_every: int = 50       # fidelity on the held-out set every N steps (0: only before and after training)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     def __post_init__(self):
         if self.divergence not in DIVERGENCE_NAMES: raise ValueError(f'divergence must be one of {DIVERGENCE_NAMES}, got {self.divergence!r}')
         if self.signal not in ('full', 'topk'): raise ValueError(f"signal must be 'full' or 'topk', got {self.signal!r}")
@@ -139,243 +67,57 @@ def kd_objective(student_hidden,        # student final hidden states at the los
         loss, metrics['ce_loss'] = loss + cfg.ce_weight * ce, ce.item() / n
     return loss, metrics
 
-# %% ../../nbs/methods/02_kd.ipynb #acf931ca
-def signal_agreement(student_hidden,       # student final hidden states at the positions [N, H]
-                     head_weight,          # student LM head [V, H]
-                     signal:TeacherSignal, # full or topk teacher at the same positions
-                     chunk_size:int=128,
-                    ) -> tuple:            # (top-1 agreement [N] bool, KL(p_T || p_S) at the signal's tau [N])
-    "Per position: does the student's most likely token equal the teacher's, and the forward KL (bucketed for top-k)."
-    import torch
-    from reasondistill.divergences import forward_kl, sparse_divergence
-    sig = signal.to(student_hidden.device)
-    v = min(head_weight.shape[0], sig.vocab_size or head_weight.shape[0])
-    w, tau = head_weight[:v], sig.temperature
-    agree, kls = [], []
-    with torch.no_grad():
-        for sl in _chunks(len(student_hidden), chunk_size):
-            zs = (student_hidden[sl].to(w.dtype) @ w.T).float()
-            rows = torch.arange(sl.start, sl.stop, device=zs.device)
-            if sig.kind == 'full':
-                zt = sig.logits_fn(rows).float()
-                agree.append(zs.argmax(-1) == zt.argmax(-1)); kls.append(forward_kl(zt / tau, zs / tau))
-            elif sig.kind == 'topk':
-                agree.append(zs.argmax(-1) == sig.topk_ids[sl, 0])
-                kls.append(sparse_divergence('fkl', sig.topk_ids[sl], sig.topk_logp[sl].float(), zs / tau,
-                                             tail_mass=sig.log_tail[sl].float().exp()))
-            else: raise ValueError('fidelity needs a full or top-k teacher signal')
-    cat = lambda xs, dt: torch.cat(xs) if xs else torch.zeros(0, dtype=dt)
-    return cat(agree, torch.bool), cat(kls, torch.float32)
-
-def fidelity(student,              # the student model (any wrapper)
-             teacher,              # a `ModelTeacher` or `CacheTeacher`
-             batches:list,         # `collate_tokenized` batches of held-out examples (with example_idx for a cache)
-            ) -> dict:
-    "Teacher–student fidelity on held-out completions: top-1 agreement and mean per-token KL(p_T || p_S)."
-    import torch
-    dev = next(student.parameters()).device
-    agree, kls = [], []
-    with torch.no_grad(), inference_mode(student):
-        for b in batches:
-            b = {k: v.to(dev) for k, v in b.items()}
-            mask = b['labels'][:, 1:] != -100
-            hs = final_hidden(student, b['input_ids'], b['attention_mask'])[:, :-1][mask]
-            sig = teacher.signal(b['input_ids'], b['attention_mask'], mask, b.get('example_idx'))
-            a, k = signal_agreement(hs, lm_head_weight(student), sig)
-            agree.append(a.cpu()); kls.append(k.cpu())
-    a, k = torch.cat(agree), torch.cat(kls)
-    return dict(top1_agreement=a.float().mean().item(), kl=k.mean().item(), n_tokens=len(a),
-                kl_kind='dense' if getattr(teacher, 'kind', '') == 'full' else 'top-k bucketed (lower bound)',
-                temperature=teacher.temperature, teacher=teacher.name)
-
-@functools.cache
-def fidelity_callback_cls():
-    "The `FidelityCallback` class (a `transformers.TrainerCallback`; built on first use so importing this module stays light)."
-    tf = require('transformers')
-    class FidelityCallback(tf.TrainerCallback):
-        "Fidelity on held-out examples before training, every `every` steps, and at the end (log history and `report`)."
-        def __init__(self, teacher, batches:list, every:int=0, report:dict|None=None):
-            self.teacher, self.batches, self.every, self.report = teacher, batches, every, report if report is not None else {}
-        def _measure(self, state, model):
-            f = fidelity(model, self.teacher, self.batches)
-            state.log_history.append({'step': state.global_step, 'fidelity/top1_agreement': f['top1_agreement'], 'fidelity/kl': f['kl']})
-            return f
-        def on_train_begin(self, args, state, control, model=None, **kw):
-            if state.global_step == 0: self.report['fidelity_before'] = self._measure(state, model)
-        def on_step_end(self, args, state, control, model=None, **kw):
-            if self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps: self._measure(state, model)
-        def on_train_end(self, args, state, control, model=None, **kw):
-            self.report['fidelity'] = self._measure(state, model)
-            hist = self.report['fidelity_history'] = [e for e in state.log_history if 'fidelity/kl' in e]
-            if 'fidelity_before' not in self.report and hist and hist[0]['step'] == 0:   # resumed: from the log history
-                self.report['fidelity_before'] = dict(top1_agreement=hist[0]['fidelity/top1_agreement'], kl=hist[0]['fidelity/kl'])
-    return FidelityCallback
-
 # %% ../../nbs/methods/02_kd.ipynb #5708e79f
-class _IndexCollator:
-    "Wrap a collator so that each batch also carries the examples' `example_idx`."
-    def __init__(self, inner): self.inner = inner
-    def __call__(self, examples):
-        import torch
-        out = self.inner(examples)
-        if 'example_idx' in examples[0]: out['example_idx'] = torch.tensor([e['example_idx'] for e in examples])
-        return out
-
-@functools.cache
-def kd_trainer_cls():
-    "The `KDTrainer` class: TRL's `SFTTrainer` with the loss replaced by CE + KD against a teacher signal."
-    trl = require('trl', 'KD training'); torch = require('torch')
-    class KDTrainer(trl.SFTTrainer):
-        "SFTTrainer whose loss is `kd_objective` against `teacher` (a `ModelTeacher` or `CacheTeacher`)."
-        def __init__(self, *args, teacher=None, kd:KDConfig|None=None, **kw):
-            if teacher is None: raise ValueError('KDTrainer needs a teacher (ModelTeacher or CacheTeacher)')
-            super().__init__(*args, **kw)
-            self.teacher, self.kd = teacher, kd or KDConfig()
-            self.data_collator = _IndexCollator(self.data_collator)
-            tm = getattr(teacher, 'model', None)                 # a separate online teacher goes to this process's device
-            if tm is not None and tm is not self.model and not getattr(tm, 'is_loaded_in_4bit', False): tm.to(self.accelerator.device)
-
-        def _set_signature_columns_if_needed(self):
-            super()._set_signature_columns_if_needed()
-            if 'example_idx' not in self._signature_columns: self._signature_columns = [*self._signature_columns, 'example_idx']
-
-        def teacher_signal(self, input_ids, attention_mask, mask, example_idx) -> TeacherSignal:
-            "Hook: the teacher at the loss positions (`mask`) of the batch's sequences."
-            return self.teacher.signal(input_ids, attention_mask, mask, example_idx)
-
-        def objective(self, student_hidden, head_weight, targets, signal, seq_ids) -> tuple:
-            "Hook: (loss summed over the loss positions, per-token metrics); `seq_ids` gives each position's sequence in the batch."
-            return kd_objective(student_hidden, head_weight, targets, signal, self.kd)
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            mode = 'train' if self.model.training else 'eval'
-            idx = inputs.pop('example_idx', None)
-            ids, am, labels = inputs['input_ids'], inputs.get('attention_mask'), inputs['labels']
-            mask = labels[:, 1:] != -100
-            h = final_hidden(model, ids, am)[:, :-1][mask]
-            seq = torch.arange(len(ids), device=ids.device)[:, None].expand_as(mask)[mask]
-            signal = self.teacher_signal(ids, am, mask, idx)
-            loss, metrics = self.objective(h, lm_head_weight(model), labels[:, 1:][mask], signal, seq)
-            n = num_items_in_batch if num_items_in_batch is not None else mask.sum()
-            loss = loss / torch.as_tensor(n, device=loss.device).clamp(min=1)
-            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-                loss = loss * self.accelerator.num_processes
-            for k, v in metrics.items(): self._metrics[mode][k].append(v)
-            return (loss, None) if return_outputs else loss
-
-        def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-            "Evaluation reports the training objective only (no logits are ever formed)."
-            inputs = self._prepare_inputs(inputs)
-            with torch.no_grad(), self.compute_loss_context_manager(): loss = self.compute_loss(model, inputs)
-            return loss.detach(), None, None
-    return KDTrainer
-
-@dataclass
-class KDRun:
-    "What `train_kd` needs besides the data."
-    student: ModelSpec                                   # base + LoRA/QLoRA settings
-    train: TrainConfig                                   # hyper-parameters
-    output_dir: str                                      # checkpoints, final adapters, logs
-    teacher: str|ModelSpec|None = 'toy:teacher'          # online teacher, or the model a cache is captured from; 'self': the student's base
-    kd: KDConfig = field(default_factory=KDConfig)       # loss settings
-    cache: str|None = None                               # offline top-k cache folder (captured from `teacher` if unfinished)
-
-def split_heldout(examples:list, heldout:list|None=None, n:int=16, seed:int=0) -> tuple:
-    "(training, held-out) examples: `heldout` if given, else `n` (at most a fifth) drawn with `seed`."
-    if heldout is not None: return list(examples), list(heldout)
-    n = min(n, len(examples) // 5)
-    pick = set(random.Random(seed).sample(range(len(examples)), n)) if n > 0 else set()
-    return [e for i, e in enumerate(examples) if i not in pick], [e for i, e in enumerate(examples) if i in pick]
+class KDTrainer(DistillTrainer):
+    "The distillation trainer with the token-level KD objective (`kd_objective`) against `teacher`."
+    def __init__(self, *args, kd:KDConfig|None=None, **kw):
+        super().__init__(*args, **kw)
+        self.kd = kd or KDConfig()
+    def objective(self, student_hidden, head_weight, targets, signal, seq_ids) -> tuple:
+        return kd_objective(student_hidden, head_weight, targets, signal, self.kd)
 
 def _cache_ready(path) -> bool:
     p = Path(path)
     if not (p / 'meta.json').exists(): return False
     return all((p / f'shard-{s:05d}.json').exists() for s in range(read_json(p / 'meta.json')['n_shards']))
 
-def _name(spec) -> str|None: return spec.name_or_path if isinstance(spec, ModelSpec) else spec
+def cache_teachers(run:Run, cfg:KDConfig, train_ex:list, held:list, max_length:int) -> tuple:
+    "(training, held-out) `CacheTeacher`s of `run.cache`, capturing the cache from `run.teacher` first if it is unfinished."
+    if not _cache_ready(run.cache):
+        if run.teacher in (None, 'self'): raise ValueError(f'{run.cache} holds no finished cache and no teacher is given to capture one')
+        capture_topk(run.teacher, train_ex + held, run.cache, k=cfg.topk, temperature=cfg.temperature, max_length=max_length)
+        gc.collect()
+    cache = TopkCache(run.cache)
+    keys = [example_key(e['prompt'], e['completion']) for e in train_ex]
+    hkeys = [example_key(e['prompt'], e['completion']) for e in held]
+    cache.check(tokenizer=load_tokenizer(run.student.name_or_path), temperature=cfg.temperature, k=cfg.topk, max_length=max_length,
+                model=None if run.teacher in (None, 'self') else run.teacher_name, keys=keys + hkeys)
+    return CacheTeacher(cache, keys), CacheTeacher(cache, hkeys)
 
-def train_kd(examples:list,              # prompt–completion dicts (see `sft.sft_examples`)
-             run:KDRun,                  # student, teacher, cache, hyper-parameters, output folder
-             method:str='kd-fkl',        # name recorded with the run
-             heldout:list|None=None,     # held-out examples for fidelity (default: `run.kd.heldout` taken from `examples`)
+def train_kd(examples:list,              # prompt–completion dicts (see `traces.sft_examples`)
+             run:Run,                    # student, teacher (a model, 'self') or cache, output folder
+             cfg:KDConfig|None=None,     # loss settings and hyper-parameters
+             method:str='kd',            # name recorded with the run
+             heldout:list|None=None,     # held-out examples for fidelity (default: `cfg.fidelity.heldout` taken from `examples`)
              callbacks:list|None=None,   # extra `TrainerCallback`s
             ) -> dict:
     "Token-level KD of the student on `examples` (completion tokens), with fidelity metrics and resume; returns the summary."
-    import gc
-    out = Path(run.output_dir)
-    if is_done(out): return read_json(out / 'train_done.json')
+    cfg = cfg or KDConfig()
+    if (s := done_summary(run)) is not None: return s
     if not examples: raise ValueError(f'no training examples for {method!r}: nothing was kept by the data recipe')
-    trl = require('trl', 'KD training'); datasets = require('datasets')
-    cfg, tc = run.kd, run.train
-    train_ex, held = split_heldout(examples, heldout, cfg.heldout, tc.seed)
-    stok = load_tokenizer(run.student.name_or_path)
-    tmodel = held_src = None
-    if run.cache is not None:                                   # offline: capture once (teacher freed), then stream
-        if not _cache_ready(run.cache):
-            if run.teacher in (None, 'self'): raise ValueError(f'{run.cache} holds no finished cache and no teacher is given to capture one')
-            capture_topk(run.teacher, train_ex + held, run.cache, k=cfg.topk, temperature=cfg.temperature, max_length=tc.max_length)
-            gc.collect()
-        cache = TopkCache(run.cache)
-        keys = [example_key(e['prompt'], e['completion']) for e in train_ex]
-        hkeys = [example_key(e['prompt'], e['completion']) for e in held]
-        cache.check(tokenizer=stok, temperature=cfg.temperature, k=cfg.topk, max_length=tc.max_length,
-                    model=None if run.teacher in (None, 'self') else _name(run.teacher), keys=keys + hkeys)
-        source, held_src = CacheTeacher(cache, keys), CacheTeacher(cache, hkeys)
-    elif run.teacher not in (None, 'self'):                     # online teacher model
-        tmodel, ttok = load_model(run.teacher if isinstance(run.teacher, ModelSpec) else ModelSpec(run.teacher))
-        check_same_family(stok, ttok)
-    elif run.teacher is None: raise ValueError("give a teacher (a model, or 'self'), or a cache")
-    set_seed(tc.seed)                                           # the LoRA initialisation does not depend on earlier work
-    model, tok = load_model(run.student, trainable=True)
+    if run.cache is None and run.teacher is None: raise ValueError("give a teacher (a model, or 'self'), or a cache")
+    train_ex, held = split_heldout(examples, heldout, cfg.fidelity.heldout, cfg.train.seed)
+    if run.cache is not None: source, held_src = cache_teachers(run, cfg, train_ex, held, cfg.train.max_length)
+    p = prepare_run(train_ex, run, cfg, method, heldout=held, teacher=True)
     if run.cache is None:
-        if tmodel is None and not hasattr(model, 'disable_adapter'):
+        if p.teacher_model is None and not hasattr(p.model, 'disable_adapter'):
             raise ValueError("teacher='self' needs a LoRA student (its base, with adapters disabled, is the teacher)")
-        t = dict(model=model, disable_adapter=True) if tmodel is None else dict(model=tmodel, name=_name(run.teacher))
-        source = ModelTeacher(kind=cfg.signal, k=cfg.topk, temperature=cfg.temperature, vocab_size=len(stok), chunk_size=cfg.chunk_size, **t)
-        held_src = ModelTeacher(kind='full', temperature=cfg.temperature, vocab_size=len(stok), chunk_size=cfg.chunk_size, **t)
-    tok.padding_side = 'right'
-    rows = [dict(tokenize_example(tok, e['prompt'], e['completion'], tc.max_length), example_idx=i) for i, e in enumerate(train_ex)]
-    ds = datasets.Dataset.from_list(rows)
-    args = trl.SFTConfig(**training_kwargs(tc, out), max_length=tc.max_length, completion_only_loss=True, packing=False,
-                         dataset_num_proc=None, shuffle_dataset=True)
-    info = dict(method=method, n_examples=len(train_ex), n_heldout=len(held),
-                n_truncated=sum(len(r['input_ids']) >= tc.max_length for r in rows), student=run.student.name_or_path,
-                quant=run.student.quant, teacher=source.name, kd=asdict(cfg))
+        t = dict(model=p.model, disable_adapter=True) if p.teacher_model is None else dict(model=p.teacher_model, name=run.teacher_name)
+        source = ModelTeacher(kind=cfg.signal, k=cfg.topk, temperature=cfg.temperature, vocab_size=len(p.tokenizer), chunk_size=cfg.chunk_size, **t)
+        held_src = ModelTeacher(kind='full', temperature=cfg.temperature, vocab_size=len(p.tokenizer), chunk_size=cfg.chunk_size, **t)
+    p.info['teacher'] = source.name
     cbs = list(callbacks or [])
-    if held:
-        hrows = [dict(tokenize_example(tok, e['prompt'], e['completion'], tc.max_length), example_idx=i) for i, e in enumerate(held)]
-        hb = [collate_tokenized(hrows[i:i + tc.batch_size], tok.pad_token_id) for i in range(0, len(hrows), tc.batch_size)]
-        cbs.append(fidelity_callback_cls()(held_src, hb, every=cfg.fidelity_every, report=info))
-    trainer = kd_trainer_cls()(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=cbs, teacher=source, kd=cfg)
-    return run_training(trainer, out, info)
-
-# %% ../../nbs/methods/02_kd.ipynb #d6f0a9c5
-KD_METHODS = {  # name: (divergence, title, paper, url)
-    'kd-fkl': ('fkl', 'Token-level KD, forward KL (soft targets on teacher traces)',
-               'Hinton, Vinyals & Dean 2015, Distilling the Knowledge in a Neural Network', 'https://arxiv.org/abs/1503.02531'),
-    'kd-rkl': ('rkl', 'Token-level KD, reverse KL (mode-seeking)',
-               'Gu et al. 2024, MiniLLM: Knowledge Distillation of Large Language Models', 'https://arxiv.org/abs/2306.08543'),
-    'kd-jsd': ('jsd', 'Token-level KD, generalized JSD (beta = 0.5, TRL convention)',
-               'Agarwal et al. 2024, On-Policy Distillation of Language Models (GKD), off-policy term', 'https://arxiv.org/abs/2306.13649'),
-    'kd-skew': ('skew_fkl', 'Token-level KD, skew KL (alpha = 0.1)',
-                'Ko et al. 2024, DistiLLM: Towards Streamlined Distillation for Large Language Models', 'https://arxiv.org/abs/2402.03898'),
-    'kd-tvd': ('tvd', 'Token-level KD, total variation distance',
-               'Wen et al. 2023, f-Divergence Minimization for Sequence-Level Knowledge Distillation', 'https://arxiv.org/abs/2307.15190'),
-}
-
-def kd_config_for(method:str, **kw) -> KDConfig:
-    "The `KDConfig` of a registered `kd-*` method or its `-cached` variant (other fields from `kw`)."
-    base = method.removesuffix('-cached')
-    if base not in KD_METHODS: raise KeyError(f'unknown KD method {method!r}; known: {sorted(KD_METHODS)} (each also as NAME-cached)')
-    return KDConfig(**{'divergence': KD_METHODS[base][0], **kw})
-
-for _m, (_d, _title, _paper, _url) in KD_METHODS.items():
-    register_method(Method(_m, _title, 'token-level', _paper, _url, 'research/methods_objectives.md §4 (off-policy term), §14',
-        'reasondistill.methods.kd', 'implemented',
-        f'teacher-forced on the data recipe\'s traces; loss = ce_weight*CE + kd_weight*{_d} at temperature tau over completion '
-        'tokens (token mean); online teacher (full logits, chunked from hidden states) or, with --cache DIR, an offline '
-        'top-k cache captured from --teacher on first use; fidelity (top-1 agreement, KL) on held-out examples'))
-    register_method(Method(f'{_m}-cached', f'{_title}, from an offline top-k teacher cache', 'token-level', _paper, _url,
-        'research/methods_objectives.md §0 (offline top-k), §4', 'reasondistill.methods.kd', 'implemented',
-        f'as {_m}, with the teacher replaced by its top-k log-probs (k = KDConfig.topk, default 64) plus the explicit tail '
-        'mass, captured once at the training temperature (needs --cache DIR; captured from --teacher if unfinished)'))
+    if held: cbs.append(fidelity_callback(held_src, held, p.tokenizer, cfg.train, cfg.fidelity, p.info))
+    trainer = KDTrainer(model=p.model, args=p.args, train_dataset=datasets.Dataset.from_list(p.rows), processing_class=p.tokenizer,
+                        callbacks=cbs, teacher=source, kd=cfg)
+    return run_training(trainer, run.output_dir, p.info)

@@ -1,4 +1,4 @@
-"""On-policy distillation: the student samples, the teacher scores the student's own tokens — GKD (generalized JSD on a mix of data and student samples) and per-token reverse-KL OPD (the sampled-token advantage as a policy gradient)
+"""The rollout schedule every on-policy method shares: the student samples, the teacher scores the student's own tokens, inside the one trainer
 
 Docs: https://reasondistill.github.io/reasondistill/methods/onpolicy.html.md"""
 
@@ -6,164 +6,89 @@ Docs: https://reasondistill.github.io/reasondistill/methods/onpolicy.html.md"""
 
 # %% ../../nbs/methods/03_onpolicy.ipynb #06e0ecae
 from __future__ import annotations
-import functools, random, time
-from dataclasses import dataclass, field, asdict, replace
+import random, time
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from ..core import require, read_json, write_json, set_seed
-from ..registry import Method, register_method
-from ..models import ModelSpec, LoraSpec, load_model, load_tokenizer, render_prompt
-from ..train import TrainConfig, training_kwargs, run_training, is_done
+import torch
+import datasets
+from ..core import write_json
+from ..models import ModelSpec
+from ..train import (MethodConfig, TrainConfig, FidelityConfig, BudgetConfig, Run, DistillTrainer, prepare_run,
+                                 run_training, done_summary, tokenized_rows)
 from ..rollout import SamplingParams, generate
-from ..signals import (TeacherSignal, ModelTeacher, check_same_family, tokenize_example, collate_tokenized,
-                                   final_hidden, lm_head_weight)
-from .kd import (DIVERGENCE_NAMES, KDConfig, kd_loss, kd_trainer_cls, split_heldout,
-                              fidelity_callback_cls)
+from ..signals import TeacherSignal, ModelTeacher, collate_tokenized
+from ..divergences import DIVERGENCE_NAMES, kd_loss
+from ..eval.fidelity import fidelity_callback
 
 # %% auto #0
-__all__ = ['OBJECTIVES', 'ONPOLICY_METHODS', 'token_logprobs', 'discounted_returns', 'OnPolicyConfig', 'opd_objective',
-           'clipped_fkl', 'onpolicy_objective', 'rollout_batch', 'onpolicy_trainer_cls', 'OnPolicyRun', 'gen_summary',
-           'train_onpolicy', 'onpolicy_config_for', 'split_overrides', 'prompt_examples', 'cli_parts', 'cli_train']
-
-# %% ../../nbs/methods/03_onpolicy.ipynb #092786be
-def token_logprobs(student_hidden,         # student final hidden states at the positions [N, H]
-                   head_weight,            # student LM head [V, H]
-                   tokens,                 # the token that follows each position [N]
-                   temperature:float=1.0,  # log softmax(z / temperature)
-                   chunk_size:int=128,     # positions per chunk (memory O(chunk_size * V))
-                  ):                       # [N] fp32 log-probs, differentiable
-    "log p_theta(token) at each position, one checkpointed chunk of positions at a time."
-    import torch
-    from torch.utils.checkpoint import checkpoint
-    from reasondistill.divergences import tempered_log_softmax
-    if len(tokens) != len(student_hidden): raise ValueError(f'{len(student_hidden)} positions but {len(tokens)} tokens')
-    h = student_hidden.to(head_weight.dtype)
-    fn = lambda hc, y, w: tempered_log_softmax(hc @ w.T, temperature).gather(-1, y[:, None]).squeeze(-1)
-    grad = torch.is_grad_enabled() and (h.requires_grad or head_weight.requires_grad)
-    parts = [checkpoint(fn, h[i:i + chunk_size], tokens[i:i + chunk_size], head_weight, use_reentrant=False) if grad
-             else fn(h[i:i + chunk_size], tokens[i:i + chunk_size], head_weight) for i in range(0, len(h), chunk_size)]
-    return torch.cat(parts) if parts else (h.sum(-1) * 0).float()
-
-def discounted_returns(rewards,        # per-position rewards [N]
-                       seq_ids,        # the sequence of each position [N] (a sequence's positions consecutive, in order)
-                       discount:float, # gamma in [0, 1]: 0 -> the reward itself, 1 -> the sum of the rest of the sequence
-                      ):               # [N]: sum_{m >= n, same sequence} gamma^(m-n) r_m
-    "Discounted future sums of per-token rewards within each sequence."
-    import torch
-    if not 0 <= discount <= 1: raise ValueError(f'discount must be in [0, 1], got {discount}')
-    if discount == 0 or len(rewards) == 0: return rewards.clone()
-    r, sq = rewards.detach().double().cpu().tolist(), seq_ids.cpu().tolist()    # a plain loop: no device syncs per token
-    out, acc = [0.0] * len(r), 0.0
-    for n in range(len(r) - 1, -1, -1):                # backwards; a new sequence resets the accumulator
-        acc = r[n] + (discount * acc if n + 1 < len(r) and sq[n] == sq[n + 1] else 0.0)
-        out[n] = acc
-    return torch.tensor(out, dtype=rewards.dtype, device=rewards.device)
+__all__ = ['RolloutConfig', 'LossConfig', 'OnPolicyConfig', 'divergence_objective', 'rollout_batch', 'OnPolicyTrainer',
+           'gen_summary', 'model_teacher', 'train_onpolicy']
 
 # %% ../../nbs/methods/03_onpolicy.ipynb #4292a4d9
 @dataclass
-class OnPolicyConfig:
-    "The rollout schedule and the objective of on-policy distillation."
+class RolloutConfig:
+    "When and how the student samples its own completions during training."
     lmbda: float = 1.0             # probability that a micro-batch's completions are replaced by student samples
-    loss: str = 'divergence'       # 'divergence' (D(p_T || p_S) on a full/top-k signal) or 'pg' (sampled-token reverse-KL advantage)
-    divergence: str = 'jsd'        # for loss='divergence': 'fkl', 'rkl', 'jsd', 'skew_fkl', 'skew_rkl', 'tvd'
-    beta: float = 0.5              # JSD beta (TRL convention: 0 forward KL, 1 reverse KL)
-    alpha: float = 0.1             # skew of the skew KLs
     temperature: float = 1.0       # sampling temperature of the rollouts
-    loss_temperature: float|None = None  # tau of the loss and of the teacher's signal (None: = temperature)
-    top_p: float = 1.0             # rollout nucleus sampling
-    top_k: int = 0                 # rollout top-k truncation (0: none)
+    top_p: float = 1.0             # nucleus sampling
+    top_k: int = 0                 # top-k truncation (0: none)
     max_new_tokens: int = 256      # rollout budget (also capped by the training max_length)
-    signal: str = 'full'           # the teacher's signal: 'full', 'topk' or 'sampled' (pg only)
-    topk: int = 64                 # k of a 'topk' signal
-    tail: str = 'bucket'           # top-k tail: 'bucket' or 'renorm'
-    discount: float = 0.0          # pg: gamma of the discounted future sum of per-token rewards
-    clip: float = 0.05             # 'fkl_clip' (OPSD paper): the cap c on each p_T(v) (log p_T(v) - log p_S(v))
     seq_kd: bool = False           # off-policy micro-batches: the teacher samples the completions (sequence-level KD), not the data
-    token_budget: int = 0          # stop once this many completion (loss) tokens were trained on (0: no limit; max_steps still caps)
-    save_at_tokens: tuple = ()     # also save the adapter as OUT/tokens-N once N completion tokens were trained on (curves)
-    gate: str = 'none'             # KEPO's quality gate: 'correct' trains only on rollouts whose answer verifies ('none': all)
-    verifier: str = 'toy'          # the gate's verifier ('toy' or 'math'; `verify.get_verifier`)
-    gate_norm: str = 'kept'        # the gated loss's token mean: over the 'kept' rollouts (KEPO/GKD code) or 'all' rollouts' tokens
-    gen_batch_size: int = 64       # sequences per generate() batch
-    chunk_size: int = 128          # positions per loss chunk
-    heldout: int = 16              # held-out data examples for fidelity (only when the examples carry completions)
-    fidelity_every: int = 50       # fidelity every N steps (0: before and after only)
+    batch_size: int = 64           # sequences per generate() batch
     def __post_init__(self):
         if not 0 <= self.lmbda <= 1: raise ValueError(f'lmbda must be in [0, 1], got {self.lmbda}')
-        if self.loss not in OBJECTIVES: raise ValueError(f'loss must be one of {tuple(OBJECTIVES)}, got {self.loss!r}')
-        if self.divergence not in DIVERGENCE_NAMES: raise ValueError(f'divergence must be one of {DIVERGENCE_NAMES}, got {self.divergence!r}')
-        if self.signal not in ('full', 'topk', 'sampled'): raise ValueError(f"signal must be 'full', 'topk' or 'sampled', got {self.signal!r}")
-        if self.signal == 'sampled' and self.loss != 'pg':
-            raise ValueError(f"a sampled signal holds one log-prob per position: loss={self.loss!r} needs signal='full' or 'topk'")
-        if self.temperature <= 0 or (self.loss_temperature is not None and self.loss_temperature <= 0):
-            raise ValueError('temperature and loss_temperature must be > 0 (greedy rollouts are not on-policy samples)')
-        if not 0 <= self.discount <= 1: raise ValueError(f'discount must be in [0, 1], got {self.discount}')
-        if self.clip <= 0: raise ValueError(f'clip must be > 0, got {self.clip}')
-        if self.gate not in ('none', 'correct'): raise ValueError(f"gate must be 'none' or 'correct', got {self.gate!r}")
-        if self.gate != 'none' and self.lmbda == 0: raise ValueError('the quality gate filters rollouts: it needs lmbda > 0')
-        if self.gate_norm not in ('kept', 'all'): raise ValueError(f"gate_norm must be 'kept' or 'all', got {self.gate_norm!r}")
-        self.save_at_tokens = tuple(sorted(int(n) for n in self.save_at_tokens))
-    @property
-    def tau(self) -> float:
-        "The loss temperature."
-        return self.temperature if self.loss_temperature is None else self.loss_temperature
+        if self.temperature <= 0: raise ValueError('rollout temperature must be > 0 (greedy rollouts are not on-policy samples)')
     def sampling(self, seed:int=0) -> SamplingParams:
         "The rollouts' `SamplingParams`."
         return SamplingParams(n=1, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                               max_new_tokens=self.max_new_tokens, seed=seed)
-    def kd_config(self) -> KDConfig:
-        "The `KDConfig` of the `divergence` objective (what `KDTrainer` and fidelity read)."
-        return KDConfig(divergence=self.divergence, temperature=self.tau, beta=self.beta, alpha=self.alpha,
-                        signal='topk' if self.signal == 'topk' else 'full', topk=self.topk, tail=self.tail,
-                        chunk_size=self.chunk_size, heldout=self.heldout, fidelity_every=self.fidelity_every)
 
-def _divergence_objective(h, w, tokens, signal, seq_ids, cfg):
-    "D(p_T || p_S) summed over positions (`kd.kd_loss`)."
+@dataclass
+class LossConfig:
+    "The per-token loss against the teacher on the batch's completion tokens."
+    divergence: str = 'jsd'        # 'fkl', 'rkl', 'jsd', 'skew_fkl', 'skew_rkl', 'tvd'
+    beta: float = 0.5              # JSD beta (TRL convention: 0 forward KL, 1 reverse KL)
+    alpha: float = 0.1             # skew of the skew KLs
+    temperature: float|None = None # tau of the loss and of the teacher's signal (None: the rollout temperature)
+    signal: str = 'full'           # the teacher's signal: 'full', 'topk' or 'sampled' (sampled-token losses only)
+    topk: int = 64                 # k of a 'topk' signal
+    tail: str = 'bucket'           # top-k tail: 'bucket' or 'renorm'
+    chunk_size: int = 128          # positions per loss chunk
+    def __post_init__(self):
+        if self.divergence not in DIVERGENCE_NAMES: raise ValueError(f'divergence must be one of {DIVERGENCE_NAMES}, got {self.divergence!r}')
+        if self.signal not in ('full', 'topk', 'sampled'): raise ValueError(f"signal must be 'full', 'topk' or 'sampled', got {self.signal!r}")
+        if self.temperature is not None and self.temperature <= 0: raise ValueError('loss temperature must be > 0')
+    def divergence_kwargs(self) -> dict:
+        "beta= or alpha= for the configured divergence."
+        return {'beta': self.beta} if self.divergence == 'jsd' else {'alpha': self.alpha} if self.divergence.startswith('skew') else {}
+
+@dataclass
+class OnPolicyConfig(MethodConfig):
+    "An on-policy method: the rollout schedule, the loss, a token budget and held-out fidelity (plus `train`)."
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
+    def __post_init__(self):
+        if self.loss.signal == 'sampled' and not self.accepts_sampled():
+            raise ValueError(f"a sampled signal holds one log-prob per position: {type(self).__name__} needs loss.signal='full' or 'topk'")
+    def accepts_sampled(self) -> bool:
+        "Whether the method's objective works from sampled-token log-probs alone."
+        return False
+    @property
+    def tau(self) -> float:
+        "The loss temperature."
+        return self.rollout.temperature if self.loss.temperature is None else self.loss.temperature
+
+# %% ../../nbs/methods/03_onpolicy.ipynb #092786be
+def divergence_objective(h, w, tokens, signal:TeacherSignal, seq_ids, cfg:OnPolicyConfig) -> tuple:
+    "D(p_T || p_S) summed over positions (`divergences.kd_loss`), and its per-token mean."
     if signal.kind == 'sampled': raise ValueError("the divergence objective needs a full or top-k teacher signal, not 'sampled'")
-    kc = cfg.kd_config()
-    d = kd_loss(h, w, signal, cfg.divergence, cfg.tau, cfg.tail, cfg.chunk_size, reduction='sum', **kc.divergence_kwargs())
+    if len(signal) != len(h): raise ValueError(f'{len(h)} student positions but {len(signal)} teacher positions')
+    d = kd_loss(h, w, signal, cfg.loss.divergence, cfg.tau, cfg.loss.tail, cfg.loss.chunk_size, reduction='sum',
+                **cfg.loss.divergence_kwargs())
     return d, {'kd_loss': d.item() / max(len(h), 1)}
-
-def opd_objective(h, w, tokens, signal, seq_ids, cfg):
-    "Sampled-token reverse-KL OPD: -sum_n sg[A_n] log p_S(y_n), A = discounted future sums of log p_T(y_n) - log p_S(y_n)."
-    v = min(w.shape[0], signal.vocab_size or w.shape[0])     # the shared vocabulary, as in kd_loss
-    s = token_logprobs(h, w[:v], tokens, cfg.tau, cfg.chunk_size)
-    t = (signal if signal.kind == 'sampled' else signal.to_sampled(tokens, cfg.chunk_size)).token_logp.to(s.device, s.dtype)
-    r = (t - s).detach()
-    adv = discounted_returns(r, seq_ids, cfg.discount)
-    n = max(len(h), 1)
-    return -(adv * s).sum(), {'reverse_kl': -r.sum().item() / n, 'advantage': adv.sum().item() / n}
-
-def clipped_fkl(student_hidden,            # student final hidden states [N, H]
-                head_weight,               # student LM head [V, H]
-                signal:TeacherSignal,      # a full teacher signal at the same N positions
-                clip:float=0.05,           # the cap c on each p_T(v) (log p_T(v) - log p_S(v))
-                temperature:float=1.0,     # tau of teacher and student
-                chunk_size:int=128,        # positions per chunk
-               ):                          # summed over positions, fp32 scalar
-    "OPSD's pointwise-clipped forward KL (`divergences.clipped_forward_kl`) summed over positions, one checkpointed chunk at a time."
-    import torch
-    from reasondistill.divergences import tempered_log_softmax, clipped_forward_kl
-    from reasondistill.methods.kd import _chunked_sum
-    if signal.kind != 'full': raise ValueError(f'the clipped forward KL needs the full teacher distribution, got a {signal.kind} signal')
-    if len(signal) != len(student_hidden): raise ValueError(f'{len(student_hidden)} student positions but {len(signal)} teacher positions')
-    sig = signal.to(student_hidden.device)
-    v = min(head_weight.shape[0], sig.vocab)
-    w, h = head_weight[:v], student_hidden.to(head_weight.dtype)
-    fn = lambda hc, rows, wc: clipped_forward_kl(tempered_log_softmax(sig.logits_fn(rows)[..., :v], temperature),
-                                                 tempered_log_softmax(hc @ wc.T, temperature), clip).sum()
-    return _chunked_sum(fn, (h, torch.arange(len(h), device=h.device)), w, chunk_size)
-
-def _fkl_clip_objective(h, w, tokens, signal, seq_ids, cfg):
-    d = clipped_fkl(h, w, signal, cfg.clip, cfg.tau, cfg.chunk_size)
-    return d, {'kd_loss': d.item() / max(len(h), 1)}
-
-OBJECTIVES = {'divergence': _divergence_objective, 'pg': opd_objective,     # name -> fn(h, w, tokens, signal, seq_ids, cfg)
-              'fkl_clip': _fkl_clip_objective}                             # OPSD's paper loss (selfdistill)
-
-def onpolicy_objective(student_hidden, head_weight, tokens, signal:TeacherSignal, seq_ids, cfg:OnPolicyConfig) -> tuple:
-    "The configured objective summed over positions, and per-token metrics."
-    if len(signal) != len(student_hidden): raise ValueError(f'{len(student_hidden)} student positions but {len(signal)} teacher positions')
-    return OBJECTIVES[cfg.loss](student_hidden, head_weight, tokens, signal, seq_ids, cfg)
 
 # %% ../../nbs/methods/03_onpolicy.ipynb #fa3afde1
 def rollout_batch(model,                 # the student (adapters on)
@@ -175,7 +100,6 @@ def rollout_batch(model,                 # the student (adapters on)
                   pad_token_id:int|None=None,
                  ) -> tuple:             # (batch dict: input_ids, attention_mask, labels; stats dict)
     "Sample one completion per prompt from `model` (no gradient) and collate prompt + completion as a training batch."
-    import torch
     pids = [tokenizer(p, add_special_tokens=False)['input_ids'] for p in prompts]
     if max_length is not None:
         room = max_length - max(len(p) for p in pids)
@@ -194,246 +118,121 @@ def rollout_batch(model,                 # the student (adapters on)
                        texts=[o[0].text for o in outs])
 
 # %% ../../nbs/methods/03_onpolicy.ipynb #687c73ac
-@functools.cache
-def _token_budget_cb():
-    tf = require('transformers')
-    class TokenBudget(tf.TrainerCallback):
-        "Save the adapter at each of `onpolicy.save_at_tokens`, and stop (and save) at `onpolicy.token_budget` trained completion tokens."
-        def __init__(self, trainer): self.trainer = trainer
-        def on_step_end(self, args, state, control, **kw):
-            t, op = self.trainer.gen_totals['loss_tokens'], self.trainer.op
-            for n in op.save_at_tokens:
-                d = Path(args.output_dir) / f'tokens-{n}'
-                if t >= n and not d.exists(): self.trainer.model.save_pretrained(d); write_json(d / 'progress.json', dict(step=state.global_step, loss_tokens=t))
-            if op.token_budget and t >= op.token_budget: control.should_training_stop = True; control.should_save = True
-            return control
-    return TokenBudget
+class OnPolicyTrainer(DistillTrainer):
+    "DistillTrainer whose micro-batches are, with probability lmbda, the student's own samples, scored by the teacher."
+    def __init__(self, *args, teacher=None, onpolicy:OnPolicyConfig|None=None, prompts:list|None=None, **kw):
+        cfg = onpolicy or OnPolicyConfig()
+        super().__init__(*args, teacher=teacher, budget=cfg.budget, **kw)
+        self.op, self.prompts = cfg, list(prompts or [])
+        if cfg.rollout.lmbda > 0 or cfg.rollout.seq_kd:
+            if not self.prompts: raise ValueError('on-policy training (lmbda > 0) needs the prompt of every training example')
+            if not hasattr(teacher, 'model'):
+                raise ValueError('on-policy batches need an online teacher (a ModelTeacher or self): a top-k cache only '
+                                 "covers the data recipe's completions, not the student's new tokens")
+        self.gen_totals = dict(micro_batches=0, on_policy=0, gen_seconds=0.0, step_seconds=0.0, gen_sequences=0, gen_tokens=0,
+                               gen_truncated=0, teacher_generated=0)
+        self._micro = (-1, 0)
 
-@functools.cache
-def onpolicy_trainer_cls():
-    "The `OnPolicyTrainer` class (a `kd.KDTrainer`; built on first use so importing this module stays light)."
-    torch = require('torch')
-    class OnPolicyTrainer(kd_trainer_cls()):
-        "KDTrainer whose micro-batches are, with probability lmbda, the student's own samples, scored by the teacher."
-        def __init__(self, *args, teacher=None, onpolicy:OnPolicyConfig|None=None, prompts:list|None=None, answers:list|None=None, **kw):
-            cfg = onpolicy or OnPolicyConfig()
-            super().__init__(*args, teacher=teacher, kd=cfg.kd_config(), **kw)
-            self.op, self.prompts = cfg, list(prompts or [])
-            if cfg.lmbda > 0 or cfg.seq_kd:
-                if not self.prompts: raise ValueError('on-policy training (lmbda > 0) needs the prompt of every training example')
-                if not hasattr(teacher, 'model'):
-                    raise ValueError('on-policy batches need an online teacher (a ModelTeacher or self): a top-k cache only '
-                                     "covers the data recipe's completions, not the student's new tokens")
-            self.answers, self.verifier = answers, None
-            if cfg.gate != 'none':
-                if answers is None or len(answers) != len(self.prompts) or any(a is None for a in answers):
-                    raise ValueError(f'gate={cfg.gate!r} needs the gold answer of every training example')
-                from reasondistill.verify import get_verifier
-                self.verifier = get_verifier(cfg.verifier)
-            self.gen_totals = dict(micro_batches=0, on_policy=0, gen_seconds=0.0, step_seconds=0.0, gen_sequences=0, gen_tokens=0,
-                                   gen_truncated=0, loss_tokens=0, teacher_generated=0, gated_out=0)
-            self._micro = (-1, 0)
-            if cfg.token_budget > 0 or cfg.save_at_tokens: self.add_callback(_token_budget_cb()(self))
+    def _draw(self) -> bool:
+        "Bernoulli(lmbda), seeded by (seed, step, micro-batch within the step)."
+        step = self.state.global_step
+        k = self._micro[1] + 1 if self._micro[0] == step else 0
+        self._micro = (step, k)
+        return random.Random(f'{self.args.seed}/{step}/{k}').random() < self.op.rollout.lmbda
 
-        def _draw(self) -> bool:
-            "Bernoulli(lmbda), seeded by (seed, step, micro-batch within the step)."
-            step = self.state.global_step
-            k = self._micro[1] + 1 if self._micro[0] == step else 0
-            self._micro = (step, k)
-            return random.Random(f'{self.args.seed}/{step}/{k}').random() < self.op.lmbda
+    def on_policy_inputs(self, model, inputs, by:str='student') -> dict:
+        "The micro-batch with its completions replaced by samples of the same prompts from the student (or the teacher: seq_kd)."
+        idx = inputs['example_idx']
+        tok = self.processing_class
+        params = self.op.rollout.sampling(seed=self.args.seed * 100_003 + self.state.global_step * 101 + self._micro[1])
+        gen_model = self.accelerator.unwrap_model(model) if by == 'student' else self.teacher.model
+        ctx = gen_model.disable_adapter() if by == 'teacher' and self.teacher.disable_adapter else nullcontext()
+        with ctx:
+            batch, st = rollout_batch(gen_model, tok, [self.prompts[i] for i in idx.tolist()], params,
+                                      self.args.max_length, self.op.rollout.batch_size)
+        batch['example_idx'] = idx.cpu()
+        self._last_rollout = st
+        return {k: v.to(inputs['input_ids'].device) for k, v in batch.items()}
 
-        def on_policy_inputs(self, model, inputs, by:str='student') -> dict:
-            "The micro-batch with its completions replaced by samples of the same prompts from the student (or the teacher: seq_kd)."
-            from contextlib import nullcontext
-            idx = inputs['example_idx']
-            tok = self.processing_class
-            params = self.op.sampling(seed=self.args.seed * 100_003 + self.state.global_step * 101 + self._micro[1])
-            gen_model = self.accelerator.unwrap_model(model) if by == 'student' else self.teacher.model
-            ctx = gen_model.disable_adapter() if by == 'teacher' and self.teacher.disable_adapter else nullcontext()
-            with ctx:
-                batch, st = rollout_batch(gen_model, tok, [self.prompts[i] for i in idx.tolist()], params,
-                                          self.args.max_length, self.op.gen_batch_size)
-            batch['example_idx'] = idx.cpu()
-            self._last_rollout = st
-            return {k: v.to(inputs['input_ids'].device) for k, v in batch.items()}
+    def after_rollouts(self, inputs) -> dict:
+        "Hook: change an on-policy micro-batch before the loss (KEPO's gate drops rollouts here)."
+        return inputs
 
-        def gate_inputs(self, inputs) -> tuple:
-            "KEPO's gate: the rollouts whose answer does not verify lose their loss positions (labels -100); (inputs, kept mask)."
-            idx = inputs['example_idx'].tolist()
-            keep = [self.verifier(t, self.answers[i]).correct for t, i in zip(self._last_rollout['texts'], idx)]
-            k = torch.tensor(keep, device=inputs['labels'].device)
-            before = int((inputs['labels'][:, 1:] != -100).sum())
-            inputs['labels'] = inputs['labels'].masked_fill(~k[:, None], -100)
-            after = int((inputs['labels'][:, 1:] != -100).sum())
-            self._loss_scale = after / max(before, 1) if self.op.gate_norm == 'all' else 1.0   # sum / all tokens instead of / kept
-            return inputs, keep
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        t0 = time.perf_counter()
+        on = self._draw()
+        gen, seq_kd = 0.0, not on and self.op.rollout.seq_kd
+        if on or seq_kd:
+            inputs = self.on_policy_inputs(model, inputs, by='student' if on else 'teacher')
+            gen = self._last_rollout['seconds']
+        if on: inputs = self.after_rollouts(inputs)
+        # token mean over this micro-batch, averaged over accumulation (generated lengths are not known in advance)
+        loss = super().training_step(model, inputs, None)
+        secs = time.perf_counter() - t0
+        g = self.gen_totals
+        g['micro_batches'] += 1; g['on_policy'] += on; g['teacher_generated'] += seq_kd; g['gen_seconds'] += gen; g['step_seconds'] += secs
+        mt = self._metrics['train']
+        mt['on_policy'].append(float(on)); mt['gen_share'].append(gen / secs)
+        if on or seq_kd:
+            g['gen_sequences'] += len(self._last_rollout['texts']); g['gen_tokens'] += self._last_rollout['tokens']; g['gen_truncated'] += self._last_rollout['truncated']
+            mt['gen_tokens'].append(self._last_rollout['mean_tokens']); mt['gen_truncated'].append(self._last_rollout['truncated'])
+        return loss
 
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            t0 = time.perf_counter()
-            on = self._draw()
-            gen, seq_kd = 0.0, not on and self.op.seq_kd
-            if on or seq_kd:
-                inputs = self.on_policy_inputs(model, inputs, by='student' if on else 'teacher')
-                gen = self._last_rollout['seconds']
-            self._loss_scale = 1.0
-            if on and self.verifier is not None:
-                inputs, keep = self.gate_inputs(inputs)
-                self.gen_totals['gated_out'] += len(keep) - sum(keep); self._metrics['train']['gate_pass'].append(sum(keep) / len(keep))
-            # token mean over this micro-batch, averaged over accumulation (generated lengths are not known in advance)
-            g = self.gen_totals
-            g['loss_tokens'] += int((inputs['labels'][:, 1:] != -100).sum())
-            loss = super().training_step(model, inputs, None)
-            secs = time.perf_counter() - t0
-            g['micro_batches'] += 1; g['on_policy'] += on; g['teacher_generated'] += seq_kd; g['gen_seconds'] += gen; g['step_seconds'] += secs
-            mt = self._metrics['train']
-            mt['on_policy'].append(float(on)); mt['gen_share'].append(gen / secs)
-            if on or seq_kd:
-                g['gen_sequences'] += len(self._last_rollout['texts']); g['gen_tokens'] += self._last_rollout['tokens']; g['gen_truncated'] += self._last_rollout['truncated']
-                mt['gen_tokens'].append(self._last_rollout['mean_tokens']); mt['gen_truncated'].append(self._last_rollout['truncated'])
-            return loss
+    def objective(self, student_hidden, head_weight, targets, signal, seq_ids) -> tuple:
+        "The divergence objective (`divergence_objective`); methods override this hook."
+        return divergence_objective(student_hidden, head_weight, targets, signal, seq_ids, self.op)
 
-        def objective(self, student_hidden, head_weight, targets, signal, seq_ids) -> tuple:
-            "The configured on-policy objective (`onpolicy_objective`) in place of KD's (scaled by the gate's normalisation)."
-            loss, metrics = onpolicy_objective(student_hidden, head_weight, targets, signal, seq_ids, self.op)
-            return loss * getattr(self, '_loss_scale', 1.0), metrics
-    return OnPolicyTrainer
-
-# %% ../../nbs/methods/03_onpolicy.ipynb #2ece24fb
-@dataclass
-class OnPolicyRun:
-    "What `train_onpolicy` needs besides the data."
-    student: ModelSpec                                   # base + LoRA/QLoRA settings
-    train: TrainConfig                                   # hyper-parameters
-    output_dir: str                                      # checkpoints, final adapters, logs
-    teacher: str|ModelSpec = 'toy:teacher'               # online teacher ('self': the student's base, adapters disabled)
-    op: OnPolicyConfig = field(default_factory=OnPolicyConfig)
-
-def _spec_name(s) -> str: return s.name_or_path if isinstance(s, ModelSpec) else s
-
-def _tokenised_rows(tok, examples, max_length):
-    return [dict(tokenize_example(tok, e['prompt'], e.get('completion') or '', max_length), example_idx=i) for i, e in enumerate(examples)]
+    def extra_summary(self) -> dict:
+        "Hook: more entries for `train_done.json` (the rollout totals here)."
+        return {'rollouts': gen_summary(self)}
 
 def gen_summary(trainer) -> dict:
     "Totals of the rollout schedule: on-policy share of micro-batches, generation share of step time, rollout tokens."
-    g = dict(trainer.gen_totals)
+    g = dict(trainer.gen_totals, loss_tokens=trainer.loss_tokens)
     g['on_policy_share'] = g['on_policy'] / max(g['micro_batches'], 1)
     g['gen_share'] = g['gen_seconds'] / g['step_seconds'] if g['step_seconds'] else 0.0
     g['mean_gen_tokens'] = g['gen_tokens'] / max(g['gen_sequences'], 1)
     return g
 
+# %% ../../nbs/methods/03_onpolicy.ipynb #2ece24fb
+def model_teacher(run:Run, prepared, kind:str, cfg:OnPolicyConfig, **kw) -> ModelTeacher:
+    "The run's online teacher as a `ModelTeacher` producing `kind` signals at the loss temperature ('self': the student's base)."
+    if run.teacher == 'self':
+        if not hasattr(prepared.model, 'disable_adapter'):
+            raise ValueError("teacher='self' needs a LoRA student (its base, with adapters disabled, is the teacher)")
+        t = dict(model=prepared.model, disable_adapter=True)
+    elif prepared.teacher_model is not None: t = dict(model=prepared.teacher_model, name=run.teacher_name)
+    else: raise ValueError(f'{cfg.__class__.__name__} needs an online teacher: give a model or teacher=\'self\'')
+    return ModelTeacher(kind=kind, k=cfg.loss.topk, temperature=cfg.tau, vocab_size=len(prepared.tokenizer),
+                        chunk_size=cfg.loss.chunk_size, **{**t, **kw})
+
 def train_onpolicy(examples:list,            # dicts with 'prompt' (rendered) and 'completion' ('' allowed when lmbda = 1)
-                   run:OnPolicyRun,          # student, teacher, schedule, objective, hyper-parameters, output folder
-                   method:str='gkd',         # name recorded with the run
+                   run:Run,                  # student, teacher, output folder
+                   cfg:OnPolicyConfig,       # schedule, loss, budget, fidelity, hyper-parameters
+                   method:str='onpolicy',    # name recorded with the run
                    heldout:list|None=None,   # held-out examples (with completions) for fidelity
                    callbacks:list|None=None, # extra `TrainerCallback`s
+                   trainer_cls=None,         # an `OnPolicyTrainer` subclass (default: `OnPolicyTrainer`)
+                   trainer_kw:dict|None=None,  # extra keyword arguments of that class, given the `Prepared` run
                   ) -> dict:
-    "On-policy distillation of the student (GKD / OPD) with resume; returns the training summary."
-    out = Path(run.output_dir)
-    if is_done(out): return read_json(out / 'train_done.json')
+    "On-policy distillation of the student with resume; returns the training summary."
+    if (s := done_summary(run)) is not None: return s
     if not examples: raise ValueError(f'no training examples for {method!r}')
-    cfg, tc = run.op, run.train
     has_completions = all(e.get('completion') for e in examples)
-    if cfg.lmbda < 1 and not has_completions:
-        raise ValueError(f'lmbda={cfg.lmbda} < 1 trains a share of the batches on the data recipe\'s completions, but some '
-                         "examples have none: give traces (--traces) or set lmbda=1")
-    trl = require('trl', 'on-policy training'); datasets = require('datasets')
-    train_ex, held = split_heldout(examples, heldout, cfg.heldout if has_completions else 0, tc.seed)
-    stok = load_tokenizer(run.student.name_or_path)
-    self_teacher = run.teacher == 'self'
-    if not self_teacher:
-        tmodel, ttok = load_model(run.teacher if isinstance(run.teacher, ModelSpec) else ModelSpec(run.teacher))
-        check_same_family(stok, ttok)
-    set_seed(tc.seed)
-    model, tok = load_model(run.student, trainable=True)
-    if self_teacher and not hasattr(model, 'disable_adapter'):
-        raise ValueError("teacher='self' needs a LoRA student (its base, with adapters disabled, is the teacher)")
-    t = dict(model=model, disable_adapter=True) if self_teacher else dict(model=tmodel, name=_spec_name(run.teacher))
-    source = ModelTeacher(kind=cfg.signal, k=cfg.topk, temperature=cfg.tau, vocab_size=len(stok), chunk_size=cfg.chunk_size, **t)
-    tok.padding_side = 'right'
-    rows = _tokenised_rows(tok, train_ex, tc.max_length)
-    args = trl.SFTConfig(**training_kwargs(tc, out), max_length=tc.max_length, completion_only_loss=True, packing=False,
-                         dataset_num_proc=None, shuffle_dataset=True)
-    info = dict(method=method, n_examples=len(train_ex), n_heldout=len(held), student=run.student.name_or_path,
-                quant=run.student.quant, teacher=source.name, onpolicy=asdict(cfg))
+    if cfg.rollout.lmbda < 1 and not has_completions:
+        raise ValueError(f'lmbda={cfg.rollout.lmbda} < 1 trains a share of the batches on the data recipe\'s completions, but some '
+                         "examples have none: give traces (--traces) or set rollout.lmbda=1")
+    p = prepare_run(examples, run, cfg, method, heldout=heldout, n_heldout=cfg.fidelity.heldout if has_completions else 0,
+                    teacher=True)
+    source = model_teacher(run, p, cfg.loss.signal, cfg)
+    p.info['teacher'] = source.name
     cbs = list(callbacks or [])
-    if held:
-        hsrc = ModelTeacher(kind='full', temperature=cfg.tau, vocab_size=len(stok), chunk_size=cfg.chunk_size, **t)
-        hrows = _tokenised_rows(tok, held, tc.max_length)
-        hb = [collate_tokenized(hrows[i:i + tc.batch_size], tok.pad_token_id) for i in range(0, len(hrows), tc.batch_size)]
-        cbs.append(fidelity_callback_cls()(hsrc, hb, every=cfg.fidelity_every, report=info))
-    trainer = onpolicy_trainer_cls()(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tok,
-                                     callbacks=cbs, teacher=source, onpolicy=cfg, prompts=[e['prompt'] for e in train_ex],
-                                     answers=[e.get('answer') for e in train_ex] if cfg.gate != 'none' else None)
-    summary = run_training(trainer, out, info)
-    summary['rollouts'] = gen_summary(trainer)
-    write_json(out / 'train_done.json', summary)
+    if p.heldout: cbs.append(fidelity_callback(model_teacher(run, p, 'full', cfg), p.heldout, p.tokenizer, cfg.train, cfg.fidelity, p.info))
+    kw = trainer_kw(p) if callable(trainer_kw) else (trainer_kw or {})
+    trainer = (trainer_cls or OnPolicyTrainer)(model=p.model, args=p.args, train_dataset=datasets.Dataset.from_list(p.rows),
+                                               processing_class=p.tokenizer, callbacks=cbs, teacher=source, onpolicy=cfg,
+                                               prompts=[e['prompt'] for e in p.examples], **kw)
+    summary = run_training(trainer, run.output_dir, p.info)
+    summary.update(trainer.extra_summary())
+    write_json(Path(run.output_dir) / 'train_done.json', summary)
     return summary
-
-# %% ../../nbs/methods/03_onpolicy.ipynb #acde6eca
-ONPOLICY_METHODS = {  # name: (OnPolicyConfig fields, title, paper, url)
-    'gkd': (dict(lmbda=0.5, loss='divergence', divergence='jsd', beta=0.5, temperature=0.9),
-            'GKD: generalized JSD (beta 0.5) on a mix of data and student samples (lambda 0.5, tau 0.9)',
-            'Agarwal et al. 2024, On-Policy Distillation of Language Models: Learning from Self-Generated Mistakes (ICLR)',
-            'https://arxiv.org/abs/2306.13649'),
-    'gkd-onpolicy': (dict(lmbda=1.0, loss='divergence', divergence='jsd', beta=0.5, temperature=0.9),
-            'GKD, purely on-policy (lambda 1): generalized JSD (beta 0.5) on student samples',
-            'Agarwal et al. 2024, On-Policy Distillation of Language Models: Learning from Self-Generated Mistakes (ICLR)',
-            'https://arxiv.org/abs/2306.13649'),
-    'opd': (dict(lmbda=1.0, loss='pg', signal='sampled', temperature=1.0, discount=0.0),
-            'On-policy distillation, per-token reverse KL: sampled-token advantage log p_T - log p_S as a policy gradient',
-            'Lu & Thinking Machines Lab 2025, On-Policy Distillation (blog); Qwen3 Technical Report 2025 (strong-to-weak distillation)',
-            'https://thinkingmachines.ai/blog/on-policy-distillation/'),
-    'opd-full': (dict(lmbda=1.0, loss='divergence', divergence='rkl', temperature=1.0),
-            'On-policy distillation, full-vocabulary reverse KL on student samples (GKD with beta = 1)',
-            'Gu et al. 2024, MiniLLM; Agarwal et al. 2024, GKD (beta = 1)', 'https://arxiv.org/abs/2306.13649'),
-    'kepo-gate': (dict(lmbda=1.0, loss='divergence', divergence='jsd', beta=0.5, temperature=0.9, gate='correct', gate_norm='kept'),
-            "KEPO's quality-gated on-policy distillation: generalized JSD (beta 0.5) on the student's rollouts whose answer verifies",
-            'Yang et al. 2026, KEPO: Knowledge-Enhanced Preference Optimization for Reinforcement Learning with Reasoning',
-            'https://arxiv.org/abs/2602.00400'),
-}
-
-def onpolicy_config_for(method:str, **kw) -> OnPolicyConfig:
-    "The `OnPolicyConfig` of a registered on-policy method (other fields from `kw`)."
-    if method not in ONPOLICY_METHODS: raise KeyError(f'unknown on-policy method {method!r}; known: {sorted(ONPOLICY_METHODS)}')
-    return OnPolicyConfig(**{**ONPOLICY_METHODS[method][0], **kw})
-
-for _m, (_c, _title, _paper, _url) in ONPOLICY_METHODS.items():
-    _card = 'research/methods_objectives.md ' + ('§9 (gated distillation only; the RL and hint parts are not built)' if _m == 'kepo-gate' else '§4')
-    register_method(Method(_m, _title, 'on-policy', _paper, _url, _card, 'reasondistill.methods.onpolicy',
-        'implemented', f'{_c}; rollouts via reasondistill.rollout inside KDTrainer (per-micro-batch Bernoulli(lmbda)); '
-        'token mean per micro-batch; online teacher only; op.key=value overrides'))
-
-def split_overrides(overrides:list, prefix:str) -> tuple:
-    "(TrainConfig overrides, overrides of the `prefix.` config with the prefix removed)."
-    p = prefix + '.'
-    return [o for o in overrides if not o.startswith(p)], [o[len(p):] for o in overrides if o.startswith(p)]
-
-def prompt_examples(a, tok) -> tuple:
-    "CLI data recipe: verified traces of `--problems` from `--traces` (prompt + completion), else the problems' prompts alone."
-    from reasondistill.cli import parse_problems
-    probs = parse_problems(a.problems)
-    if a.traces:
-        from reasondistill.tracestore import TraceStore
-        from reasondistill.methods.sft import sft_examples
-        with TraceStore(a.traces, readonly=True) as st: ex, stats = sft_examples(st, probs, tok, per_problem=a.per_problem)
-        gold = {p.id: p.answer for p in probs}
-        return [dict(e, answer=gold[e['problem_id']]) for e in ex], stats, probs
-    ex = [dict(prompt=render_prompt(tok, p.question), completion='', problem_id=p.id, level=p.meta.get('level'), answer=p.answer)
-          for p in probs]
-    return ex, dict(kept=len(ex), prompts_only=True), probs
-
-def cli_parts(a, prefix:str, config) -> tuple:
-    "CLI args -> (TrainConfig, student ModelSpec, `config`): `prefix.key=value` overrides set `config`'s fields, other `key=value` TrainConfig's."
-    from reasondistill.cli import apply_overrides
-    tov, mov = split_overrides(a.overrides, prefix)
-    tc = apply_overrides(TrainConfig(lr=a.lr, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
-                                     max_length=a.max_length, seed=a.seed), tov)
-    return tc, ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r)), apply_overrides(config, mov)
-
-def cli_train(a, method) -> dict:
-    "`reasondistill train --method gkd|gkd-onpolicy|opd|opd-full|kepo-gate ...`: `op.key=value` overrides set `OnPolicyConfig` fields."
-    tok = load_tokenizer(a.student)
-    ex, stats, _ = prompt_examples(a, tok)
-    print('data:', stats)
-    tc, spec, op = cli_parts(a, 'op', onpolicy_config_for(method.name, verifier='toy' if a.problems.startswith('toy:') else 'math'))
-    return train_onpolicy(ex, OnPolicyRun(spec, tc, a.out, teacher=a.teacher, op=op), method=method.name)

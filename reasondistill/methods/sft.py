@@ -6,80 +6,31 @@ Docs: https://reasondistill.github.io/reasondistill/methods/sft.html.md"""
 
 # %% ../../nbs/methods/01_sft.ipynb #b9d38e67
 from __future__ import annotations
-from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
-from pathlib import Path
-from ..core import require, write_json, read_json, set_seed
-from ..records import Problem, Trace
-from ..models import ModelSpec, LoraSpec, load_model, render_prompt
-from ..train import TrainConfig, training_kwargs, run_training, is_done
+from dataclasses import dataclass
+import datasets
+import trl
+from ..train import MethodConfig, TrainConfig, Run, prepare_run, run_training, done_summary
 
 # %% auto #0
-__all__ = ['sft_examples', 'answer_only_examples', 'SFTRun', 'default_student_spec', 'train_sft']
-
-# %% ../../nbs/methods/01_sft.ipynb #49be5787
-def sft_examples(traces,                      # iterable of `Trace` (e.g. a `TraceStore`)
-                 problems:list,               # the `Problem`s the traces answer (for the question text)
-                 tokenizer,                   # the *student's* tokenizer (its chat template renders the prompt)
-                 verdicts=('correct',),       # which verdicts to keep
-                 per_problem:int|None=None,   # keep at most this many traces per problem (lowest sample_idx first)
-                 max_tokens:int|None=None,    # drop traces with more completion tokens than this
-                 system:str|None=None,        # system prompt for the student (None: none)
-                ) -> tuple:
-    "Prompt–completion examples for SFT from verified traces; returns `(examples, stats)`."
-    by_id = {p.id: p for p in problems}
-    kept, why = [], Counter()
-    per = defaultdict(int)
-    for t in sorted(traces, key=lambda t: (t.problem_id, t.sample_idx)):
-        if t.problem_id not in by_id: why['problem not in set'] += 1; continue
-        if t.verdict not in verdicts: why[f'verdict {t.verdict}'] += 1; continue
-        if t.finish_reason == 'length': why['truncated'] += 1; continue
-        if max_tokens is not None and (t.n_completion_tokens or 0) > max_tokens: why['too long'] += 1; continue
-        if per_problem is not None and per[t.problem_id] >= per_problem: why['per-problem cap'] += 1; continue
-        per[t.problem_id] += 1
-        p = by_id[t.problem_id]
-        kept.append(dict(prompt=render_prompt(tokenizer, p.question, system), completion=t.completion,
-                         problem_id=p.id, level=p.meta.get('level')))
-    stats = dict(kept=len(kept), dropped=sum(why.values()), dropped_by_reason=dict(why), problems_covered=len(per),
-                 problems_total=len(problems))
-    return kept, stats
-
-def answer_only_examples(problems:list, tokenizer, system:str|None=None,
-                         fmt=lambda a: f'<think>\n</think>\nThe answer is {a}.') -> tuple:
-    "The answer-only baseline's examples: the gold answer after an empty think block."
-    ex = [dict(prompt=render_prompt(tokenizer, p.question, system), completion=fmt(p.answer), problem_id=p.id,
-               level=p.meta.get('level')) for p in problems]
-    return ex, dict(kept=len(ex), dropped=0, dropped_by_reason={}, problems_covered=len(ex), problems_total=len(problems))
+__all__ = ['SFTConfig', 'train_sft']
 
 # %% ../../nbs/methods/01_sft.ipynb #1b4fe32e
 @dataclass
-class SFTRun:
-    "What `train_sft` needs besides the data."
-    student: ModelSpec                                   # base + LoRA/QLoRA settings
-    train: TrainConfig                                   # hyper-parameters
-    output_dir: str                                      # checkpoints, final adapters, logs
+class SFTConfig(MethodConfig):
+    "Sequence-level distillation: only the training hyper-parameters (`train`)."
 
-def default_student_spec(name:str='toy:student', quant:str='4bit', r:int=16) -> ModelSpec:
-    "QLoRA student: NF4 base, LoRA rank `r` on every linear layer."
-    return ModelSpec(name, quant=quant, lora=LoraSpec(r=r, alpha=2 * r))
-
-def train_sft(examples:list,                 # prompt–completion dicts (see `sft_examples`)
-              run:SFTRun,                    # student spec, hyper-parameters, output folder
+def train_sft(examples:list,                 # prompt–completion dicts (see `traces.sft_examples`)
+              run:Run,                       # student, output folder
+              cfg:SFTConfig|None=None,       # hyper-parameters
               method:str='sft',              # name recorded with the run
               callbacks:list|None=None,      # extra `TrainerCallback`s
              ) -> dict:
     "Fine-tune the student on `examples` (completion-only loss) with resume; returns the training summary."
-    out = Path(run.output_dir)
-    if is_done(out): return read_json(out / 'train_done.json')
-    if not examples: raise ValueError(f'no training examples for {method!r}: nothing was kept by the data recipe')
-    trl = require('trl', 'SFT training'); datasets = require('datasets')
-    set_seed(run.train.seed)   # seeds the LoRA initialisation: two runs of the same config train the same adapter
-    model, tok = load_model(run.student, trainable=True)
-    tok.padding_side = 'right'
+    cfg = cfg or SFTConfig()
+    if (s := done_summary(run)) is not None: return s
+    p = prepare_run(examples, run, cfg, method, tokenize=False)   # seeds the LoRA initialisation, loads the student
+    tc, tok = cfg.train, p.tokenizer
     ds = datasets.Dataset.from_list([dict(prompt=e['prompt'], completion=e['completion']) for e in examples])
-    n_long = sum(len(tok(e['prompt'] + e['completion'])['input_ids']) >= run.train.max_length for e in examples)
-    args = trl.SFTConfig(**training_kwargs(run.train, out), max_length=run.train.max_length, completion_only_loss=True,
-                         packing=False, dataset_num_proc=None, shuffle_dataset=True)
-    trainer = trl.SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=callbacks)
-    return run_training(trainer, out, dict(method=method, n_examples=len(examples), n_truncated=n_long,
-                                           student=run.student.name_or_path, quant=run.student.quant))
+    p.info['n_truncated'] = sum(len(tok(e['prompt'] + e['completion'])['input_ids']) >= tc.max_length for e in examples)
+    trainer = trl.SFTTrainer(model=p.model, args=p.args, train_dataset=ds, processing_class=tok, callbacks=callbacks)
+    return run_training(trainer, run.output_dir, p.info)
