@@ -1,4 +1,4 @@
-"""`reasondistill demo | generate | train | eval | plot | methods | build-toy`
+"""`reasondistill demo | generate | train | eval | plot | results | methods | build-toy`
 
 Docs: https://reasondistill.github.io/reasondistill/core/cli.html.md"""
 
@@ -7,108 +7,77 @@ Docs: https://reasondistill.github.io/reasondistill/core/cli.html.md"""
 # %% ../nbs/core/09_cli.ipynb #fb43ac6e
 from __future__ import annotations
 import argparse, json, sys
-from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
+from .core import quiet_output
+from .data import parse_problems
 
 # %% auto #0
-__all__ = ['parse_problems', 'apply_overrides', 'build_parser', 'main']
-
-# %% ../nbs/core/09_cli.ipynb #f79a516a
-def parse_problems(spec:str) -> list:
-    "Problems from a `--problems` spec (see the module docs)."
-    from reasondistill.toyworld import toy_problems, LEVELS
-    from reasondistill.data import load_problems, load_problem_file
-    if spec.startswith('toy:'):
-        parts = spec.split(':')
-        if len(parts) not in (3, 4) or not parts[2].isdigit():
-            raise ValueError(f'toy problem spec must be toy:<split>:<n per level>[:<levels, e.g. 1,4 or 1-8>], got {spec!r}')
-        levels = LEVELS
-        if len(parts) == 4:                              # levels: 1,4,8 or ranges 1-8, 2-4,8
-            try: levels = [l for x in parts[3].split(',') for a, _, b in [x.partition('-')]
-                           for l in (range(int(a), int(b) + 1) if b else [int(a)])]
-            except ValueError: raise ValueError(f'toy levels must be integers or ranges like 1-8, got {parts[3]!r}') from None
-        return toy_problems(int(parts[2]), levels, split=parts[1])
-    src, _, path = spec.partition(':')
-    if path and not Path(spec).exists():
-        probs, report = load_problems(src, path=path)
-        return probs
-    probs, report = load_problem_file(spec)
-    return probs
-
-def apply_overrides(cfg, overrides:list):
-    "Set dataclass fields from `key=value` strings (dotted keys reach nested dataclasses; values parsed as JSON)."
-    for ov in overrides:
-        if '=' not in ov: raise ValueError(f'override must look like key=value, got {ov!r}')
-        key, val = ov.split('=', 1)
-        try: val = json.loads(val)
-        except json.JSONDecodeError: pass
-        target, parts = cfg, key.split('.')
-        for p in parts[:-1]:
-            if not hasattr(target, p): raise ValueError(f'unknown config key {key!r}')
-            target = getattr(target, p)
-        if not is_dataclass(target) or parts[-1] not in {f.name for f in fields(target)}:
-            raise ValueError(f'unknown config key {key!r}; known: {sorted(f.name for f in fields(target))}')
-        setattr(target, parts[-1], tuple(val) if isinstance(val, list) else val)
-    if hasattr(cfg, '__post_init__'): cfg.__post_init__()
-    return cfg
+__all__ = ['SHORTHANDS', 'train_overrides', 'build_parser', 'main']
 
 # %% ../nbs/core/09_cli.ipynb #977b7792
 def _cmd_demo(a):
     from reasondistill.pipeline import DemoConfig, run_demo
-    cfg = apply_overrides(DemoConfig(seed=a.seed), a.overrides)
+    from reasondistill.train import apply_overrides
+    cfg = apply_overrides(DemoConfig(seed=a.seed), a.set)
     run_demo(a.run_dir, cfg)
 
 def _cmd_generate(a):
     from reasondistill.models import load_model, ModelSpec
     from reasondistill.rollout import SamplingParams
     from reasondistill.traces import generate_traces
+    probs = parse_problems(a.problems)
     model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter))
-    stats = generate_traces(parse_problems(a.problems), model, tok, a.out, n_samples=a.n,
+    stats = generate_traces(probs, model, tok, a.out, n_samples=a.n,
                             params=SamplingParams(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed),
                             verifier=a.verifier, system=a.system, model_name=a.model)
-    print(json.dumps(stats, indent=1))
+    print(f"generated {stats['generated']} traces ({stats['already_done']} already there) into {a.out}")
+
+# %% ../nbs/core/09_cli.ipynb #30c4e574
+SHORTHANDS = ('lr', 'epochs', 'max_steps', 'batch_size', 'max_length', 'seed')
+
+def train_overrides(a) -> list:
+    "The `--set` overrides of `reasondistill train`, after the `train.*` shorthands and the toy/math verifier default."
+    sets = [f'train.{k}={json.dumps(getattr(a, k))}' for k in SHORTHANDS]
+    return sets + list(a.set or [])
+
+def _default_verifier(cfg, sets:list, problems:list) -> list:
+    "Set every `verifier` field of the config the user did not set: 'toy' for toy problems, else 'math'."
+    from reasondistill.train import config_fields
+    given = {s.split('=', 1)[0] for s in sets}
+    v = 'toy' if problems and all(p.meta.get('source') == 'toy' for p in problems) else 'math'
+    return [f'{k}={v}' for k, *_ in config_fields(cfg) if k.split('.')[-1] == 'verifier' and k not in given]
 
 def _cmd_train(a):
-    from reasondistill.models import load_tokenizer, ModelSpec, LoraSpec
-    from reasondistill.tracestore import TraceStore
-    from reasondistill.methods.sft import SFTRun, sft_examples, answer_only_examples, train_sft
-    from reasondistill.train import TrainConfig
-    from reasondistill.registry import get_method
-    from reasondistill.registry import load_methods
-    import importlib
-    load_methods()
-    try: m = get_method(a.method)
-    except KeyError as e: raise SystemExit(str(e.args[0]))
-    if m.status != 'implemented': raise SystemExit(f'{a.method!r} is {m.status} ({m.module or "no module yet"})')
-    if m.module not in ('reasondistill.methods.sft', 'reasondistill.methods.kd'):       # the method's module runs itself
-        mod = importlib.import_module(m.module)
-        if not hasattr(mod, 'cli_train'): raise SystemExit(f'{m.module} has no cli_train; {a.method!r} cannot run from `reasondistill train`')
-        return print(json.dumps(mod.cli_train(a, m), indent=1, default=str))
-    probs, tok = parse_problems(a.problems), load_tokenizer(a.student)
-    if a.method != 'answer-only':
-        if not a.traces: raise SystemExit(f'--traces is required for --method {a.method}')
-        with TraceStore(a.traces, readonly=True) as st: ex, stats = sft_examples(st, probs, tok, per_problem=a.per_problem)
-    else: ex, stats = answer_only_examples(probs, tok)
-    print('data:', json.dumps(stats))
-    tc = apply_overrides(TrainConfig(lr=a.lr, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
-                                     max_length=a.max_length, seed=a.seed), [o for o in a.overrides if not o.startswith('kd.')])
-    spec = ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r))
-    if m.module == 'reasondistill.methods.kd':
-        from reasondistill.methods.kd import KDRun, kd_config_for, train_kd
-        if a.method.endswith('-cached') and not a.cache: raise SystemExit(f'--method {a.method} needs --cache DIR (a top-k cache, captured from --teacher if unfinished)')
-        kd = apply_overrides(kd_config_for(a.method), [o[3:] for o in a.overrides if o.startswith('kd.')])
-        run = KDRun(spec, tc, a.out, teacher=a.teacher, kd=kd, cache=a.cache)
-        return print(json.dumps(train_kd(ex, run, method=a.method), indent=1))
-    print(json.dumps(train_sft(ex, SFTRun(spec, tc, a.out), method=a.method), indent=1))
+    from reasondistill.registry import get_method, make_config, entry_point
+    from reasondistill.traces import training_data, NEEDS_TRACES
+    from reasondistill.train import Run, apply_overrides
+    from reasondistill.models import ModelSpec, LoraSpec, load_tokenizer
+    spec = get_method(a.method)
+    fn = entry_point(a.method)                                    # refuses planned methods and evaluations
+    probs = parse_problems(a.problems)
+    if spec.data in NEEDS_TRACES and not a.traces: raise ValueError(f'--method {a.method} trains on teacher traces: give --traces DIR')
+    sets = train_overrides(a)
+    cfg = make_config(a.method, sets)                             # unknown keys and bad values fail here, before any model
+    cfg = apply_overrides(cfg, _default_verifier(cfg, sets, probs))
+    teacher = {'model': a.teacher, 'self': 'self', 'none': None}[spec.teacher]
+    run = Run(a.out, ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r)), teacher=teacher, cache=a.cache)
+    data, stats = training_data(spec.data, probs, load_tokenizer(a.student), a.traces, a.per_problem)
+    print(f'{a.method}: data {json.dumps(stats)}')
+    s = fn(data, run, cfg, method=a.method)
+    loss = s.get('train_loss', s.get('train', {}).get('train_loss'))
+    print(f"{a.method}: trained {s.get('global_step', s.get('train', {}).get('global_step'))} steps"
+          + (f', loss {loss:.4f}' if isinstance(loss, float) else '') + f"; adapters in {s.get('final', Path(a.out) / 'final')}")
 
+# %% ../nbs/core/09_cli.ipynb #4e73d2b2
 def _cmd_eval(a):
     from reasondistill.models import load_model, ModelSpec
     from reasondistill.eval.evaluate import EvalConfig, evaluate
+    from reasondistill.eval.metrics import results_table
+    probs = parse_problems(a.problems)
     model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter))
     cfg = EvalConfig(n_samples=a.n, temperature=a.temperature, max_new_tokens=a.max_new_tokens, verifier=a.verifier,
                      system=a.system, seed=a.seed, ks=tuple(k for k in (1, 2, 4, 8, 16, 32, 64) if k <= a.n))
-    s = evaluate(model, tok, parse_problems(a.problems), a.out, cfg, name=a.name or a.model)
-    from reasondistill.eval.metrics import results_table
+    s = evaluate(model, tok, probs, a.out, cfg, name=a.name or a.model)
     cols = {'avg@n': 'avg@n', **{f'pass@{k}': f'pass@k/{k}' for k in cfg.ks if k > 1}}
     if s.get('by_level'): cols.update({f'L{l}': f'by_level/{l}/avg@n' for l in s['by_level']})
     print(results_table([{'name': s['name'], **s}], cols))
@@ -121,7 +90,7 @@ def _cmd_plot(a):
         d = Path(d)
         if (d / 'summary.json').exists(): s = load_summary(d); summaries[s.get('name', d.name)] = s
         else: summaries.update({load_summary(e).get('name', e.name): load_summary(e) for e in sorted(d.glob('*/')) if (e / 'summary.json').exists()})
-    if not summaries: raise SystemExit('no EvalRun summaries (summary.json) found in the given folders')
+    if not summaries: raise ValueError('no EvalRun summaries (summary.json) found in the given folders')
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     plots.plot_accuracy_by_level(summaries, path=out / 'accuracy_by_level.png')
     plots.plot_pass_at_k(summaries, path=out / 'pass_at_k.png')
@@ -129,9 +98,8 @@ def _cmd_plot(a):
 
 def _cmd_results(a):
     from reasondistill.eval import compare
-    try: runs = compare.collect_results(a.root)
-    except (FileNotFoundError, ValueError) as e: raise SystemExit(str(e))
-    if not runs: raise SystemExit(f'no result.json under {a.root} (benchmarks write one per method and seed)')
+    runs = compare.collect_results(a.root)
+    if not runs: raise ValueError(f'no result.json under {a.root} (benchmarks write one per method and seed)')
     agg = compare.aggregate_results(runs)
     diffs = compare.paired_differences(runs, a.baseline) if a.baseline in agg else None
     print(compare.results_markdown(agg, diffs=diffs, baseline=a.baseline))
@@ -144,9 +112,9 @@ def _cmd_results(a):
         print(f"wrote {', '.join(str(out / w) for w in written)}")
 
 def _cmd_methods(a):
-    from reasondistill.registry import methods_table, load_methods
-    load_methods()
-    print(methods_table())
+    from reasondistill.registry import methods_table, method_help
+    if a.name: print(method_help(a.name))
+    else: print(methods_table(a.status and a.status.replace('-', ' '), a.family))
 
 def _cmd_build_toy(a):
     from reasondistill.toyworld import build_toy_world
@@ -158,9 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     "The `reasondistill` argument parser."
     p = argparse.ArgumentParser(prog='reasondistill', description='Reasoning distillation toolkit')
     sub = p.add_subparsers(dest='command', required=True)
+    def common(s):
+        s.add_argument('--verbose', action='store_true', help='also show library logs and warnings on the terminal')
     d = sub.add_parser('demo', help='run the whole pipeline on the embedded toy world')
     d.add_argument('--run-dir', default='runs/demo'); d.add_argument('--seed', type=int, default=0)
-    d.add_argument('overrides', nargs='*', help='DemoConfig overrides, key=value'); d.set_defaults(fn=_cmd_demo)
+    d.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='DemoConfig fields, e.g. eval_per_level=200 sft.lr=1e-3')
+    common(d); d.set_defaults(fn=_cmd_demo, out_dir=lambda a: a.run_dir)
     def model_args(s, default_model):
         s.add_argument('--model', default=default_model); s.add_argument('--adapter', default=None)
         s.add_argument('--quant', default='none', choices=['none', '4bit'])
@@ -170,34 +141,61 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument('--verifier', default='toy', choices=['toy', 'math']); s.add_argument('--system', default=None)
         s.add_argument('--seed', type=int, default=0)
     g = sub.add_parser('generate', help='sample and verify traces into a TraceStore')
-    model_args(g, 'toy:teacher'); sampling_args(g, 4)
-    g.add_argument('--problems', required=True); g.add_argument('--out', required=True); g.set_defaults(fn=_cmd_generate)
-    t = sub.add_parser('train', help='train a student (sft, answer-only or kd-*) with LoRA/QLoRA')
-    t.add_argument('--method', default='sft'); t.add_argument('--traces', default=None)
-    t.add_argument('--problems', required=True); t.add_argument('--student', default='toy:student')
-    t.add_argument('--quant', default='4bit', choices=['none', '4bit']); t.add_argument('--lora-r', type=int, default=16)
-    t.add_argument('--out', required=True); t.add_argument('--lr', type=float, default=2e-3)
-    t.add_argument('--epochs', type=float, default=2.0); t.add_argument('--max-steps', type=int, default=-1)
-    t.add_argument('--batch-size', type=int, default=16); t.add_argument('--max-length', type=int, default=256)
-    t.add_argument('--per-problem', type=int, default=None); t.add_argument('--seed', type=int, default=0)
-    t.add_argument('--teacher', default='toy:teacher', help="kd-*: teacher model ('self': the student's base)")
-    t.add_argument('--cache', default=None, help='kd-*: offline top-k cache folder (captured from --teacher if unfinished)')
-    t.add_argument('overrides', nargs='*', help='TrainConfig overrides, key=value; kd.key=value for KDConfig'); t.set_defaults(fn=_cmd_train)
+    model_args(g, 'toy:teacher'); sampling_args(g, 4); common(g)
+    g.add_argument('--problems', required=True); g.add_argument('--out', required=True); g.set_defaults(fn=_cmd_generate, out_dir=lambda a: a.out)
+    t = sub.add_parser('train', help='train a student with any implemented method (--method NAME --help: its settings)')
+    t.add_argument('--method', default='sft', help='a trainable method of `reasondistill methods`')
+    t.add_argument('--problems', required=True, help='problem spec (see data.parse_problems)')
+    t.add_argument('--out', required=True, help='output folder (checkpoints, final adapters, logs); re-running resumes')
+    t.add_argument('--traces', default=None, help='a TraceStore of teacher traces (methods that learn from traces)')
+    t.add_argument('--student', default='toy:student'); t.add_argument('--quant', default='4bit', choices=['none', '4bit'])
+    t.add_argument('--lora-r', type=int, default=16)
+    t.add_argument('--teacher', default='toy:teacher', help="teacher model of methods that need one ('self': the student's base)")
+    t.add_argument('--cache', default=None, help='token-level KD: an offline top-k teacher cache (captured from --teacher if unfinished)')
+    t.add_argument('--per-problem', type=int, default=None, help='at most this many traces per problem')
+    t.add_argument('--lr', type=float, default=2e-3, help='shorthand for train.lr')
+    t.add_argument('--epochs', type=float, default=2.0, help='shorthand for train.epochs')
+    t.add_argument('--max-steps', type=int, default=-1, help='shorthand for train.max_steps')
+    t.add_argument('--batch-size', type=int, default=16, help='shorthand for train.batch_size')
+    t.add_argument('--max-length', type=int, default=256, help='shorthand for train.max_length')
+    t.add_argument('--seed', type=int, default=0, help='shorthand for train.seed')
+    t.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help="the method's config fields (dotted for nested parts)")
+    common(t); t.set_defaults(fn=_cmd_train, out_dir=lambda a: a.out)
     e = sub.add_parser('eval', help='evaluate a model (EvalRun: avg@n, pass@k, maj@k, CIs)')
-    model_args(e, 'toy:student'); sampling_args(e, 4)
+    model_args(e, 'toy:student'); sampling_args(e, 4); common(e)
     e.add_argument('--problems', required=True); e.add_argument('--out', required=True); e.add_argument('--name', default=None)
-    e.set_defaults(fn=_cmd_eval)
+    e.set_defaults(fn=_cmd_eval, out_dir=lambda a: a.out)
     pl = sub.add_parser('plot', help='plots comparing EvalRuns'); pl.add_argument('eval_dirs', nargs='+')
-    pl.add_argument('--out', default='plots'); pl.set_defaults(fn=_cmd_plot)
+    pl.add_argument('--out', default='plots'); common(pl); pl.set_defaults(fn=_cmd_plot, out_dir=lambda a: None)
     r = sub.add_parser('results', help='seed-aggregated results table (and plots) of the result.json files under a folder')
     r.add_argument('root'); r.add_argument('--baseline', default='sft', help='paired differences against this method')
-    r.add_argument('--out', default=None, help='also write accuracy-by-level and pass@k plots here'); r.set_defaults(fn=_cmd_results)
-    sub.add_parser('methods', help='list the distillation methods').set_defaults(fn=_cmd_methods)
+    r.add_argument('--out', default=None, help='also write accuracy-by-level and pass@k plots here'); common(r)
+    r.set_defaults(fn=_cmd_results, out_dir=lambda a: None)
+    m = sub.add_parser('methods', help='list the distillation methods, or show one (its paper, notebook and settings)')
+    m.add_argument('name', nargs='?', default=None); m.add_argument('--family', default=None)
+    m.add_argument('--status', default=None, choices=['implemented', 'planned', 'out-of-scope'])
+    common(m); m.set_defaults(fn=_cmd_methods, out_dir=lambda a: None)
     b = sub.add_parser('build-toy', help='retrain the shipped toy teacher and student base')
-    b.add_argument('--out', default=None); b.add_argument('--seed', type=int, default=0); b.set_defaults(fn=_cmd_build_toy)
+    b.add_argument('--out', default=None); b.add_argument('--seed', type=int, default=0); common(b)
+    b.set_defaults(fn=_cmd_build_toy, out_dir=lambda a: a.out)
     return p
+
+# %% ../nbs/core/09_cli.ipynb #a7f39d3a
+def _method_help_requested(argv:list) -> str|None:
+    "The method of `train --method NAME --help`, if that is what was asked."
+    if not argv or argv[0] != 'train' or not ({'-h', '--help'} & set(argv)): return None
+    for i, x in enumerate(argv):
+        if x == '--method' and i + 1 < len(argv): return argv[i + 1]
+        if x.startswith('--method='): return x.split('=', 1)[1]
+    return None
 
 def main(argv=None):
     "Entry point of the `reasondistill` command."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if (name := _method_help_requested(argv)) is not None:
+        from reasondistill.registry import method_help
+        print(method_help(name)); print('\n(the options every method shares: reasondistill train --help)'); return
     a = build_parser().parse_args(argv)
-    a.fn(a)
+    out = a.out_dir(a)
+    with quiet_output(Path(out) / 'reasondistill.log' if out else None, verbose=a.verbose):
+        a.fn(a)

@@ -6,14 +6,15 @@ Docs: https://reasondistill.github.io/reasondistill/core/core.html.md"""
 
 # %% ../nbs/core/00_core.ipynb #f77b97db
 from __future__ import annotations
-import importlib, importlib.util, json, os, platform, random, subprocess, sys, time
+import importlib, importlib.util, json, logging, os, platform, random, subprocess, sys, time, warnings
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['in_test', 'small', 'require', 'available', 'set_seed', 'set_threads', 'progress', 'to_jsonable', 'write_json',
-           'read_json', 'library_versions', 'package_dir', 'git_revision', 'hardware', 'RunDir', 'timed']
+__all__ = ['LIBRARY_LOGGERS', 'logger', 'in_test', 'small', 'require', 'available', 'set_seed', 'set_threads', 'progress',
+           'to_jsonable', 'write_json', 'read_json', 'library_versions', 'package_dir', 'git_revision', 'hardware',
+           'RunDir', 'timed', 'quiet_output', 'hub_kernels_blocked']
 
 # %% ../nbs/core/00_core.ipynb #dd328a2d
 def in_test() -> bool:
@@ -164,3 +165,63 @@ def timed(store:dict, key:str):
     t = time.perf_counter()
     try: yield
     finally: store[key] = store.get(key, 0.0) + time.perf_counter() - t
+
+# %% ../nbs/core/00_core.ipynb #17b8da96
+LIBRARY_LOGGERS = ('transformers', 'datasets', 'trl', 'peft', 'accelerate', 'bitsandbytes', 'torch', 'huggingface_hub',
+                   'py.warnings', 'reasondistill')
+logger = logging.getLogger('reasondistill')
+
+@contextmanager
+def quiet_output(log_file=None,         # where library logs and warnings go (appended); None: nowhere but `verbose`
+                 verbose:bool=False,    # also show them on the terminal
+                ):
+    "Route library logs and Python warnings to `log_file` (and the terminal only if `verbose`); silence dataset progress bars."
+    handlers = []
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        h = logging.FileHandler(log_file, encoding='utf-8')
+        h.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s'))
+        handlers.append(h)
+    if verbose: handlers.append(logging.StreamHandler(sys.stderr))
+    tf_saved = ds_bars = None
+    if 'transformers' in sys.modules or available('transformers'):
+        import transformers.utils.logging as tfl             # configures its handler first, so it is the one replaced below
+        tf_saved = tfl.get_verbosity(); tfl.set_verbosity_warning()
+    if 'datasets' in sys.modules or available('datasets'):
+        import datasets.utils.logging as dsl
+        ds_bars = dsl.is_progress_bar_enabled(); dsl.disable_progress_bar()
+    saved = {}
+    for name in LIBRARY_LOGGERS:
+        lg = logging.getLogger(name)
+        saved[name] = (lg.handlers[:], lg.propagate, lg.level)
+        lg.handlers = list(handlers) or [logging.NullHandler()]
+        lg.propagate = False
+        if name == 'reasondistill' or lg.level == logging.NOTSET: lg.setLevel(logging.INFO if name == 'reasondistill' else logging.WARNING)
+    logging.captureWarnings(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('default')               # each warning once per place, into the log
+            yield handlers[0] if handlers else None
+    finally:
+        logging.captureWarnings(False)
+        for name, (hs, prop, lvl) in saved.items():
+            lg = logging.getLogger(name); lg.handlers, lg.propagate = hs, prop; lg.setLevel(lvl)
+        for h in handlers:
+            if isinstance(h, logging.FileHandler): h.close()
+        if tf_saved is not None: tfl.set_verbosity(tf_saved)
+        if ds_bars: dsl.enable_progress_bar()
+
+# %% ../nbs/core/00_core.ipynb #702ee65c
+@contextmanager
+def hub_kernels_blocked():
+    "Import bitsandbytes inside this block: its import-time request for a Hub kernel is refused, and its fallback note silenced."
+    kernels = importlib.import_module('kernels') if available('kernels') else None
+    orig = getattr(kernels, 'get_kernel', None)
+    def refuse(repo_id, *a, **kw): raise RuntimeError(f'reasondistill does not fetch {repo_id!r} from the Hub while importing bitsandbytes')
+    if kernels is not None: kernels.get_kernel = refuse
+    bnb = logging.getLogger('bitsandbytes'); level = bnb.level
+    bnb.setLevel(logging.ERROR)
+    try: yield
+    finally:
+        if kernels is not None: kernels.get_kernel = orig
+        bnb.setLevel(level)

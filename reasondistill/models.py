@@ -7,9 +7,14 @@ Docs: https://reasondistill.github.io/reasondistill/core/models.html.md"""
 # %% ../nbs/core/02_models.ipynb #9e952108
 from __future__ import annotations
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from .core import package_dir, require, available
+import torch
+import transformers as tf
+from .core import package_dir, available, hub_kernels_blocked
+with hub_kernels_blocked(): import bitsandbytes   # before peft imports it: no Hub kernel request (see `core.hub_kernels_blocked`)
+import peft
 
 # %% auto #0
 __all__ = ['DTYPES', 'QUANTS', 'BACKENDS', 'TOY_ROLES', 'LoraSpec', 'ModelSpec', 'toy_asset_dir', 'resolve_model_path',
@@ -71,7 +76,6 @@ def resolve_model_path(name:str) -> str:
 # %% ../nbs/core/02_models.ipynb #f0bece65
 def load_tokenizer(name_or_path:str, padding_side:str='left'):
     "Load a tokenizer (left padding; pad token falls back to EOS)."
-    tf = require('transformers')
     tok = tf.AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
     tok.padding_side = padding_side
     if tok.pad_token is None: tok.pad_token = tok.eos_token
@@ -88,18 +92,15 @@ def render_prompt(tokenizer, question:str, system:str|None=None) -> str:
 # %% ../nbs/core/02_models.ipynb #20156cf3
 def resolve_dtype(dtype:str='auto'):
     "The torch dtype for a spec's `dtype` string."
-    import torch
     if dtype == 'auto':
         return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
     return {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}[dtype]
 
 def _bnb_config(dtype):
-    tf = require('transformers'); require('bitsandbytes', '4-bit quantisation')
     return tf.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,
                                  bnb_4bit_compute_dtype=dtype)
 
 def _peft_config(lora:LoraSpec):
-    peft = require('peft', 'LoRA adapters')
     return peft.LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.targets,
                            bias='none', task_type='CAUSAL_LM')
 
@@ -116,7 +117,7 @@ def _load_unsloth(spec:ModelSpec, path:str, dtype, trainable:bool):
                     ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
                     bias='none', use_gradient_checkpointing='unsloth', random_state=0)
     if spec.adapter is not None:
-        peft = require('peft'); model = peft.PeftModel.from_pretrained(model, spec.adapter, is_trainable=trainable)
+        model = peft.PeftModel.from_pretrained(model, spec.adapter, is_trainable=trainable)
     if not trainable: FastLanguageModel.for_inference(model)
     return model, tok
 
@@ -125,8 +126,6 @@ def load_model(spec:ModelSpec|str,      # what to load (a bare string means `Mod
                device:str|None=None,     # 'cpu', 'cuda', ... (default: cuda if available)
               ):
     "Load `(model, tokenizer)` as described by `spec`."
-    import torch
-    tf = require('transformers')
     if isinstance(spec, str): spec = ModelSpec(spec)
     path = resolve_model_path(spec.name_or_path)
     dtype = resolve_dtype(spec.dtype)
@@ -140,13 +139,11 @@ def load_model(spec:ModelSpec|str,      # what to load (a bare string means `Mod
     model = tf.AutoModelForCausalLM.from_pretrained(path, **kw)
     if spec.quant == 'none': model.to(device)
     if spec.lora is not None:
-        peft = require('peft', 'LoRA adapters')
         if spec.quant == '4bit' and trainable:
             model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         model = peft.get_peft_model(model, _peft_config(spec.lora))
         if not trainable: model.eval()
     elif spec.adapter is not None:
-        peft = require('peft', 'LoRA adapters')
         model = peft.PeftModel.from_pretrained(model, spec.adapter, is_trainable=trainable)
     elif trainable:
         for p in model.parameters(): p.requires_grad_(True)
@@ -167,8 +164,6 @@ def count_parameters(model) -> dict:
     return dict(total=total, trainable=trainable, bytes=nbytes)
 
 # %% ../nbs/core/02_models.ipynb #493e212c
-from contextlib import contextmanager
-
 @contextmanager
 def inference_mode(model):
     "Eval mode (no dropout), except for bitsandbytes 4-bit layers, which keep their training flag; restored on exit."

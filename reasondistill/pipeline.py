@@ -16,9 +16,11 @@ from .tracestore import TraceStore
 from .toyworld import toy_problems, MEDIUM_LEVEL, LEVELS
 from .models import ModelSpec, LoraSpec, load_model
 from .rollout import SamplingParams
-from .traces import generate_traces
-from .train import TrainConfig
-from .methods.sft import SFTRun, sft_examples, answer_only_examples, train_sft
+from .traces import generate_traces, sft_examples, answer_only_examples
+from .train import TrainConfig, Run
+from .methods.sft import SFTConfig, train_sft
+from .models import load_tokenizer
+from .eval import plots
 from .eval.evaluate import EvalConfig, evaluate, trace_records
 from .eval.metrics import paired_bootstrap_diff, results_table
 
@@ -78,15 +80,14 @@ def stage_traces(rd:RunDir, cfg:DemoConfig, train_problems:list) -> dict:
 
 def stage_train(rd:RunDir, cfg:DemoConfig, train_problems:list) -> dict:
     "Build the two training sets and train the distilled and the answer-only students."
-    from reasondistill.models import load_tokenizer
     tok = load_tokenizer(cfg.student)
     with TraceStore(rd / 'traces', readonly=True) as st: ex, st_sft = sft_examples(st, train_problems, tok)
     ex_ao, st_ao = answer_only_examples(train_problems, tok)
     write_json(rd.stage('data') / 'selection.json', {'sft': st_sft, 'answer-only': st_ao})
     out = {}
     for name, examples, tc in (('sft', ex, cfg.sft), ('answer-only', ex_ao, cfg.answer_only)):
-        run = SFTRun(student_spec(cfg, train=True), TrainConfig(**{**asdict(tc), 'seed': cfg.seed}), str(rd / 'train' / name))
-        out[name] = train_sft(examples, run, method=name)
+        run = Run(str(rd / 'train' / name), student_spec(cfg, train=True))
+        out[name] = train_sft(examples, run, SFTConfig(TrainConfig(**{**asdict(tc), 'seed': cfg.seed})), method=name)
     return out
 
 def stage_eval(rd:RunDir, cfg:DemoConfig, test_problems:list) -> dict:
@@ -128,7 +129,6 @@ def demo_results(rd:RunDir, cfg:DemoConfig, summaries:dict) -> dict:
 
 def stage_plots(rd:RunDir, cfg:DemoConfig, summaries:dict) -> list:
     "Accuracy by level, pass@k, trace lengths, training loss."
-    from reasondistill.eval import plots
     d = rd.stage('plots'); paths = []
     paths.append(d / 'accuracy_by_level.png'); plots.plot_accuracy_by_level(summaries, path=paths[-1],
                                                  title='Toy world: accuracy by chain length (avg@n, 95% CI)')

@@ -14,7 +14,7 @@ import torch
 import transformers
 import trl
 import datasets
-from .core import write_json, read_json, in_test, set_seed
+from .core import write_json, read_json, in_test, set_seed, progress, logger
 from .models import ModelSpec, LoraSpec, load_model, load_tokenizer
 from .signals import (TeacherSignal, ModelTeacher, check_same_family, tokenize_example, final_hidden,
                                    lm_head_weight)
@@ -23,7 +23,7 @@ from .signals import (TeacherSignal, ModelTeacher, check_same_family, tokenize_e
 __all__ = ['TrainConfig', 'training_kwargs', 'MethodConfig', 'FidelityConfig', 'BudgetConfig', 'apply_overrides', 'config_fields',
            'default_student_spec', 'Run', 'last_checkpoint', 'is_done', 'done_summary', 'split_heldout',
            'tokenized_rows', 'IndexCollator', 'Prepared', 'load_teacher', 'sft_args', 'prepare_run', 'TokenBudget',
-           'DistillTrainer', 'run_training']
+           'DistillTrainer', 'TrainProgress', 'quiet_trainer', 'run_training']
 
 # %% ../nbs/core/06_train.ipynb #bbcba72f
 @dataclass
@@ -319,7 +319,26 @@ class DistillTrainer(trl.SFTTrainer):
         with torch.no_grad(), self.compute_loss_context_manager(): loss = self.compute_loss(model, inputs)
         return loss.detach(), None, None
 
-# %% ../nbs/core/06_train.ipynb #9d353b9d
+# %% ../nbs/core/06_train.ipynb #87a60e89
+class TrainProgress(transformers.TrainerCallback):
+    "One progress bar over the optimizer steps; the trainer's log dictionaries go to the `reasondistill` logger."
+    def on_train_begin(self, args, state, control, **kw):
+        self.bar = progress(total=state.max_steps, desc='training', unit='step', initial=state.global_step)
+    def on_step_end(self, args, state, control, **kw):
+        if getattr(self, 'bar', None) is not None: self.bar.update(state.global_step - self.bar.n)
+    def on_log(self, args, state, control, logs=None, **kw):
+        logger.info('step %d %s', state.global_step, json.dumps(logs, default=str))
+        if getattr(self, 'bar', None) is not None and logs and 'loss' in logs: self.bar.set_postfix(loss=f"{logs['loss']:.4g}")
+    def on_train_end(self, args, state, control, **kw):
+        if getattr(self, 'bar', None) is not None: self.bar.close()
+
+def quiet_trainer(trainer):
+    "Replace transformers' progress bar and log printer by `TrainProgress`."
+    for cb in (transformers.trainer_callback.ProgressCallback, transformers.trainer_callback.PrinterCallback): trainer.remove_callback(cb)
+    trainer.add_callback(TrainProgress())
+    return trainer
+
+# %% ../nbs/core/06_train.ipynb #7ff010bb
 def run_training(trainer,                      # a transformers/TRL Trainer
                  output_dir,                   # its output folder (checkpoints, final weights, logs)
                  extra_info:dict|None=None,    # recorded in train_done.json (data counts, method name, ...)
@@ -328,6 +347,7 @@ def run_training(trainer,                      # a transformers/TRL Trainer
     out = Path(output_dir)
     if is_done(out): return read_json(out / 'train_done.json')
     ck = last_checkpoint(out)
+    quiet_trainer(trainer)
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=ck)
     secs = time.perf_counter() - t0

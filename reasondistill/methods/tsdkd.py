@@ -6,17 +6,16 @@ Docs: https://reasondistill.github.io/reasondistill/methods/tsdkd.html.md"""
 
 # %% ../../nbs/methods/07_tsdkd.ipynb #debf6c76
 from __future__ import annotations
-from dataclasses import dataclass
-from ..registry import Method, register_method
-from ..models import ModelSpec, LoraSpec, load_tokenizer
-from ..train import TrainConfig
+from dataclasses import dataclass, field
+import torch
+from ..train import Run
 from ..signals import TeacherSignal
-from .onpolicy import (OBJECTIVES, OnPolicyConfig, OnPolicyRun, train_onpolicy, cli_parts,
-                                    prompt_examples)
+from ..divergences import tempered_log_softmax, generalized_jsd, chunked_sum
+from .onpolicy import OnPolicyConfig, RolloutConfig, LossConfig, OnPolicyTrainer, train_onpolicy
 
 # %% auto #0
-__all__ = ['PL_FORMS', 'EM_RULES', 'OPENER_RULES', 'TSDKD_METHODS', 'TSDKD_PAPER', 'pl_nll', 'entropy', 'opener_mask', 'em_mask',
-           'TSDKDConfig', 'tsdkd_loss', 'tsdkd_config_for', 'train_tsdkd', 'cli_train']
+__all__ = ['PL_FORMS', 'EM_RULES', 'OPENER_RULES', 'pl_nll', 'entropy', 'opener_mask', 'em_mask', 'TSDConfig', 'TSDKDConfig',
+           'tsdkd_loss', 'TSDKDTrainer', 'train_tsdkd']
 
 # %% ../../nbs/methods/07_tsdkd.ipynb #b620236d
 PL_FORMS, EM_RULES, OPENER_RULES = ('paper', 'released'), ('top', 'released'), ('sequence', 'released')
@@ -25,7 +24,6 @@ def pl_nll(z_ranked,               # student scores of the candidates, ordered b
            form:str='paper',       # 'paper': standard PL, denominators over l >= j; 'released': the code's, over l <= j
           ):                       # [M] negative log-likelihood of the teacher's ranking
     "Plackett–Luce negative log-likelihood of the teacher's ranking under the student's scores."
-    import torch
     if form not in PL_FORMS: raise ValueError(f'pl form must be one of {PL_FORMS}, got {form!r}')
     lse = torch.logcumsumexp(z_ranked.flip(-1), -1).flip(-1) if form == 'paper' else torch.logcumsumexp(z_ranked, -1)
     return -(z_ranked - lse).sum(-1)
@@ -37,7 +35,6 @@ def entropy(logp):                 # normalised log-probs [..., V]
 # %% ../../nbs/methods/07_tsdkd.ipynb #2ae72cd7
 def _segments(seq_ids) -> tuple:
     "(start, length) of each sequence's run of positions; refuses sequences whose positions are not contiguous."
-    import torch
     ids, counts = torch.unique_consecutive(seq_ids, return_counts=True)
     if len(ids) != len(torch.unique(ids)):
         raise ValueError("seq_ids must list each sequence's positions contiguously (as the trainer flattens the batch)")
@@ -49,7 +46,6 @@ def opener_mask(entropy,                 # student entropy at each position [N] 
                 rule:str='sequence',     # 'sequence' (paper) or 'released' (one cut from the batch-flattened vector)
                ):                        # [N] bool
     "Opener positions: per sequence, those whose entropy share accumulated *before* them is < `share`."
-    import torch
     if not 0 < share <= 1: raise ValueError(f'opener share must be in (0, 1], got {share}')
     if rule not in OPENER_RULES: raise ValueError(f'opener rule must be one of {OPENER_RULES}, got {rule!r}')
     if len(entropy) != len(seq_ids): raise ValueError(f'{len(entropy)} entropies but {len(seq_ids)} seq_ids')
@@ -76,7 +72,6 @@ def em_mask(entropy,                     # student entropy at each position [N] 
             rule:str='top',              # 'top': H >= the (1 - frac) quantile (paper); 'released': H >= the frac quantile (code)
            ):                            # [N] bool
     "The entropy-minimisation set: the top `frac` highest-entropy positions (paper) or those above the `frac` quantile (code)."
-    import torch
     if not 0 < frac < 1: raise ValueError(f'em frac must be in (0, 1), got {frac}')
     if rule not in EM_RULES: raise ValueError(f'em rule must be one of {EM_RULES}, got {rule!r}')
     e = entropy.detach()
@@ -85,13 +80,8 @@ def em_mask(entropy,                     # student entropy at each position [N] 
 
 # %% ../../nbs/methods/07_tsdkd.ipynb #1ac3fc17
 @dataclass
-class TSDKDConfig(OnPolicyConfig):
-    "TSD-KD: on-policy (lmbda 1), gated JSD (beta 0.9) + alpha * Plackett–Luce re-ranking on the opener + entropy minimisation."
-    lmbda: float = 1.0             # always on-policy (code default)
-    loss: str = 'tsdkd'            # the objective (must be 'tsdkd')
-    beta: float = 0.9              # JSD beta of the direct term (TRL convention: near 1 = near reverse KL)
-    temperature: float = 1.0       # sampling temperature (also the loss temperature unless loss_temperature is set)
-    top_k: int = 0                 # no top-k truncation of the rollouts (code)
+class TSDConfig:
+    "The TSD-KD terms: Plackett–Luce re-ranking on the opener, entropy minimisation, the gate, and their switches."
     cand_k: int = 10               # k: student candidates re-ranked by the teacher
     opener_share: float = 0.10     # c: the opener ends where the cumulative student entropy share reaches c
     ind_weight: float = 0.1        # alpha: weight of the indirect (PL) term
@@ -101,15 +91,10 @@ class TSDKDConfig(OnPolicyConfig):
     opener_rule: str = 'sequence'  # 'sequence' (paper) or 'released' (one cut from the batch-flattened vector)
     gate_temperature: float = 1.0  # tau_g of the gate sigmoid((H_S - H_T) / tau_g)
     use_gate: bool = True          # False: the direct term is the ungated JSD (plain GKD)
-    use_direct: bool = True        # the three terms, for the card's component ablation
+    use_direct: bool = True        # the three terms, for the component ablation
     use_indirect: bool = True
     use_em: bool = True
     def __post_init__(self):
-        super().__post_init__()
-        if self.loss != 'tsdkd': raise ValueError(f"TSDKDConfig needs loss='tsdkd' (for other objectives use onpolicy.OnPolicyConfig), got {self.loss!r}")
-        if self.signal != 'full':
-            raise ValueError(f"TSD-KD needs the full teacher distribution (signal='full'): the gate needs the teacher's entropy and "
-                             f"the re-ranking its logits on the student's candidates; got signal={self.signal!r}")
         if isinstance(self.cand_k, bool) or not isinstance(self.cand_k, int) or self.cand_k < 2:
             raise ValueError(f'cand_k must be an integer >= 2 (a ranking needs two candidates), got {self.cand_k!r}')
         if not 0 < self.opener_share <= 1: raise ValueError(f'opener_share must be in (0, 1], got {self.opener_share}')
@@ -121,6 +106,18 @@ class TSDKDConfig(OnPolicyConfig):
         if not self.gate_temperature > 0: raise ValueError(f'gate_temperature must be > 0, got {self.gate_temperature}')
         if not (self.use_direct or self.use_indirect or self.use_em): raise ValueError('all three TSD-KD terms are switched off')
 
+@dataclass
+class TSDKDConfig(OnPolicyConfig):
+    "TSD-KD: on-policy (lmbda 1, T 1), gated JSD (beta 0.9) + alpha * Plackett–Luce re-ranking on the opener + entropy minimisation."
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(lmbda=1.0, temperature=1.0, top_k=0))
+    loss: LossConfig = field(default_factory=lambda: LossConfig(divergence='jsd', beta=0.9))
+    tsd: TSDConfig = field(default_factory=TSDConfig)
+    def __post_init__(self):
+        super().__post_init__()
+        if self.loss.signal != 'full':
+            raise ValueError(f"TSD-KD needs the full teacher distribution (loss.signal='full'): the gate needs the teacher's entropy and "
+                             f"the re-ranking its logits on the student's candidates; got loss.signal={self.loss.signal!r}")
+
 # %% ../../nbs/methods/07_tsdkd.ipynb #ae08e793
 def tsdkd_loss(h,                       # student final hidden states at the N loss positions [N, H]
                w,                       # student LM head [V, H]
@@ -130,11 +127,8 @@ def tsdkd_loss(h,                       # student final hidden states at the N l
                cfg:TSDKDConfig,         # the TSD-KD settings
               ) -> tuple:               # (loss summed over positions, fp32 scalar; per-token metrics)
     "TSD-KD on the trainer's 'summed over positions' scale: sum_t gate_t JSD_t + N alpha mean_O PL + N mean_I H_S."
-    import torch
-    from reasondistill.divergences import tempered_log_softmax, generalized_jsd
-    from reasondistill.methods.kd import _chunked_sum
-    if not hasattr(cfg, 'cand_k'):     # by field, not class: a notebook that re-runs this module's cells defines its own class
-        raise TypeError(f"loss='tsdkd' needs a TSDKDConfig (see tsdkd_config_for), got {type(cfg).__name__}")
+    if not hasattr(cfg, 'tsd'):        # by field, not class: a notebook that re-runs this module's cells defines its own class
+        raise TypeError(f"tsdkd_loss needs a TSDKDConfig, got {type(cfg).__name__}")
     if signal.kind != 'full': raise ValueError(f'TSD-KD needs a full teacher signal, got {signal.kind!r}')
     N = len(h)
     if len(signal) != N or len(seq_ids) != N: raise ValueError(f'{N} student positions, {len(signal)} teacher positions, {len(seq_ids)} seq_ids')
@@ -142,9 +136,10 @@ def tsdkd_loss(h,                       # student final hidden states at the N l
     v = min(w.shape[0], sig.vocab)
     w, h = w[:v], h.to(w.dtype)
     if N == 0: return (h.sum() * 0.0 + w.sum() * 0.0).float(), {}
-    tau, cs, k = cfg.tau, cfg.chunk_size, min(cfg.cand_k, v)
+    T, tau, cs = cfg.tsd, cfg.tau, cfg.loss.chunk_size
+    k = min(T.cand_k, v)
     rows = torch.arange(N, device=h.device)
-    gated = cfg.use_direct and cfg.use_gate
+    gated = T.use_direct and T.use_gate
     teacher_lp = lambda r: tempered_log_softmax(sig.logits_fn(r)[..., :v], tau)
     hs, gate, ranked = [], [], []
     with torch.no_grad():                                       # pass 1: entropies, gate, candidates in the teacher's order
@@ -152,78 +147,51 @@ def tsdkd_loss(h,                       # student final hidden states at the N l
             r = rows[i:i + cs]
             s = tempered_log_softmax(h[r] @ w.T, tau)
             hs.append(entropy(s))
-            t = teacher_lp(r) if gated or cfg.use_indirect else None
-            if gated: gate.append(torch.sigmoid((hs[-1] - entropy(t)) / cfg.gate_temperature))
-            if cfg.use_indirect:
+            t = teacher_lp(r) if gated or T.use_indirect else None
+            if gated: gate.append(torch.sigmoid((hs[-1] - entropy(t)) / T.gate_temperature))
+            if T.use_indirect:
                 cand = s.topk(k, -1).indices                                              # the student's top-k, best first
                 order = torch.argsort(t.gather(-1, cand), dim=-1, descending=True, stable=True)  # the teacher's ranking of them
                 ranked.append(cand.gather(-1, order))
     Hs = torch.cat(hs)
     g = torch.cat(gate) if gated else torch.ones_like(Hs)
-    opener = opener_mask(Hs, seq_ids, cfg.opener_share, cfg.opener_rule) if cfg.use_indirect else torch.zeros(N, dtype=torch.bool, device=h.device)
-    em = em_mask(Hs, cfg.em_frac, cfg.em_rule) if cfg.use_em else torch.zeros(N, dtype=torch.bool, device=h.device)
-    rk = torch.cat(ranked) if cfg.use_indirect else torch.zeros(N, 1, dtype=torch.long, device=h.device)
+    opener = opener_mask(Hs, seq_ids, T.opener_share, T.opener_rule) if T.use_indirect else torch.zeros(N, dtype=torch.bool, device=h.device)
+    em = em_mask(Hs, T.em_frac, T.em_rule) if T.use_em else torch.zeros(N, dtype=torch.bool, device=h.device)
+    rk = torch.cat(ranked) if T.use_indirect else torch.zeros(N, 1, dtype=torch.long, device=h.device)
 
     def chunk(hc, rc, gc, oc, ec, kc, wc):                     # pass 2 (checkpointed): [gated JSD, PL on O, H_S on I, JSD (logged)]
         s = tempered_log_softmax(hc @ wc.T, tau)
         zero = s[:, 0].sum() * 0.0
         d = jm = zero
-        if cfg.use_direct:
-            j = generalized_jsd(teacher_lp(rc), s, cfg.beta)
+        if T.use_direct:
+            j = generalized_jsd(teacher_lp(rc), s, cfg.loss.beta)
             d, jm = (gc.to(j.dtype) * j).sum(), j.detach().sum()
-        i = pl_nll(s[oc].gather(-1, kc[oc]), cfg.pl_form).sum() if cfg.use_indirect else zero   # log-softmax: PL is shift-invariant
-        e = entropy(s[ec]).sum() if cfg.use_em else zero
+        i = pl_nll(s[oc].gather(-1, kc[oc]), T.pl_form).sum() if T.use_indirect else zero   # log-softmax: PL is shift-invariant
+        e = entropy(s[ec]).sum() if T.use_em else zero
         return torch.stack([d, i, e, jm])
-    parts = _chunked_sum(chunk, (h, rows, g, opener, em, rk), w, cs)
+    parts = chunked_sum(chunk, (h, rows, g, opener, em, rk), w, cs)
     n_o, n_e = int(opener.sum()), int(em.sum())
-    loss = parts[0] + (cfg.ind_weight * N / max(n_o, 1)) * parts[1] + (N / max(n_e, 1)) * parts[2]
+    loss = parts[0] + (T.ind_weight * N / max(n_o, 1)) * parts[1] + (N / max(n_e, 1)) * parts[2]
     p = parts.detach().tolist()
     met = {'kd_loss': loss.item() / N, 'tsd_entropy': Hs.mean().item()}
-    if cfg.use_direct: met.update(tsd_direct=p[0] / N, tsd_jsd=p[3] / N, tsd_gate=g.mean().item())
-    if cfg.use_indirect: met.update(tsd_indirect=p[1] / max(n_o, 1), tsd_opener_share=n_o / N)
-    if cfg.use_em: met.update(tsd_em=p[2] / max(n_e, 1), tsd_em_count=float(n_e))
+    if T.use_direct: met.update(tsd_direct=p[0] / N, tsd_jsd=p[3] / N, tsd_gate=g.mean().item())
+    if T.use_indirect: met.update(tsd_indirect=p[1] / max(n_o, 1), tsd_opener_share=n_o / N)
+    if T.use_em: met.update(tsd_em=p[2] / max(n_e, 1), tsd_em_count=float(n_e))
     return loss, met
 
-OBJECTIVES['tsdkd'] = tsdkd_loss
-
-# %% ../../nbs/methods/07_tsdkd.ipynb #8567f0c1
-TSDKD_METHODS = {  # name: (TSDKDConfig fields, title)
-    'tsd-kd': (dict(),
-               'TSD-KD (paper form): entropy-gated JSD (beta 0.9) + 0.1 x Plackett–Luce re-ranking of the student\'s top-10 '
-               'on the per-sequence opener + entropy minimisation of the top-10 % entropy tokens; on-policy'),
-    'tsd-kd-released': (dict(pl_form='released', em_rule='released'),
-               'TSD-KD as in the released code: reversed Plackett–Luce denominators (pushes the teacher\'s favourite down) '
-               'and entropy minimisation on tokens above the 10th entropy percentile'),
-}
-TSDKD_PAPER = ('Kim & Baek 2026, TSD-KD: Token-Selective Dual Knowledge Distillation (ICLR 2026), arXiv 2603.13260',
-               'https://arxiv.org/abs/2603.13260')
-
-def tsdkd_config_for(method:str='tsd-kd', **kw) -> TSDKDConfig:
-    "The `TSDKDConfig` of a registered TSD-KD method (other fields from `kw`)."
-    if method not in TSDKD_METHODS: raise KeyError(f'unknown TSD-KD method {method!r}; known: {sorted(TSDKD_METHODS)}')
-    return TSDKDConfig(**{**TSDKD_METHODS[method][0], **kw})
-
-for _m, (_c, _title) in TSDKD_METHODS.items():
-    register_method(Method(_m, _title, 'on-policy', *TSDKD_PAPER, 'research/methods_objectives.md §5', 'reasondistill.methods.tsdkd',
-        'implemented', f'{_c or "paper form"}; lmbda 1, beta 0.9, T 1, k 10, c 0.1, alpha 0.1; opener per sequence '
-        '(tsd.opener_rule=released: the code\'s batch-flattened cut); trainer token mean = Dir + alpha Ind + EM per '
-        'micro-batch; full teacher signal, chunked (no [N, V] logits); tsd.key=value overrides'))
+class TSDKDTrainer(OnPolicyTrainer):
+    "On-policy trainer with the TSD-KD objective."
+    def objective(self, student_hidden, head_weight, targets, signal, seq_ids) -> tuple:
+        return tsdkd_loss(student_hidden, head_weight, targets, signal, seq_ids, self.op)
 
 def train_tsdkd(examples:list,            # dicts with 'prompt' (rendered) and 'completion' ('' allowed: lmbda = 1)
-                run:OnPolicyRun,          # student, teacher, hyper-parameters, output folder; run.op a TSDKDConfig
+                run:Run,                  # student, teacher, output folder
+                cfg:TSDKDConfig|None=None,
                 method:str='tsd-kd',      # name recorded with the run
                 heldout:list|None=None,   # held-out examples (with completions) for fidelity
                 callbacks:list|None=None, # extra `TrainerCallback`s
                ) -> dict:
-    "TSD-KD training (`onpolicy.train_onpolicy` with a `TSDKDConfig`); returns the training summary."
-    if not isinstance(run.op, TSDKDConfig):
-        raise TypeError(f'run.op must be a TSDKDConfig (tsdkd_config_for({method!r})), got {type(run.op).__name__}')
-    return train_onpolicy(examples, run, method=method, heldout=heldout, callbacks=callbacks)
-
-def cli_train(a, method) -> dict:
-    "`reasondistill train --method tsd-kd|tsd-kd-released --problems SPEC --out DIR [--teacher M] [tsd.key=value ...]`."
-    tok = load_tokenizer(a.student)
-    ex, stats, _ = prompt_examples(a, tok)
-    print('data:', stats)
-    tc, spec, cfg = cli_parts(a, 'tsd', tsdkd_config_for(method.name))
-    return train_tsdkd(ex, OnPolicyRun(spec, tc, a.out, teacher=a.teacher, op=cfg), method=method.name)
+    "TSD-KD training on the on-policy schedule; returns the training summary."
+    cfg = cfg or TSDKDConfig()
+    if not hasattr(cfg, 'tsd'): raise TypeError(f'train_tsdkd needs a TSDKDConfig, got {type(cfg).__name__}')   # by field (see tsdkd_loss)
+    return train_onpolicy(examples, run, cfg, method, heldout, callbacks, trainer_cls=TSDKDTrainer)
