@@ -128,7 +128,7 @@ def answer_only_examples(problems:list, tokenizer, system:str|None=None,
                level=p.meta.get('level')) for p in problems]
     return ex, dict(kept=len(ex), dropped=0, dropped_by_reason={}, problems_covered=len(ex), problems_total=len(problems))
 
-# %% ../nbs/data/03_traces.ipynb #95154553
+# %% ../nbs/data/03_traces.ipynb #e1032d16
 def prompt_examples(problems:list, tokenizer, traces=None, per_problem:int|None=None, system:str|None=None) -> tuple:
     "Prompt examples with gold answers; with `traces`, the verified traces as completions. Returns `(examples, stats)`."
     if traces is not None:
@@ -149,7 +149,7 @@ def reference_examples(problems:list, tokenizer, traces=None, per_problem:int|No
     elif problems and all(p.meta.get('source') == 'toy' for p in problems): refs, source = reference_solutions(problems), 'toy generator'
     else: refs, source = {}, 'none'
     out = [dict(prompt=render_prompt(tokenizer, p.question, system), completion='', question=p.question, answer=p.answer,
-                reference=refs.get(p.id), problem_id=p.id, level=p.meta.get('level')) for p in problems]
+                reference=refs.get(p.id), problem_id=p.id, level=p.meta.get('level'), source=p.meta.get('source')) for p in problems]
     return out, dict(kept=len(out), with_reference=sum(e['reference'] is not None for e in out), reference_source=source)
 
 @dataclass

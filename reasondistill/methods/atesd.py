@@ -6,22 +6,23 @@ Docs: https://reasondistill.github.io/reasondistill/methods/atesd.html.md"""
 
 # %% ../../nbs/methods/10_atesd.ipynb #7d628d48
 from __future__ import annotations
-import functools, math, random
-from dataclasses import dataclass, asdict
+import copy, json, math, random
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
-from ..core import require, read_json, write_json
-from ..registry import Method, register_method
-from ..models import render_prompt, inference_mode, load_tokenizer, ModelSpec, LoraSpec
-from ..signals import collate_tokenized, tokenize_example, final_hidden, lm_head_weight, ModelTeacher
+import torch
+import transformers
+from ..models import render_prompt, inference_mode
+from ..signals import collate_tokenized, tokenize_example, final_hidden, lm_head_weight
+from ..divergences import token_logprobs
 from ..verify import split_thinking
-from ..train import TrainConfig
-from .opsd import (OPSDConfig, OPSDRun, OPSD_TEMPLATES, opsd_trainer_cls, opsd_examples, teacher_batch,
-                                       train_opsd, toy_solutions, OPSD_PAPER)
+from ..train import Run
+from ..eval.provenance import split_sentences
+from .opsd import OPSDConfig, OPSDTrainer, train_opsd, resolve_template
 
 # %% auto #0
-__all__ = ['STATE_FEATURES', 'ATESD_METHODS', 'ATESD_PAPER', 'reference_segments', 'expose', 'ATESDConfig', 'beta_controller_cls',
-           'decision_reward', 'controller_loss', 'atesd_trainer_cls', 'atesd_examples', 'train_atesd',
-           'exposure_mismatch', 'is_monotone', 'plot_exposure_mismatch', 'atesd_config_for', 'cli_train']
+__all__ = ['STATE_FEATURES', 'reference_segments', 'expose', 'ExposureConfig', 'ATESDConfig', 'BetaController', 'decision_reward',
+           'controller_loss', 'ExposureSchedule', 'ATESDTrainer', 'train_atesd']
 
 # %% ../../nbs/methods/10_atesd.ipynb #2b2074a4
 def reference_segments(solution:str, unit:str='line') -> tuple:
@@ -30,7 +31,6 @@ def reference_segments(solution:str, unit:str='line') -> tuple:
     body = solution if think is None else think
     if unit == 'line': segs = [l.strip() for l in body.split('\n') if l.strip()]
     elif unit == 'sentence':
-        from reasondistill.eval.provenance import split_sentences
         segs = [x.strip() for x in split_sentences(body) if x.strip()]
     else: raise ValueError(f"unit must be 'line' or 'sentence', got {unit!r}")
     if think is None: segs, final = segs[:-1], (segs[-1] if segs else '')
@@ -45,9 +45,9 @@ def expose(solution:str, ratio:float, unit:str='line') -> str:
 
 # %% ../../nbs/methods/10_atesd.ipynb #74db5da4
 @dataclass
-class ATESDConfig(OPSDConfig):
-    "OPSD with an exposure schedule for the teacher's reference: a learned Beta controller, a fixed ratio, or random ratios."
-    exposure: str = 'controller'   # 'controller', 'fixed' (`reveal` throughout) or 'random' (uniform every `hold` steps)
+class ExposureConfig:
+    "How much of the reference the self-teacher sees: a learned Beta controller, a fixed ratio, or random ratios."
+    mode: str = 'controller'       # 'controller', 'fixed' (`reveal` throughout) or 'random' (uniform every `hold` steps)
     reveal: float = 1.0            # the ratio of 'fixed'
     reveal_min: float = 0.0        # the controller's and random ratios are clipped to [reveal_min, reveal_max]
     reveal_max: float = 1.0
@@ -57,37 +57,39 @@ class ATESDConfig(OPSDConfig):
     gamma: float = 0.9             # discount of the look-ahead
     lam_gt: float = 0.1            # weight of the teacher-grounding term
     ctrl_batch: int = 4            # B: finished decisions per controller update
-    ctrl_lr: float = 1e-2
-    ctrl_hidden: int = 32
+    ctrl_lr: float = 1e-2          # the controller's Adam learning rate
+    ctrl_hidden: int = 32          # the controller MLP's hidden width
     entropy_target: float = -0.5   # H_target (nats): only policy entropy above it is penalised
-    entropy_coef: float = 1.0
+    entropy_coef: float = 1.0      # weight of the excess-entropy penalty
     ema: float = 0.9               # EMA factor of the state features
     probe: int = 8                 # probe examples (their references) for the progress and grounding signals
     def __post_init__(self):
-        super().__post_init__()
-        if self.exposure not in ('controller', 'fixed', 'random'): raise ValueError(f"exposure must be 'controller', 'fixed' or 'random', got {self.exposure!r}")
+        if self.mode not in ('controller', 'fixed', 'random'): raise ValueError(f"exposure.mode must be 'controller', 'fixed' or 'random', got {self.mode!r}")
         if not 0 <= self.reveal_min <= self.reveal_max <= 1: raise ValueError('need 0 <= reveal_min <= reveal_max <= 1')
         if not 0 <= self.reveal <= 1: raise ValueError(f'reveal must be in [0, 1], got {self.reveal}')
-        if self.privileged != 'solution': raise ValueError("ATESD exposes part of the reference solution: privileged must be 'solution'")
         if min(self.hold, self.lookahead, self.ctrl_batch, self.probe) < 1: raise ValueError('hold, lookahead, ctrl_batch and probe must be >= 1')
         if not 0 < self.gamma <= 1: raise ValueError(f'gamma must be in (0, 1], got {self.gamma}')
 
+@dataclass
+class ATESDConfig(OPSDConfig):
+    "OPSD with an exposure schedule for the teacher's reference."
+    exposure: ExposureConfig = field(default_factory=ExposureConfig)
+    def __post_init__(self):
+        super().__post_init__()
+        if self.self_teacher.privileged != 'solution': raise ValueError("ATESD exposes part of the reference solution: privileged must be 'solution'")
+
 STATE_FEATURES = ('progress', 'ema_ratio', 'ema_loss', 'ema_probe_nll', 'ema_grounding', 'confidence')
 
-@functools.cache
-def beta_controller_cls():
-    "The `BetaController` class (a torch module; built on first use)."
-    torch = require('torch')
-    class BetaController(torch.nn.Module):
-        "A small MLP from training statistics to the two parameters of a Beta policy over the reveal ratio."
-        def __init__(self, d_state:int=len(STATE_FEATURES), hidden:int=32):
-            super().__init__()
-            self.f = torch.nn.Sequential(torch.nn.Linear(d_state, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 2))
-        def dist(self, s):
-            a, b = (1 + torch.nn.functional.softplus(self.f(s))).unbind(-1)
-            return torch.distributions.Beta(a, b)
-    return BetaController
+class BetaController(torch.nn.Module):
+    "A small MLP from training statistics to the two parameters of a Beta policy over the reveal ratio."
+    def __init__(self, d_state:int=len(STATE_FEATURES), hidden:int=32):
+        super().__init__()
+        self.f = torch.nn.Sequential(torch.nn.Linear(d_state, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 2))
+    def dist(self, s):
+        a, b = (1 + torch.nn.functional.softplus(self.f(s))).unbind(-1)
+        return torch.distributions.Beta(a, b)
 
+# %% ../../nbs/methods/10_atesd.ipynb #293ecc36
 def decision_reward(nll:list, grounding:list, t0:int, L:int, gamma:float, lam_gt:float) -> float:
     "R of a decision taken before step t0: `nll[t]` is the probe NLL after t steps (nll[0] before training), `grounding[t]` likewise."
     if len(nll) < t0 + L + 1 or len(grounding) < t0 + L + 1: raise ValueError(f'the look-ahead of a decision at step {t0} is not finished')
@@ -98,7 +100,6 @@ def decision_reward(nll:list, grounding:list, t0:int, L:int, gamma:float, lam_gt
 
 def controller_loss(ctrl, states, ratios, rewards, entropy_target:float, entropy_coef:float):
     "REINFORCE with normalised advantages plus the excess-entropy penalty, over a batch of finished decisions."
-    import torch
     R = torch.as_tensor(rewards, dtype=torch.float32)
     A = (R - R.mean()) / (R.std(unbiased=False) + 1e-6) if len(R) > 1 else torch.zeros_like(R)
     d = ctrl.dist(torch.stack(states))
@@ -116,16 +117,13 @@ class _ExposedPrompts:
         segs, _, _ = t.ref_parts[i]
         k = math.floor(t.ratio * len(segs) + 1e-9)
         if (i, k) not in self.cache:
-            sol = expose(t.references[i], t.ratio, t.op.unit)
-            tmpl = OPSD_TEMPLATES.get(t.op.template, t.op.template)
-            p = render_prompt(t.processing_class, tmpl.format(question=t.questions[i], solution=sol))
+            sol = expose(t.references[i], t.ratio, t.op.exposure.unit)
+            p = render_prompt(t.processing_class, t.op.self_teacher.template_for(None).format(question=t.questions[i], solution=sol))
             self.cache[(i, k)] = t.processing_class(p)['input_ids']
         return self.cache[(i, k)]
 
 def _mean_logp(model, tok, prompts:list, completions:list, batch_size:int=8) -> tuple:
     "Per-token mean log-prob of each completion after its prompt, and the mean top-1 probability over all positions."
-    import torch
-    from reasondistill.methods.onpolicy import token_logprobs
     dev = next(model.parameters()).device
     w = lm_head_weight(model)
     per, top = [], []
@@ -139,241 +137,129 @@ def _mean_logp(model, tok, prompts:list, completions:list, batch_size:int=8) -> 
         for c in range(0, len(h), 128): top.append((h[c:c + 128].to(w.dtype) @ w.T).float().softmax(-1).amax(-1))
     return per, torch.cat(top).mean().item() if top else float('nan')
 
-@functools.cache
-def atesd_trainer_cls():
-    "The `ATESDTrainer` class: an `OPSDTrainer` whose teacher sees the reference at the scheduled reveal ratio."
-    torch = require('torch'); tf = require('transformers')
+class ExposureSchedule(transformers.TrainerCallback):
+    "Runs the ATESD trainer's schedule: restore, decide before a step, update after it, save with checkpoints."
+    def __init__(self, trainer): self.t = trainer
+    def on_train_begin(self, args, state, control, **kw): self.t._restore(args, state)
+    def on_step_begin(self, args, state, control, **kw): self.t._decide(state)
+    def on_step_end(self, args, state, control, **kw): self.t._after_step(state)
+    def on_save(self, args, state, control, **kw): self.t._save_state(args, state)
 
-    class ExposureSchedule(tf.TrainerCallback):
-        def __init__(self, trainer): self.t = trainer
-        def on_train_begin(self, args, state, control, **kw): self.t._restore(args, state)
-        def on_step_begin(self, args, state, control, **kw): self.t._decide(state)
-        def on_step_end(self, args, state, control, **kw): self.t._after_step(state)
-        def on_save(self, args, state, control, **kw): self.t._save_state(args, state)
+class ATESDTrainer(OPSDTrainer):
+    "OPSDTrainer + an exposure schedule of the privileged reference."
+    def __init__(self, *args, references:list|None=None, questions:list|None=None, probe:list|None=None, **kw):
+        super().__init__(*args, **kw)
+        op = self.op
+        if references is None or questions is None or len(references) != len(self.prompts) or len(questions) != len(self.prompts):
+            raise ValueError('ATESD needs the question and the reference solution of every training example')
+        self.references, self.questions = list(references), list(questions)
+        self.ref_parts = [reference_segments(r, op.exposure.unit) for r in self.references]
+        self.probe = list(probe or [])[:op.exposure.probe]
+        if not self.probe: raise ValueError('ATESD needs probe examples (question, reference) for its progress signal')
+        self.teacher_prompt_ids = _ExposedPrompts(self)
+        self.ratio = op.exposure.reveal if op.exposure.mode == 'fixed' else 1.0
+        self.rng = random.Random(f'atesd/{self.args.seed}')
+        torch.manual_seed(self.args.seed)
+        self.ctrl = BetaController(len(STATE_FEATURES), op.exposure.ctrl_hidden)
+        self.ctrl_opt = torch.optim.Adam(self.ctrl.parameters(), lr=op.exposure.ctrl_lr)
+        self.nll, self.grounding, self.history, self.pending, self.done, self.decisions = [], [], [], [], [], []
+        self.ema = dict(ratio=None, loss=None, probe_nll=None, grounding=None)
+        self.confidence, self.ctrl_updates = 0.0, 0
+        self.add_callback(ExposureSchedule(self))
 
-    class ATESDTrainer(opsd_trainer_cls()):
-        "OPSDTrainer + an exposure schedule of the privileged reference."
-        def __init__(self, *args, references:list|None=None, questions:list|None=None, probe:list|None=None, **kw):
-            super().__init__(*args, **kw)
-            op = self.op
-            if references is None or questions is None or len(references) != len(self.prompts) or len(questions) != len(self.prompts):
-                raise ValueError('ATESD needs the question and the reference solution of every training example')
-            self.references, self.questions = list(references), list(questions)
-            self.ref_parts = [reference_segments(r, op.unit) for r in self.references]
-            self.probe = list(probe or [])[:op.probe]
-            if not self.probe: raise ValueError('ATESD needs probe examples (question, reference) for its progress signal')
-            self.teacher_prompt_ids = _ExposedPrompts(self)
-            self.ratio = op.reveal if op.exposure == 'fixed' else 1.0
-            self.rng = random.Random(f'atesd/{self.args.seed}')
-            torch.manual_seed(self.args.seed)
-            self.ctrl = beta_controller_cls()(len(STATE_FEATURES), op.ctrl_hidden)
-            self.ctrl_opt = torch.optim.Adam(self.ctrl.parameters(), lr=op.ctrl_lr)
-            self.nll, self.grounding, self.history, self.pending, self.done, self.decisions = [], [], [], [], [], []
-            self.ema = dict(ratio=None, loss=None, probe_nll=None, grounding=None)
-            self.confidence, self.ctrl_updates = 0.0, 0
-            self.add_callback(ExposureSchedule(self))
+    # --- signals -------------------------------------------------------------------------------------------
+    def _probe_signals(self):
+        "(probe NLL of the references under the student's prompt, grounding of the exposed teacher, student confidence)."
+        m, tok, op = self.model, self.processing_class, self.op
+        sp = [render_prompt(tok, q) for q, _ in self.probe]
+        tmpl, unit = op.self_teacher.template_for(None), op.exposure.unit
+        tp = [render_prompt(tok, tmpl.format(question=q, solution=expose(r, self.ratio, unit))) for q, r in self.probe]
+        answers = [reference_segments(r, unit)[1] or r for _, r in self.probe]
+        with torch.no_grad(), inference_mode(m):
+            lp, conf = _mean_logp(m, tok, sp, [r for _, r in self.probe])
+            ctx = m.disable_adapter() if op.self_teacher.teacher == 'base' and hasattr(m, 'disable_adapter') else nullcontext()
+            with ctx: g, _ = _mean_logp(m, tok, tp, answers)
+        return -sum(lp) / len(lp), sum(g) / len(g), conf
 
-        # --- signals -------------------------------------------------------------------------------------------
-        def _probe_signals(self):
-            "(probe NLL of the references under the student's prompt, grounding of the exposed teacher, student confidence)."
-            m, tok, op = self.model, self.processing_class, self.op
-            sp = [render_prompt(tok, q) for q, _ in self.probe]
-            tmpl = OPSD_TEMPLATES.get(op.template, op.template)
-            tp = [render_prompt(tok, tmpl.format(question=q, solution=expose(r, self.ratio, op.unit))) for q, r in self.probe]
-            answers = [reference_segments(r, op.unit)[1] or r for _, r in self.probe]
-            from contextlib import nullcontext
-            with torch.no_grad(), inference_mode(m):
-                lp, conf = _mean_logp(m, tok, sp, [r for _, r in self.probe])
-                ctx = m.disable_adapter() if op.teacher == 'base' and hasattr(m, 'disable_adapter') else nullcontext()
-                with ctx: g, _ = _mean_logp(m, tok, tp, answers)
-            return -sum(lp) / len(lp), sum(g) / len(g), conf
+    def _ema(self, k, x):
+        e = self.ema[k]; self.ema[k] = x if e is None else self.op.exposure.ema * e + (1 - self.op.exposure.ema) * x
 
-        def _ema(self, k, x):
-            e = self.ema[k]; self.ema[k] = x if e is None else self.op.ema * e + (1 - self.op.ema) * x
+    def _state(self, state):
+        e = lambda k, d=0.0: d if self.ema[k] is None else self.ema[k]
+        return torch.tensor([state.global_step / max(state.max_steps, 1), e('ratio', self.ratio), e('loss'),
+                             e('probe_nll'), e('grounding'), self.confidence], dtype=torch.float32)
 
-        def _state(self, state):
-            e = lambda k, d=0.0: d if self.ema[k] is None else self.ema[k]
-            return torch.tensor([state.global_step / max(state.max_steps, 1), e('ratio', self.ratio), e('loss'),
-                                 e('probe_nll'), e('grounding'), self.confidence], dtype=torch.float32)
+    # --- the schedule ----------------------------------------------------------------------------------------
+    def _decide(self, state):
+        op, t = self.op.exposure, state.global_step
+        if not self.nll:                                     # ell before any update (also after a resume without state)
+            n, g, c = self._probe_signals(); self.nll.append(n); self.grounding.append(g); self.confidence = c
+        if t % op.hold or op.mode == 'fixed': return
+        if op.mode == 'random': self.ratio = self.rng.uniform(op.reveal_min, op.reveal_max); return
+        s = self._state(state)
+        with torch.no_grad(): d = self.ctrl.dist(s); a = d.sample()
+        self.ratio = float(a.clamp(op.reveal_min, op.reveal_max))
+        self.pending.append(dict(t0=t, state=s.tolist(), ratio=float(a), a=float(d.concentration1), b=float(d.concentration0)))
 
-        # --- the schedule ----------------------------------------------------------------------------------------
-        def _decide(self, state):
-            op, t = self.op, state.global_step
-            if not self.nll:                                     # ell before any update (also after a resume without state)
-                n, g, c = self._probe_signals(); self.nll.append(n); self.grounding.append(g); self.confidence = c
-            if t % op.hold or op.exposure == 'fixed': return
-            if op.exposure == 'random': self.ratio = self.rng.uniform(op.reveal_min, op.reveal_max); return
-            s = self._state(state)
-            with torch.no_grad(): d = self.ctrl.dist(s); a = d.sample()
-            self.ratio = float(a.clamp(op.reveal_min, op.reveal_max))
-            self.pending.append(dict(t0=t, state=s.tolist(), ratio=float(a), a=float(d.concentration1), b=float(d.concentration0)))
+    def _after_step(self, state):
+        op = self.op.exposure
+        n, g, c = self._probe_signals()
+        self.nll.append(n); self.grounding.append(g); self.confidence = c
+        kd = self._metrics['train'].get('kd_loss') or [float('nan')]
+        self._ema('ratio', self.ratio); self._ema('loss', kd[-1]); self._ema('probe_nll', n); self._ema('grounding', g)
+        self.history.append(dict(step=state.global_step, ratio=self.ratio, probe_nll=n, grounding=g, confidence=c, loss=kd[-1]))
+        self._metrics['train']['reveal'].append(self.ratio); self._metrics['train']['probe_nll'].append(n)
+        for p in [p for p in self.pending if len(self.nll) >= p['t0'] + op.lookahead + 1]:
+            p['reward'] = decision_reward(self.nll, self.grounding, p['t0'], op.lookahead, op.gamma, op.lam_gt)
+            self.pending.remove(p); self.done.append(p); self.decisions.append(p)
+        if len(self.done) >= op.ctrl_batch:
+            loss, ent = controller_loss(self.ctrl, [torch.tensor(p['state']) for p in self.done], [p['ratio'] for p in self.done],
+                                        [p['reward'] for p in self.done], op.entropy_target, op.entropy_coef)
+            self.ctrl_opt.zero_grad(); loss.backward(); self.ctrl_opt.step()
+            self.ctrl_updates += 1; self.done = []
+            self._metrics['train']['ctrl_entropy'].append(ent)
 
-        def _after_step(self, state):
-            op = self.op
-            n, g, c = self._probe_signals()
-            self.nll.append(n); self.grounding.append(g); self.confidence = c
-            kd = self._metrics['train'].get('kd_loss') or [float('nan')]
-            self._ema('ratio', self.ratio); self._ema('loss', kd[-1]); self._ema('probe_nll', n); self._ema('grounding', g)
-            self.history.append(dict(step=state.global_step, ratio=self.ratio, probe_nll=n, grounding=g, confidence=c, loss=kd[-1]))
-            self._metrics['train']['reveal'].append(self.ratio); self._metrics['train']['probe_nll'].append(n)
-            for p in [p for p in self.pending if len(self.nll) >= p['t0'] + op.lookahead + 1]:
-                p['reward'] = decision_reward(self.nll, self.grounding, p['t0'], op.lookahead, op.gamma, op.lam_gt)
-                self.pending.remove(p); self.done.append(p); self.decisions.append(p)
-            if len(self.done) >= op.ctrl_batch:
-                loss, ent = controller_loss(self.ctrl, [torch.tensor(p['state']) for p in self.done], [p['ratio'] for p in self.done],
-                                            [p['reward'] for p in self.done], op.entropy_target, op.entropy_coef)
-                self.ctrl_opt.zero_grad(); loss.backward(); self.ctrl_opt.step()
-                self.ctrl_updates += 1; self.done = []
-                self._metrics['train']['ctrl_entropy'].append(ent)
+    # --- resume -----------------------------------------------------------------------------------------------
+    _KEYS = ('nll', 'grounding', 'history', 'pending', 'done', 'decisions', 'ema', 'ratio', 'confidence', 'ctrl_updates')
+    def _save_state(self, args, state):
+        "The schedule's state beside the checkpoint: tensors as a weights-only torch file, the rest as JSON."
+        d = Path(args.output_dir) / f'checkpoint-{state.global_step}'
+        d.mkdir(parents=True, exist_ok=True)
+        torch.save(dict(ctrl=self.ctrl.state_dict(), opt=self.ctrl_opt.state_dict()), d / 'atesd_controller.pt')
+        (d / 'atesd_state.json').write_text(json.dumps(dict(rng=self.rng.getstate(), **{k: getattr(self, k) for k in self._KEYS})))
+    def _restore(self, args, state):
+        d = Path(args.output_dir) / f'checkpoint-{state.global_step}'
+        if state.global_step == 0 or not (d / 'atesd_state.json').exists(): return
+        st = torch.load(d / 'atesd_controller.pt', weights_only=True)
+        self.ctrl.load_state_dict(st['ctrl']); self.ctrl_opt.load_state_dict(st['opt'])
+        js = json.loads((d / 'atesd_state.json').read_text())
+        v, internal, g = js['rng']; self.rng.setstate((v, tuple(internal), g))
+        for k in self._KEYS: setattr(self, k, js[k])
 
-        # --- resume -----------------------------------------------------------------------------------------------
-        _KEYS = ('nll', 'grounding', 'history', 'pending', 'done', 'decisions', 'ema', 'ratio', 'confidence', 'ctrl_updates')
-        def _save_state(self, args, state):
-            d = Path(args.output_dir) / f'checkpoint-{state.global_step}'
-            d.mkdir(parents=True, exist_ok=True)
-            torch.save(dict(ctrl=self.ctrl.state_dict(), opt=self.ctrl_opt.state_dict(), rng=self.rng.getstate(),
-                            **{k: getattr(self, k) for k in self._KEYS}), d / 'atesd_state.pt')
-        def _restore(self, args, state):
-            f = Path(args.output_dir) / f'checkpoint-{state.global_step}' / 'atesd_state.pt'
-            if state.global_step == 0 or not f.exists(): return
-            st = torch.load(f, weights_only=False)
-            self.ctrl.load_state_dict(st['ctrl']); self.ctrl_opt.load_state_dict(st['opt']); self.rng.setstate(st['rng'])
-            for k in self._KEYS: setattr(self, k, st[k])
-
-        def extra_summary(self) -> dict:
-            fp = None
-            if self.op.exposure == 'controller':
-                with torch.no_grad(): d = self.ctrl.dist(self._state(self.state))
-                fp = dict(a=float(d.concentration1), b=float(d.concentration0), mean=float(d.mean))
-            return dict(exposure_history=self.history, decisions=self.decisions, controller_updates=self.ctrl_updates, final_policy=fp)
-    return ATESDTrainer
+    def extra_summary(self) -> dict:
+        fp = None
+        if self.op.exposure.mode == 'controller':
+            with torch.no_grad(): d = self.ctrl.dist(self._state(self.state))
+            fp = dict(a=float(d.concentration1), b=float(d.concentration0), mean=float(d.mean))
+        return dict(super().extra_summary(), exposure_history=self.history, decisions=self.decisions,
+                    controller_updates=self.ctrl_updates, final_policy=fp)
 
 # %% ../../nbs/methods/10_atesd.ipynb #98b1a7cc
-def atesd_examples(problems:list, tokenizer, cfg:ATESDConfig, solutions:dict, system:str|None=None) -> list:
-    "`opsd_examples` plus each example's 'question' and 'reference' (what the exposure schedule cuts)."
-    ex = opsd_examples(problems, tokenizer, cfg, solutions, system)
-    return [dict(e, question=p.question, reference=solutions[p.id]) for e, p in zip(ex, problems)]
-
-def train_atesd(examples:list,           # `atesd_examples` (or `opsd_examples` dicts carrying 'question' and 'reference')
-                run:OPSDRun,             # its `opsd` is an `ATESDConfig`
+def train_atesd(examples:list,           # reference examples (prompt, question, reference per problem)
+                run:Run,                 # student (LoRA/QLoRA), output folder
+                cfg:ATESDConfig|None=None,
                 method:str='atesd',
                 probe:list|None=None,    # (question, reference) pairs for the progress signal (default: the first examples)
                 callbacks:list|None=None,
                ) -> dict:
     "OPSD with an exposure schedule (controller, fixed or random ratio); returns the training summary."
-    if not isinstance(run.opsd, ATESDConfig): raise ValueError('train_atesd needs run.opsd to be an ATESDConfig')
+    cfg = cfg or ATESDConfig()
+    if not hasattr(cfg, 'exposure'): raise TypeError(f'train_atesd needs an ATESDConfig, got {type(cfg).__name__}')
+    examples = [e for e in examples if e.get('reference') or not e.get('question')]
     missing = [i for i, e in enumerate(examples) if not e.get('reference') or not e.get('question')]
-    if missing: raise ValueError(f'{len(missing)} examples lack a question or reference (build them with atesd_examples)')
-    probe = probe or [(e['question'], e['reference']) for e in examples[:run.opsd.probe]]
-    return train_opsd(examples, run, method=method, callbacks=callbacks, trainer_cls=atesd_trainer_cls(),
-                      trainer_kw=dict(references=[e['reference'] for e in examples], questions=[e['question'] for e in examples], probe=probe))
-
-# %% ../../nbs/methods/10_atesd.ipynb #dc1a5642
-def exposure_mismatch(model,                 # the student (PEFT: teacher='base' disables adapters; else the live model)
-                      tokenizer,
-                      examples:list,         # `atesd_examples`
-                      ratios=(0, 0.25, 0.5, 0.75, 1.0),
-                      cfg:ATESDConfig|None=None,
-                      max_new_tokens:int=128,
-                      seed:int=0,
-                      n_boot:int=1000,
-                     ) -> dict:              # {'ratios', 'kl', 'kl_ci', 'disagreement', 'disagreement_ci', 'n_tokens', 'per_example'}
-    "Teacher-student mismatch (KL, top-1 disagreement) on fixed student rollouts at each reveal ratio."
-    import torch, numpy as np
-    from reasondistill.methods.onpolicy import rollout_batch
-    from reasondistill.methods.kd import signal_agreement
-    from reasondistill.rollout import SamplingParams
-    cfg = cfg or ATESDConfig(template='short')
-    tok = tokenizer; tok.padding_side = 'right'
-    dev = next(model.parameters()).device
-    with inference_mode(model):
-        b, _ = rollout_batch(model, tok, [e['prompt'] for e in examples],
-                             SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, max_new_tokens=max_new_tokens, seed=seed))
-    b = {k: v.to(dev) for k, v in b.items()}
-    mask = b['labels'][:, 1:] != -100
-    seq = torch.arange(len(examples), device=dev)[:, None].expand_as(mask)[mask].cpu().numpy()
-    teacher = ModelTeacher(model, 'full', temperature=cfg.tau, disable_adapter=cfg.teacher == 'base', name='self')
-    tmpl = OPSD_TEMPLATES.get(cfg.template, cfg.template)
-    out = dict(ratios=list(ratios), kl=[], kl_ci=[], disagreement=[], disagreement_ci=[], n_tokens=int(mask.sum()), per_example=[])
-    rng = np.random.default_rng(seed)
-    boots = rng.integers(0, len(examples), (n_boot, len(examples)))
-    with torch.no_grad(), inference_mode(model):
-        hs = final_hidden(model, b['input_ids'], b['attention_mask'])[:, :-1][mask]
-        for r in ratios:
-            tids = [tok(render_prompt(tok, tmpl.format(question=e['question'], solution=expose(e['reference'], r, cfg.unit))))['input_ids'] for e in examples]
-            tb = teacher_batch(b['input_ids'], mask, torch.arange(len(examples)), tids, tok.pad_token_id)
-            sig = teacher.signal(tb['input_ids'].to(dev), tb['attention_mask'].to(dev), tb['mask'].to(dev))
-            agree, kl = signal_agreement(hs, lm_head_weight(model), sig)
-            kl, dis = kl.cpu().numpy(), 1 - agree.cpu().numpy().astype(float)
-            ex_kl = np.array([kl[seq == j].mean() if (seq == j).any() else np.nan for j in range(len(examples))])
-            ex_dis = np.array([dis[seq == j].mean() if (seq == j).any() else np.nan for j in range(len(examples))])
-            ok = ~np.isnan(ex_kl)
-            bk = np.nanmean(np.where(ok[boots], ex_kl[boots], np.nan), 1); bd = np.nanmean(np.where(ok[boots], ex_dis[boots], np.nan), 1)
-            out['kl'].append(float(np.nanmean(ex_kl))); out['disagreement'].append(float(np.nanmean(ex_dis)))   # problem-weighted, as resampled
-            out['kl_ci'].append([float(np.nanpercentile(bk, 2.5)), float(np.nanpercentile(bk, 97.5))])
-            out['disagreement_ci'].append([float(np.nanpercentile(bd, 2.5)), float(np.nanpercentile(bd, 97.5))])
-            out['per_example'].append(ex_kl.tolist())
-    return out
-
-def is_monotone(xs, strict:bool=False) -> bool:
-    "Whether the sequence never decreases (strictly increases)."
-    return all((b > a) if strict else (b >= a) for a, b in zip(xs, xs[1:]))
-
-def plot_exposure_mismatch(results:dict, path=None, title:str|None=None):
-    "KL and top-1 disagreement against the reveal ratio, with bootstrap bands; `results`: {label: exposure_mismatch output}."
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(9, 3.6)); axs = fig.subplots(1, 2)
-    for i, (lab, r) in enumerate(results.items()):
-        for ax, k in zip(axs, ('kl', 'disagreement')):
-            lo, hi = zip(*r[f'{k}_ci'])
-            ys = r[k] if k == 'kl' else [100 * y for y in r[k]]
-            if k != 'kl': lo, hi = [100 * x for x in lo], [100 * x for x in hi]
-            ax.plot(r['ratios'], ys, marker='o', color=f'C{i}', label=lab); ax.fill_between(r['ratios'], lo, hi, color=f'C{i}', alpha=0.2)
-    axs[0].set_ylabel('KL(p_T ‖ p_S) per token'); axs[1].set_ylabel('top-1 disagreement (%)')
-    for ax in axs: ax.set_xlabel('reveal ratio α'); ax.grid(alpha=0.3)
-    axs[0].legend(fontsize=8)
-    fig.suptitle(title or 'Self-teacher vs student on fixed student rollouts')
-    fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=120)
-    return fig
-
-# %% ../../nbs/methods/10_atesd.ipynb #1498f8db
-ATESD_METHODS = {  # name: (ATESDConfig fields, title)
-    'atesd': (dict(exposure='controller', loss='fkl_clip', clip=0.05, temperature=1.1, loss_temperature=1.0, top_p=0.95, top_k=20),
-              'ATESD: OPSD (clipped forward KL) with the reveal ratio of the reference chosen by a Beta-policy controller'),
-    'atesd-fixed': (dict(exposure='fixed', reveal=0.5, loss='fkl_clip', clip=0.05, temperature=1.1, loss_temperature=1.0, top_p=0.95, top_k=20),
-                    'ATESD fixed-exposure sweep arm: OPSD with a fixed reveal ratio (atesd.reveal, default 0.5)'),
-    'atesd-random': (dict(exposure='random', loss='fkl_clip', clip=0.05, temperature=1.1, loss_temperature=1.0, top_p=0.95, top_k=20),
-                     'ATESD control: a uniformly random reveal ratio every H steps (no controller)'),
-}
-ATESD_PAPER = ('Han et al. 2026, Adaptive Teacher Exposure for Self-Distillation in LLM Reasoning', 'https://arxiv.org/abs/2605.11458')
-
-def atesd_config_for(method:str, **kw) -> ATESDConfig:
-    "The `ATESDConfig` of a registered ATESD method (other fields from `kw`)."
-    if method not in ATESD_METHODS: raise KeyError(f'unknown ATESD method {method!r}; known: {sorted(ATESD_METHODS)}')
-    return ATESDConfig(**{**ATESD_METHODS[method][0], **kw})
-
-for _m, (_c, _title) in ATESD_METHODS.items():
-    register_method(Method(_m, _title, 'on-policy', *ATESD_PAPER, 'research/methods_objectives.md §3', 'reasondistill.methods.atesd',
-        'implemented', f'{_c}; self-teacher as OPSD (one model in memory); reference cut into lines (or sentences), answer '
-        'always shown; progress = probe-set reference NLL; H, L, gamma, lambda_gt, controller size UNVERIFIED (defaults in '
-        'ATESDConfig); atesd.key=value overrides'))
-
-def cli_train(a, method) -> dict:
-    "`reasondistill train --method atesd|atesd-fixed|atesd-random --problems SPEC [--traces DIR] --out DIR [atesd.key=value ...]`."
-    from reasondistill.cli import parse_problems
-    from reasondistill.methods.onpolicy import cli_parts, prompt_examples
-    tok = load_tokenizer(a.student)
-    toy = a.problems.startswith('toy:')
-    tc, spec, cfg = cli_parts(a, 'atesd', atesd_config_for(method.name, **({'template': 'short'} if toy else {})))
-    probs = parse_problems(a.problems)
-    if a.traces:
-        ex, _, _ = prompt_examples(a, tok)
-        sols = {}
-        for e in ex: sols.setdefault(e['problem_id'], e['completion'])
-    elif toy: sols = toy_solutions(probs)
-    else: raise ValueError('ATESD needs reference solutions: give --traces DIR (verified traces)')
-    probs = [p for p in probs if sols.get(p.id)]
-    ex = atesd_examples(probs, tok, cfg, sols)
-    print('data:', dict(kept=len(ex), exposure=cfg.exposure, template=cfg.template))
-    return train_atesd(ex, OPSDRun(spec, tc, a.out, cfg), method=method.name)
+    if missing or not examples: raise ValueError(f'{len(missing)} examples lack a question or reference: ATESD needs reference solutions '
+                                                 '(give --traces DIR, or use the toy world)')
+    cfg = resolve_template(cfg, examples)
+    probe = probe or [(e['question'], e['reference']) for e in examples[:cfg.exposure.probe]]
+    kw = lambda p: dict(references=[e['reference'] for e in p.examples], questions=[e['question'] for e in p.examples], probe=probe)
+    return train_opsd(examples, run, cfg, method=method, callbacks=callbacks, trainer_cls=ATESDTrainer, trainer_kw=kw)

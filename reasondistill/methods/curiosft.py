@@ -6,35 +6,26 @@ Docs: https://reasondistill.github.io/reasondistill/methods/curiosft.html.md"""
 
 # %% ../../nbs/methods/08_curiosft.ipynb #7b417462
 from __future__ import annotations
-import functools, warnings
+import warnings
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from ..core import require, read_json, write_json, set_seed
-from ..registry import Method, register_method
-from ..models import ModelSpec, LoraSpec, load_model, load_tokenizer, inference_mode
-from ..train import TrainConfig, training_kwargs, run_training, is_done
-from ..signals import (TeacherSignal, ModelTeacher, tokenize_example, collate_tokenized, final_hidden,
-                                   lm_head_weight)
-from .kd import _chunked_sum, _fp32, split_heldout
-from .onpolicy import (OBJECTIVES, OnPolicyConfig, onpolicy_trainer_cls, gen_summary, _tokenised_rows,
-                                    cli_parts, prompt_examples)
+import torch
+import datasets
+from ..core import write_json
+from ..models import inference_mode
+from ..train import (MethodConfig, BudgetConfig, Run, DistillTrainer, prepare_run, run_training, done_summary)
+from ..signals import TeacherSignal, ModelTeacher
+from ..divergences import chunked_sum, fp32
+from ..eval.diagnostics import token_entropy, entropy_profile, entropy_split
 
 # %% auto #0
-__all__ = ['TAU_MODES', 'REFERENCES', 'REFERENCE_FILE', 'CURIO_METHODS', 'CURIO_PAPER', 'entropy_target', 'adaptive_tau',
-           'curio_tau', 'curiosft_loss', 'CurioConfig', 'AdapterReference', 'curio_trainer_cls', 'CurioRun',
-           'train_curiosft', 'entropy_profile', 'entropy_split', 'plot_entropy_profiles', 'curio_config_for',
-           'cli_train']
+__all__ = ['TAU_MODES', 'REFERENCES', 'REFERENCE_FILE', 'entropy_target', 'adaptive_tau', 'curio_tau', 'curiosft_loss',
+           'CurioConfig', 'AdapterReference', 'CurioTrainer', 'train_curiosft']
 
 # %% ../../nbs/methods/08_curiosft.ipynb #4edb25b3
-def _entropy(z):
-    "Entropy (nats) of softmax(z) over the last axis, in at least fp32."
-    lp = _fp32(z).log_softmax(-1)
-    return -(lp.exp() * lp).sum(-1)
-
 def entropy_target(h, boost:float=0.5, center:float=1.2, slope:float=2.0):
     "CurioSFT's target entropy H* = H + boost * sigmoid(slope * (H - center))."
-    import torch
     return h + boost * torch.sigmoid(slope * (h - center))
 
 def adaptive_tau(ref_logits,             # reference logits [N, V] (any float dtype)
@@ -48,15 +39,14 @@ def adaptive_tau(ref_logits,             # reference logits [N, V] (any float dt
                  floor:float=0.03,       # tau = tau_min where the full-vocabulary entropy is <= floor
                 ):                       # [N] temperatures, no gradient
     "Per-position temperature tau in [tau_min, tau_max] with H(softmax(topk(z) / tau)) = H* (bisection; clamped)."
-    import torch
     if not 0 < tau_min <= tau_max: raise ValueError(f'need 0 < tau_min <= tau_max, got {tau_min}, {tau_max}')
     if topk < 1 or iters < 0: raise ValueError(f'topk must be >= 1 and iters >= 0, got {topk}, {iters}')
     with torch.no_grad():
-        z = _fp32(ref_logits.detach())
+        z = fp32(ref_logits.detach())
         v = torch.topk(z, topk, -1).values if topk < z.shape[-1] else z
-        h0 = _entropy(v)
+        h0 = token_entropy(v)
         target = entropy_target(h0, boost, center, slope)
-        H = lambda t: _entropy(v / t[..., None])
+        H = lambda t: token_entropy(v / t[..., None])
         lo, hi = torch.full_like(h0, tau_min), torch.full_like(h0, tau_max)
         tau = torch.where(target <= H(lo), lo, torch.where(target >= H(hi), hi, (lo + hi) / 2))
         lo, hi = torch.where(tau == hi, hi, lo), torch.where(tau == lo, lo, hi)    # clamped rows: a zero-width bracket
@@ -64,7 +54,7 @@ def adaptive_tau(ref_logits,             # reference logits [N, V] (any float dt
             up = H(tau) < target
             lo, hi = torch.where(up, tau, lo), torch.where(up, hi, tau)
             tau = (lo + hi) / 2
-        full = h0 if v is z else _entropy(z)
+        full = h0 if v is z else token_entropy(z)
         return torch.where(full <= floor, torch.full_like(tau, tau_min), tau)
 
 # %% ../../nbs/methods/08_curiosft.ipynb #f8cde3ab
@@ -72,8 +62,7 @@ TAU_MODES, REFERENCES = ('adaptive', 'fixed'), ('ema', 'live')
 
 def curio_tau(ref_logits, cfg) -> object:
     "The per-position temperatures of `cfg`: `adaptive_tau`, or `fixed_tau` everywhere."
-    import torch
-    if cfg.tau_mode == 'fixed': return torch.full(ref_logits.shape[:-1], float(cfg.fixed_tau), dtype=_fp32(ref_logits[..., :1]).dtype, device=ref_logits.device)
+    if cfg.tau_mode == 'fixed': return torch.full(ref_logits.shape[:-1], float(cfg.fixed_tau), dtype=fp32(ref_logits[..., :1]).dtype, device=ref_logits.device)
     return adaptive_tau(ref_logits, cfg.tau_min, cfg.tau_max, cfg.tau_topk, cfg.bisect_iters, cfg.entropy_center,
                         cfg.entropy_boost, cfg.entropy_slope, cfg.entropy_floor)
 
@@ -85,7 +74,6 @@ def curiosft_loss(student_hidden,        # student final hidden states at the N 
                   cfg,                   # a `CurioConfig`
                  ) -> tuple:             # (loss summed over positions, per-token metrics)
     "sum_t -log p(y_t) + sd_weight/2 (log p(y_t) - log p_ref^{tau_t}(y_t))^2, chunked; tau_t from the reference's logits."
-    import torch
     n = len(student_hidden)
     if signal.kind != 'full': raise ValueError(f'CurioSFT needs the reference\'s full logits (tau is chosen from them), got a {signal.kind} signal')
     if len(signal) != n or len(tokens) != n: raise ValueError(f'{n} student positions, {len(signal)} reference positions, {len(tokens)} tokens')
@@ -97,37 +85,32 @@ def curiosft_loss(student_hidden,        # student final hidden states at the N 
     with torch.no_grad():                                      # pass 1: tau, the softened reference's log-prob, statistics
         for i in range(0, n, cs):
             rows = torch.arange(i, min(i + cs, n), device=h.device)
-            zr = _fp32(sig.logits_fn(rows)[..., :v])
+            zr = fp32(sig.logits_fn(rows)[..., :v])
             t = curio_tau(zr, cfg).to(zr.dtype)
             y = tokens[rows, None]
             ref_lp.append((zr / t[:, None]).log_softmax(-1).gather(-1, y).squeeze(-1))
-            ls = _fp32(h[rows] @ w.T).log_softmax(-1)
+            ls = fp32(h[rows] @ w.T).log_softmax(-1)
             s_lp.append(ls.gather(-1, y).squeeze(-1)); s_ent.append(-(ls.exp() * ls).sum(-1))
-            r_ent.append(_entropy(zr)); taus.append(t)
-    cat = lambda xs: torch.cat(xs) if xs else torch.zeros(0, dtype=_fp32(h[:0]).dtype, device=h.device)
+            r_ent.append(token_entropy(zr)); taus.append(t)
+    cat = lambda xs: torch.cat(xs) if xs else torch.zeros(0, dtype=fp32(h[:0]).dtype, device=h.device)
     ref_lp, s_lp = cat(ref_lp), cat(s_lp)
     a = float(cfg.sd_weight)
     def fn(hc, y, lr, wc):                                     # pass 2: the loss, checkpointed chunk by chunk
-        lp = _fp32(hc @ wc.T).log_softmax(-1).gather(-1, y[:, None]).squeeze(-1)
+        lp = fp32(hc @ wc.T).log_softmax(-1).gather(-1, y[:, None]).squeeze(-1)
         return (-lp + a * 0.5 * (lp - lr.to(lp.dtype)) ** 2).sum()
-    loss = _chunked_sum(fn, (h, tokens, ref_lp), w, cs)
+    loss = chunked_sum(fn, (h, tokens, ref_lp), w, cs)
     m = max(n, 1)
     metrics = dict(nll=-s_lp.sum().item() / m, sd_term=0.5 * ((s_lp - ref_lp) ** 2).sum().item() / m,
                    tau=cat(taus).sum().item() / m, student_entropy=cat(s_ent).sum().item() / m, ref_entropy=cat(r_ent).sum().item() / m)
     return loss, metrics
 
-OBJECTIVES['curiosft'] = curiosft_loss
-
 # %% ../../nbs/methods/08_curiosft.ipynb #54985fcd
 @dataclass
-class CurioConfig(OnPolicyConfig):
-    "CurioSFT: SFT on demonstrations (lmbda = 0) + self-distillation to a softened, periodically synced reference copy."
-    lmbda: float = 0.0              # always 0: CurioSFT trains on the data recipe's completions, no rollouts
-    loss: str = 'curiosft'          # the objective (`curiosft_loss`)
-    heldout: int = 0                # held-out examples for an entropy summary after training (0: train on all, as SFT)
+class CurioConfig(MethodConfig):
+    "CurioSFT: SFT on demonstrations + self-distillation to a softened, periodically synced reference copy (plus `train`, `budget`)."
     sd_weight: float = 1.0          # alpha: weight of the self-distillation term (0: plain SFT)
     tau_mode: str = 'adaptive'      # 'adaptive' (entropy-guided tau per token) or 'fixed' (fixed_tau everywhere)
-    fixed_tau: float = 1.3          # tau of tau_mode='fixed' (the card's ablation)
+    fixed_tau: float = 1.3          # tau of tau_mode='fixed' (the paper's ablation)
     tau_min: float = 1.1            # bounds of the adaptive tau
     tau_max: float = 1.5
     tau_topk: int = 512             # entropies over the top-k reference logits
@@ -139,12 +122,10 @@ class CurioConfig(OnPolicyConfig):
     reference: str = 'ema'          # 'ema': a synced copy of the trainable weights (adapters); 'live': the current student, no grad
     sync_every: int = 5             # optimizer steps between reference syncs (ema)
     sync_mix: float = 0.99          # ref <- (1 - sync_mix) ref + sync_mix student at each sync
+    heldout: int = 0                # held-out examples for an entropy summary after training (0: train on all, as SFT)
+    chunk_size: int = 128           # positions per loss chunk
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     def __post_init__(self):
-        super().__post_init__()
-        if self.lmbda != 0 or self.seq_kd:
-            raise ValueError(f'CurioSFT trains on the demonstrations (lmbda = 0, seq_kd off), got lmbda={self.lmbda}, seq_kd={self.seq_kd}')
-        if self.loss != 'curiosft': raise ValueError(f"CurioConfig.loss must be 'curiosft', got {self.loss!r}")
-        if self.signal != 'full': raise ValueError(f"CurioSFT needs the reference's full logits: signal must be 'full', got {self.signal!r}")
         if self.sd_weight < 0: raise ValueError(f'sd_weight must be >= 0, got {self.sd_weight}')
         if self.tau_mode not in TAU_MODES: raise ValueError(f'tau_mode must be one of {TAU_MODES}, got {self.tau_mode!r}')
         if self.fixed_tau <= 0: raise ValueError(f'fixed_tau must be > 0, got {self.fixed_tau}')
@@ -172,7 +153,6 @@ class AdapterReference:
 
     def sync(self, mix:float=1.0):
         "ref <- (1 - mix) ref + mix * current (a copy on the first call or with mix = 1)."
-        import torch
         if not 0 < mix <= 1: raise ValueError(f'mix must be in (0, 1], got {mix}')
         with torch.no_grad():
             cur = self.current()
@@ -203,12 +183,10 @@ class AdapterReference:
 
     def save(self, path):
         "Write the reference tensors (and the sync count) to `path`."
-        import torch
         torch.save(dict(state={n: t.detach().cpu() for n, t in self.state.items()}, syncs=self.syncs), path)
 
     def load(self, path):
         "Read a reference written by `save` (same parameter names required)."
-        import torch
         d = torch.load(path, map_location='cpu', weights_only=True)
         if sorted(d['state']) != sorted(self.names):
             raise ValueError(f'{path} holds a reference for other parameters ({len(d["state"])} tensors vs {len(self.names)} trainable)')
@@ -221,212 +199,87 @@ class AdapterReference:
                     reinitialised_at=self.reinitialised_at)
 
 # %% ../../nbs/methods/08_curiosft.ipynb #97b0d90a
-@functools.cache
-def curio_trainer_cls():
-    "The `CurioTrainer` class: an `OnPolicyTrainer` (lmbda = 0) whose teacher is the student with the reference tensors swapped in."
-    class CurioTrainer(onpolicy_trainer_cls()):
-        "OnPolicyTrainer for CurioSFT: the teacher signal is the reference copy of the student; EMA syncs; the reference is checkpointed."
-        def __init__(self, *args, onpolicy:CurioConfig|None=None, **kw):
-            cfg = onpolicy or CurioConfig()
-            if not isinstance(cfg, CurioConfig): raise TypeError(f'CurioTrainer needs a CurioConfig, got {type(cfg).__name__}')
-            super().__init__(*args, onpolicy=cfg, **kw)
-            self.curio = cfg
-            if getattr(self.teacher, 'model', None) is not self.model or self.teacher.disable_adapter:
-                raise ValueError('the CurioSFT teacher must be the student model itself (a ModelTeacher on it, adapters on)')
-            self.reference = AdapterReference(self.accelerator.unwrap_model(self.model)) if cfg.reference == 'ema' else None
-            self._synced_at = None
+class CurioTrainer(DistillTrainer):
+    "DistillTrainer for CurioSFT: the teacher signal is the reference copy of the student; EMA syncs; the reference is checkpointed."
+    def __init__(self, *args, curio:CurioConfig|None=None, **kw):
+        cfg = curio or CurioConfig()
+        if not hasattr(cfg, 'sync_mix'): raise TypeError(f'CurioTrainer needs a CurioConfig, got {type(cfg).__name__}')
+        super().__init__(*args, budget=cfg.budget, **kw)
+        self.curio = cfg
+        if getattr(self.teacher, 'model', None) is not self.model or self.teacher.disable_adapter:
+            raise ValueError('the CurioSFT teacher must be the student model itself (a ModelTeacher on it, adapters on)')
+        self.reference = AdapterReference(self.accelerator.unwrap_model(self.model)) if cfg.reference == 'ema' else None
+        self._synced_at = None
 
-        def _sync_reference(self):
-            step, ref = self.state.global_step, self.reference
-            if ref is None or self._synced_at == step: return
-            if ref.state is None:                                    # step 0, or resumed from a checkpoint without a reference
-                if step > 0:
-                    ref.reinitialised_at = step
-                    warnings.warn(f'resumed at step {step} without a saved CurioSFT reference: re-initialised to the current student')
-                ref.sync(1.0)
-            elif step % self.curio.sync_every == 0: ref.sync(self.curio.sync_mix)
-            self._synced_at = step
+    def _sync_reference(self):
+        step, ref = self.state.global_step, self.reference
+        if ref is None or self._synced_at == step: return
+        if ref.state is None:                                    # step 0, or resumed from a checkpoint without a reference
+            if step > 0:
+                ref.reinitialised_at = step
+                warnings.warn(f'resumed at step {step} without a saved CurioSFT reference: re-initialised to the current student')
+            ref.sync(1.0)
+        elif step % self.curio.sync_every == 0: ref.sync(self.curio.sync_mix)
+        self._synced_at = step
 
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            self._sync_reference()
-            return super().training_step(model, inputs, num_items_in_batch)
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._sync_reference()
+        return super().training_step(model, inputs, None)           # token mean per micro-batch
 
-        def teacher_signal(self, input_ids, attention_mask, mask, example_idx):
-            "The reference's full signal: the student's forward with the reference tensors swapped in, eval mode, no grad."
-            m = self.teacher.model
-            if self.reference is not None and self.reference.state is None: self.reference.sync(1.0)
-            ctx = self.reference.swapped() if self.reference is not None else nullcontext()
-            with ctx, inference_mode(m): return self.teacher.signal(input_ids, attention_mask, mask, example_idx)
+    def teacher_signal(self, input_ids, attention_mask, mask, example_idx):
+        "The reference's full signal: the student's forward with the reference tensors swapped in, eval mode, no grad."
+        m = self.teacher.model
+        if self.reference is not None and self.reference.state is None: self.reference.sync(1.0)
+        ctx = self.reference.swapped() if self.reference is not None else nullcontext()
+        with ctx, inference_mode(m): return self.teacher.signal(input_ids, attention_mask, mask, example_idx)
 
-        def _save_checkpoint(self, model, trial):
-            if self.reference is not None and self.reference.state is not None:
-                d = Path(self._get_output_dir(trial=trial)) / f'checkpoint-{self.state.global_step}'
-                d.mkdir(parents=True, exist_ok=True)
-                self.reference.save(d / REFERENCE_FILE)
-            super()._save_checkpoint(model, trial)
+    def objective(self, student_hidden, head_weight, targets, signal, seq_ids) -> tuple:
+        return curiosft_loss(student_hidden, head_weight, targets, signal, seq_ids, self.curio)
 
-        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
-            f = Path(resume_from_checkpoint) / REFERENCE_FILE
-            if self.reference is not None and f.exists(): self.reference.load(f)
+    def _save_checkpoint(self, model, trial):
+        if self.reference is not None and self.reference.state is not None:
+            d = Path(self._get_output_dir(trial=trial)) / f'checkpoint-{self.state.global_step}'
+            d.mkdir(parents=True, exist_ok=True)
+            self.reference.save(d / REFERENCE_FILE)
+        super()._save_checkpoint(model, trial)
 
-        def reference_summary(self) -> dict:
-            return dict(kind=self.curio.reference, **(self.reference.summary() if self.reference is not None else {}))
-    return CurioTrainer
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        f = Path(resume_from_checkpoint) / REFERENCE_FILE
+        if self.reference is not None and f.exists(): self.reference.load(f)
+
+    def reference_summary(self) -> dict:
+        return dict(kind=self.curio.reference, **(self.reference.summary() if self.reference is not None else {}))
 
 # %% ../../nbs/methods/08_curiosft.ipynb #f38bc7ad
-@dataclass
-class CurioRun:
-    "What `train_curiosft` needs besides the data."
-    student: ModelSpec                                   # base + LoRA/QLoRA settings (LoRA needed for reference='ema')
-    train: TrainConfig                                   # hyper-parameters
-    output_dir: str                                      # checkpoints, final adapters, logs
-    curio: CurioConfig = field(default_factory=CurioConfig)
-
 def train_curiosft(examples:list,            # dicts with 'prompt' (rendered) and 'completion' (verified demonstrations)
-                   run:CurioRun,             # student, hyper-parameters, output folder, CurioSFT settings
+                   run:Run,                  # student (LoRA/QLoRA for reference='ema'), output folder
+                   cfg:CurioConfig|None=None,
                    method:str='curiosft',    # name recorded with the run
                    heldout:list|None=None,   # held-out examples: the student's entropy on them is summarised after training
                    callbacks:list|None=None, # extra `TrainerCallback`s
                   ) -> dict:
     "CurioSFT of the student on demonstrations with resume; returns the training summary."
-    out = Path(run.output_dir)
-    if is_done(out): return read_json(out / 'train_done.json')
+    cfg = cfg or CurioConfig()
+    if (s := done_summary(run)) is not None: return s
     if not examples: raise ValueError(f'no training examples for {method!r}: nothing was kept by the data recipe')
     missing = sum(not e.get('completion') for e in examples)
     if missing: raise ValueError(f'CurioSFT trains on demonstrations, but {missing} of {len(examples)} examples have no completion: '
                                  'give verified traces (--traces DIR)')
-    cfg, tc = run.curio, run.train
-    if not isinstance(cfg, CurioConfig): raise TypeError(f'CurioRun.curio must be a CurioConfig, got {type(cfg).__name__}')
     if cfg.reference == 'ema' and run.student.lora is None and run.student.adapter is None:
         raise ValueError("reference='ema' keeps a copy of the trainable weights: give a LoRA/QLoRA student (ModelSpec(lora=...)) "
-                         "so that the copy is the adapters only, or use curio.reference=live")
-    trl = require('trl', 'CurioSFT training'); datasets = require('datasets')
-    train_ex, held = split_heldout(examples, heldout, cfg.heldout, tc.seed)
-    set_seed(tc.seed)
-    model, tok = load_model(run.student, trainable=True)
-    tok.padding_side = 'right'
-    source = ModelTeacher(model, kind='full', temperature=1.0, vocab_size=len(tok), name=f'self:{cfg.reference}', chunk_size=cfg.chunk_size)
-    rows = _tokenised_rows(tok, train_ex, tc.max_length)
-    args = trl.SFTConfig(**training_kwargs(tc, out), max_length=tc.max_length, completion_only_loss=True, packing=False,
-                         dataset_num_proc=None, shuffle_dataset=True)
-    info = dict(method=method, n_examples=len(train_ex), n_heldout=len(held),
-                n_truncated=sum(len(r['input_ids']) >= tc.max_length for r in rows), student=run.student.name_or_path,
-                quant=run.student.quant, teacher=source.name, curio=asdict(cfg))
-    trainer = curio_trainer_cls()(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tok,
-                                  callbacks=list(callbacks or []), teacher=source, onpolicy=cfg, prompts=[e['prompt'] for e in train_ex])
-    summary = run_training(trainer, out, info)
-    summary['rollouts'] = gen_summary(trainer)
+                         "so that the copy is the adapters only, or use reference=live")
+    p = prepare_run(examples, run, cfg, method, heldout=heldout, n_heldout=cfg.heldout)
+    source = ModelTeacher(p.model, kind='full', temperature=1.0, vocab_size=len(p.tokenizer), name=f'self:{cfg.reference}', chunk_size=cfg.chunk_size)
+    p.info['teacher'] = source.name
+    trainer = CurioTrainer(model=p.model, args=p.args, train_dataset=datasets.Dataset.from_list(p.rows), processing_class=p.tokenizer,
+                           callbacks=list(callbacks or []), teacher=source, curio=cfg)
+    summary = run_training(trainer, run.output_dir, p.info)
+    out = Path(run.output_dir)
     summary['reference'] = trainer.reference_summary()
     if trainer.reference is not None: trainer.reference.save(out / REFERENCE_FILE)
-    if held: summary['heldout_entropy'] = entropy_split({'student': entropy_profile(model, tok, held, tc.batch_size, tc.max_length, cfg.chunk_size)})['student']
+    if p.heldout:
+        prof = entropy_profile(p.model, p.tokenizer, p.heldout, cfg.train.batch_size, cfg.train.max_length, cfg.chunk_size)
+        summary['heldout_entropy'] = entropy_split({'student': prof})['student']
     write_json(out / 'train_done.json', summary)
     return summary
-
-# %% ../../nbs/methods/08_curiosft.ipynb #5535b9fa
-def entropy_profile(model,                 # a causal LM (PEFT/4-bit fine)
-                    tokenizer,             # its tokenizer (prompts already rendered)
-                    examples:list,         # dicts with 'prompt' and 'completion'
-                    batch_size:int=8,
-                    max_length:int|None=None,
-                    chunk_size:int=128,    # positions per entropy chunk (memory O(chunk_size * V))
-                   ) -> dict:              # {'entropy': [...], 'example': [...], 'n_tokens': int, 'mean': float}
-    "Per-position next-token entropy (nats) of `model` on the completion tokens of `examples`, in order."
-    import torch
-    if not examples: raise ValueError('entropy_profile needs at least one example')
-    bad = sum(not e.get('completion') for e in examples)
-    if bad: raise ValueError(f'{bad} examples have no completion: the profile is taken on demonstrated completions')
-    dev = next(model.parameters()).device
-    rows = [tokenize_example(tokenizer, e['prompt'], e['completion'], max_length) for e in examples]
-    ent, ex = [], []
-    with torch.no_grad(), inference_mode(model):
-        w = lm_head_weight(model)
-        for i in range(0, len(rows), batch_size):
-            b = collate_tokenized(rows[i:i + batch_size], tokenizer.pad_token_id, dev)
-            m = b['labels'][:, 1:] != -100
-            h = final_hidden(model, b['input_ids'], b['attention_mask'])[:, :-1][m].to(w.dtype)
-            ent += [_entropy(h[j:j + chunk_size] @ w.T).cpu() for j in range(0, len(h), chunk_size)]
-            ex.append((torch.arange(m.shape[0], device=dev)[:, None].expand_as(m)[m] + i).cpu())
-    e = torch.cat(ent) if ent else torch.zeros(0)
-    return dict(entropy=e.tolist(), example=torch.cat(ex).tolist(), n_tokens=len(e), mean=e.mean().item() if len(e) else float('nan'))
-
-def entropy_split(profiles:dict,          # {name: `entropy_profile` output} on the same examples
-                  split_by:str|None=None, # the profile whose entropies define high/low positions (default: the first)
-                  high_frac:float=0.2,    # share of positions called high-entropy
-                 ) -> dict:               # {name: {'mean', 'high', 'low', 'n_high', 'n_low', 'threshold'}}
-    "Each profile's mean entropy over all, high- and low-entropy positions (positions ranked by `split_by`)."
-    import torch
-    if not profiles: raise ValueError('no profiles')
-    if not 0 < high_frac < 1: raise ValueError(f'high_frac must be in (0, 1), got {high_frac}')
-    key = split_by or next(iter(profiles))
-    if key not in profiles: raise KeyError(f'split_by={key!r} is not one of {list(profiles)}')
-    n = {k: p['n_tokens'] for k, p in profiles.items()}
-    if len(set(n.values())) != 1: raise ValueError(f'the profiles cover different positions {n}: take them on the same examples and max_length')
-    ref = torch.tensor(profiles[key]['entropy'], dtype=torch.float64)
-    k = max(1, round(high_frac * len(ref)))
-    high = torch.zeros(len(ref), dtype=torch.bool); high[torch.topk(ref, k).indices] = True
-    out = {}
-    for name, p in profiles.items():
-        e = torch.tensor(p['entropy'], dtype=torch.float64)
-        mean = lambda x: x.mean().item() if len(x) else float('nan')
-        out[name] = dict(mean=mean(e), high=mean(e[high]), low=mean(e[~high]), n_high=int(high.sum()), n_low=int((~high).sum()),
-                         threshold=ref[high].min().item(), split_by=key)
-    return out
-
-def plot_entropy_profiles(profiles:dict,          # {name: `entropy_profile` output} on the same examples
-                          split_by:str|None=None, # the profile that defines high/low-entropy positions (default: the first)
-                          high_frac:float=0.2,
-                          bins:int=30,
-                          path=None,              # save the figure here (.png or .svg)
-                          title:str|None=None,
-                         ):
-    "Histograms of per-position entropy for each model, at high- and at low-entropy positions (two panels); returns the Figure."
-    import numpy as np
-    from reasondistill.eval.plots import new_figure, save_figure
-    s = entropy_split(profiles, split_by, high_frac)
-    key = next(iter(s.values()))['split_by']
-    ref = np.asarray(profiles[key]['entropy'])
-    high = np.zeros(len(ref), dtype=bool); high[np.argsort(-ref, kind='stable')[:s[key]['n_high']]] = True
-    fig, ax = new_figure(1, 2, figsize=(9, 3.2))
-    allv = np.concatenate([np.asarray(p['entropy']) for p in profiles.values()])
-    edges = np.linspace(0, max(float(allv.max()), 1e-3), bins + 1)
-    for j, (sel, label) in enumerate(((high, f'high-entropy positions (top {high_frac:.0%} under {key})'), (~high, 'low-entropy positions'))):
-        a = ax[0, j]
-        for i, (name, p) in enumerate(profiles.items()):
-            e = np.asarray(p['entropy'])[sel]
-            a.hist(e, bins=edges, histtype='step', lw=1.5, color=f'C{i}', label=f"{name} (mean {e.mean():.2f})")
-        a.set_title(label, fontsize=9); a.set_xlabel('next-token entropy (nats)'); a.set_ylabel('positions')
-        a.legend(fontsize=8); a.grid(alpha=0.3)
-    if title: fig.suptitle(title)
-    if path is not None: save_figure(fig, path)
-    return fig
-
-# %% ../../nbs/methods/08_curiosft.ipynb #54957815
-CURIO_METHODS = {  # name: (CurioConfig fields, title)
-    'curiosft': (dict(tau_mode='adaptive'),
-                 'CurioSFT: SFT + self-distillation to a softened, synced reference copy, per-token tau from the entropy (1.1-1.5)'),
-    'curiosft-fixed-tau': (dict(tau_mode='fixed', fixed_tau=1.3),
-                           'CurioSFT ablation: the same with a fixed tau = 1.3 at every token'),
-}
-CURIO_PAPER = ('Wang et al. 2026, Learning While Staying Curious: Entropy-Preserving Supervised Fine-Tuning via Adaptive '
-               'Self-Distillation for Large Reasoning Models', 'https://arxiv.org/abs/2602.02244')
-
-def curio_config_for(method:str, **kw) -> CurioConfig:
-    "The `CurioConfig` of a registered CurioSFT method (other fields from `kw`)."
-    if method not in CURIO_METHODS: raise KeyError(f'unknown CurioSFT method {method!r}; known: {sorted(CURIO_METHODS)}')
-    return CurioConfig(**{**CURIO_METHODS[method][0], **kw})
-
-for _m, (_c, _title) in CURIO_METHODS.items():
-    register_method(Method(_m, _title, 'token-level', *CURIO_PAPER, 'research/methods_objectives.md §7', 'reasondistill.methods.curiosft',
-        'implemented', f'{_c}; loss -log p + sd_weight/2 (log p - log p_ref^tau)^2 (sd_weight 1), token mean per micro-batch; '
-        'reference = EMA of the trainable tensors (LoRA adapters) every 5 optimizer steps, mix 0.99, swapped into the student '
-        '(no second base model), checkpointed; lmbda = 0 (verified traces, no rollouts); curio.key=value overrides'))
-
-def cli_train(a, method) -> dict:
-    "`reasondistill train --method curiosft|curiosft-fixed-tau --traces DIR --problems SPEC --out DIR [curio.key=value ...]`."
-    if not a.traces: raise ValueError(f'{method.name} trains on demonstrations: give --traces DIR (verified traces of --problems)')
-    tok = load_tokenizer(a.student)
-    ex, stats, _ = prompt_examples(a, tok)
-    print('data:', stats)
-    tc, spec, cfg = cli_parts(a, 'curio', curio_config_for(method.name))
-    return train_curiosft(ex, CurioRun(spec, tc, a.out, cfg), method=method.name)

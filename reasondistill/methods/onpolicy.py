@@ -213,7 +213,8 @@ def train_onpolicy(examples:list,            # dicts with 'prompt' (rendered) an
                    heldout:list|None=None,   # held-out examples (with completions) for fidelity
                    callbacks:list|None=None, # extra `TrainerCallback`s
                    trainer_cls=None,         # an `OnPolicyTrainer` subclass (default: `OnPolicyTrainer`)
-                   trainer_kw:dict|None=None,  # extra keyword arguments of that class, given the `Prepared` run
+                   trainer_kw:dict|None=None,  # extra keyword arguments of that class, or a function of the `Prepared` run giving them
+                   teacher_fn=None,          # the teacher source as a function of the `Prepared` run (default: `model_teacher`)
                   ) -> dict:
     "On-policy distillation of the student with resume; returns the training summary."
     if (s := done_summary(run)) is not None: return s
@@ -224,7 +225,7 @@ def train_onpolicy(examples:list,            # dicts with 'prompt' (rendered) an
                          "examples have none: give traces (--traces) or set rollout.lmbda=1")
     p = prepare_run(examples, run, cfg, method, heldout=heldout, n_heldout=cfg.fidelity.heldout if has_completions else 0,
                     teacher=True)
-    source = model_teacher(run, p, cfg.loss.signal, cfg)
+    source = teacher_fn(p) if teacher_fn is not None else model_teacher(run, p, cfg.loss.signal, cfg)
     p.info['teacher'] = source.name
     cbs = list(callbacks or [])
     if p.heldout: cbs.append(fidelity_callback(model_teacher(run, p, 'full', cfg), p.heldout, p.tokenizer, cfg.train, cfg.fidelity, p.info))

@@ -6,57 +6,90 @@ Docs: https://reasondistill.github.io/reasondistill/methods/opsd.html.md"""
 
 # %% ../../nbs/methods/09_opsd.ipynb #45b1c267
 from __future__ import annotations
-import functools, gc, random
-from dataclasses import dataclass, field, asdict
-from pathlib import Path
-from ..core import require, read_json, write_json, set_seed
-from ..registry import Method, register_method
-from ..models import ModelSpec, LoraSpec, load_model, load_tokenizer, render_prompt
-from ..train import TrainConfig, training_kwargs, run_training, is_done
-from ..signals import TeacherSignal, ModelTeacher, collate_tokenized, lm_head_weight
-from .onpolicy import (OnPolicyConfig, onpolicy_trainer_cls, gen_summary, _tokenised_rows,
-                                    cli_parts, prompt_examples, clipped_fkl)
+import copy, gc
+from dataclasses import dataclass, field
+import torch
+from ..core import logger
+from ..models import render_prompt, load_tokenizer
+from ..train import Run
+from ..signals import TeacherSignal, ModelTeacher, collate_tokenized
+from ..divergences import clipped_fkl
+from .onpolicy import (OnPolicyConfig, RolloutConfig, LossConfig, OnPolicyTrainer, train_onpolicy,
+                                            divergence_objective)
+from .opd import opd_objective
 
 # %% auto #0
-__all__ = ['OPSD_TEMPLATES', 'PRIVILEGED', 'OPSD_METHODS', 'OPSD_PAPER', 'OPSDConfig', 'teacher_prompt', 'teacher_batch',
-           'opsd_trainer_cls', 'OPSDRun', 'opsd_examples', 'toy_solutions', 'train_opsd', 'privileged_gain',
-           'opsd_config_for', 'cli_train', 'live_parameter_storages']
+__all__ = ['OPSD_TEMPLATES', 'PRIVILEGED', 'OBJECTIVES', 'SelfTeacherConfig', 'OPSDConfig', 'resolve_template', 'teacher_prompt',
+           'opsd_examples', 'teacher_batch', 'OPSDTrainer', 'self_teacher', 'train_opsd']
 
 # %% ../../nbs/methods/09_opsd.ipynb #287799ba
 OPSD_TEMPLATES = {
     'paper': ("{question}\n\nHere is a reference solution to this problem:\n{solution}\n\n\nAfter understanding the reference "
               "solution and the rationale behind each step, now articulate your own step-by-step reasoning that derives the "
-              "same final answer to the problem below:\n{question}"),   # released code's teacher prompt (see the card)
+              "same final answer to the problem below:\n{question}"),   # the released code's teacher prompt
     'short': '{question}\nReference solution:\n{solution}',                 # the toy world's (256-token context)
 }
 PRIVILEGED = ('solution', 'answer', 'none')
+OBJECTIVES = ('fkl_clip', 'divergence', 'pg')
+
+@dataclass
+class SelfTeacherConfig:
+    "What OPSD's self-teacher is, and what it sees."
+    teacher: str = 'base'           # 'base': adapters disabled (the fixed initial policy); 'live': the current student, no grad
+    privileged: str = 'solution'    # what the teacher sees: 'solution', 'answer', or 'none' (plain self-distillation)
+    template: str = 'auto'          # 'auto' (short for toy problems, else paper), a key of OPSD_TEMPLATES, or a format string
+    def __post_init__(self):
+        if self.teacher not in ('base', 'live'): raise ValueError(f"self_teacher.teacher must be 'base' or 'live', got {self.teacher!r}")
+        if self.privileged not in PRIVILEGED: raise ValueError(f'privileged must be one of {PRIVILEGED}, got {self.privileged!r}')
+        t = OPSD_TEMPLATES.get(self.template, self.template)
+        if self.template != 'auto' and ('{question}' not in t or '{solution}' not in t):
+            raise ValueError(f'template must be auto, one of {list(OPSD_TEMPLATES)}, or contain {{question}} and {{solution}}, got {self.template!r}')
+    def template_for(self, source:str|None) -> str:
+        "The template text for problems of `source` ('auto': the short one for the toy world)."
+        t = ('short' if source == 'toy' else 'paper') if self.template == 'auto' else self.template
+        return OPSD_TEMPLATES.get(t, t)
 
 @dataclass
 class OPSDConfig(OnPolicyConfig):
-    "OPSD: always on-policy; the teacher is the student's base ('base') or the live student ('live') shown privileged information."
-    lmbda: float = 1.0
-    loss: str = 'fkl_clip'          # 'fkl_clip' (paper), 'divergence' with jsd (code), 'pg' (sampled token)
-    teacher: str = 'base'           # 'base': adapters disabled (fixed initial policy); 'live': the current student, no grad
-    privileged: str = 'solution'    # what the teacher sees: 'solution', 'answer', or 'none' (plain self-distillation)
-    template: str = 'paper'         # a key of OPSD_TEMPLATES, or a format string with {question} and {solution}
+    "OPSD: always on-policy; the student's own weights, shown privileged information, are the teacher."
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(lmbda=1.0))
+    objective: str = 'fkl_clip'     # 'fkl_clip' (paper), 'divergence' (loss.divergence, jsd in the code), 'pg' (sampled token)
+    clip: float = 0.05              # 'fkl_clip': the cap c on each p_T(v) (log p_T(v) - log p_S(v))
+    discount: float = 0.0           # 'pg': gamma of the discounted future sum of per-token rewards
+    self_teacher: SelfTeacherConfig = field(default_factory=SelfTeacherConfig)
     def __post_init__(self):
+        if self.objective not in OBJECTIVES: raise ValueError(f'objective must be one of {OBJECTIVES}, got {self.objective!r}')
         super().__post_init__()
-        if self.teacher not in ('base', 'live'): raise ValueError(f"teacher must be 'base' or 'live', got {self.teacher!r}")
-        if self.loss == 'fkl_clip' and self.signal != 'full': raise ValueError(f"the clipped forward KL needs signal='full', got {self.signal!r}")
-        if self.privileged not in PRIVILEGED: raise ValueError(f'privileged must be one of {PRIVILEGED}, got {self.privileged!r}')
-        t = OPSD_TEMPLATES.get(self.template, self.template)
-        if '{question}' not in t or '{solution}' not in t:
-            raise ValueError(f'template must be one of {list(OPSD_TEMPLATES)} or contain {{question}} and {{solution}}, got {self.template!r}')
+        if self.objective == 'fkl_clip' and self.loss.signal != 'full': raise ValueError(f"the clipped forward KL needs loss.signal='full', got {self.loss.signal!r}")
+        if self.clip <= 0: raise ValueError(f'clip must be > 0, got {self.clip}')
+        if self.rollout.lmbda != 1: raise ValueError("OPSD is always on-policy (rollout.lmbda = 1): its teacher needs the student's rollouts")
+    def accepts_sampled(self) -> bool: return self.objective == 'pg'
 
-def teacher_prompt(tokenizer, question:str, solution:str|None, cfg:OPSDConfig, system:str|None=None) -> str:
+def resolve_template(cfg:OPSDConfig, examples:list) -> OPSDConfig:
+    "`cfg` with `self_teacher.template='auto'` resolved for `examples`: 'short' when every example is a toy problem, else 'paper'."
+    if cfg.self_teacher.template != 'auto': return cfg
+    cfg = copy.deepcopy(cfg)
+    cfg.self_teacher.template = 'short' if examples and all(e.get('source') == 'toy' for e in examples) else 'paper'
+    return cfg
+
+def teacher_prompt(tokenizer, question:str, solution:str|None, cfg:OPSDConfig, system:str|None=None, source:str|None=None) -> str:
     "The teacher's rendered prompt: the question with the privileged `solution` (the student's prompt when privileged='none')."
-    if cfg.privileged == 'none': return render_prompt(tokenizer, question, system)
-    if not solution: raise ValueError(f'OPSD with privileged={cfg.privileged!r} needs a reference for every problem; missing for {question[:60]!r}')
-    return render_prompt(tokenizer, OPSD_TEMPLATES.get(cfg.template, cfg.template).format(question=question, solution=solution), system)
+    if cfg.self_teacher.privileged == 'none': return render_prompt(tokenizer, question, system)
+    if not solution: raise ValueError(f'OPSD with privileged={cfg.self_teacher.privileged!r} needs a reference for every problem; missing for {question[:60]!r}')
+    return render_prompt(tokenizer, cfg.self_teacher.template_for(source).format(question=question, solution=solution), system)
 
-def _self_teacher(model, cfg:OPSDConfig, vocab_size:int) -> ModelTeacher:
-    return ModelTeacher(model, kind=cfg.signal, k=cfg.topk, temperature=cfg.tau, vocab_size=vocab_size,
-                        disable_adapter=cfg.teacher == 'base', name=f'self:{cfg.teacher}', chunk_size=cfg.chunk_size)
+# %% ../../nbs/methods/09_opsd.ipynb #1e7905f2
+def opsd_examples(examples:list, tokenizer, cfg:OPSDConfig, system:str|None=None) -> list:
+    "OPSD examples: each reference example with its `teacher_prompt` (the gold answer for privileged='answer')."
+    priv = cfg.self_teacher.privileged
+    keep = [e for e in examples if priv != 'solution' or e.get('reference')]
+    if examples and not keep:
+        raise ValueError('OPSD needs reference solutions: give --traces DIR (verified traces), or --set self_teacher.privileged=answer')
+    out = []
+    for e in keep:
+        ref = f"The answer is {e['answer']}." if priv == 'answer' else e.get('reference')
+        out.append(dict(e, teacher_prompt=teacher_prompt(tokenizer, e['question'], ref, cfg, system, e.get('source'))))
+    return out
 
 # %% ../../nbs/methods/09_opsd.ipynb #20e404e6
 def teacher_batch(input_ids, mask, example_idx, teacher_prompt_ids:list, pad_token_id:int) -> dict:
@@ -69,170 +102,62 @@ def teacher_batch(input_ids, mask, example_idx, teacher_prompt_ids:list, pad_tok
     b['mask'] = b['labels'][:, 1:] != -100
     return b
 
-@functools.cache
-def opsd_trainer_cls():
-    "The `OPSDTrainer` class: an `OnPolicyTrainer` whose teacher sees the teacher prompt instead of the student's."
-    class OPSDTrainer(onpolicy_trainer_cls()):
-        "OnPolicyTrainer with a self-teacher conditioned on privileged information."
-        def __init__(self, *args, teacher_prompts:list|None=None, **kw):
-            super().__init__(*args, **kw)
-            if teacher_prompts is None or len(teacher_prompts) != len(self.prompts):
-                raise ValueError('OPSD needs one teacher prompt per training example')
-            tok = self.processing_class
-            self.teacher_prompt_ids = [tok(p)['input_ids'] for p in teacher_prompts]
-            if self.teacher.model is not self.model: raise ValueError('the OPSD teacher must be the student model itself')
-            self.teacher_tokens_over = 0        # teacher sequences longer than the model's context
-        def teacher_signal(self, input_ids, attention_mask, mask, example_idx):
-            if example_idx is None: raise ValueError('OPSD batches must carry example_idx')
-            b = teacher_batch(input_ids, mask, example_idx, self.teacher_prompt_ids, self.processing_class.pad_token_id)
-            ctx = getattr(self.model.config, 'max_position_embeddings', None)
-            if ctx is not None: self.teacher_tokens_over += int((b['attention_mask'].sum(1) > ctx).sum())
-            dev = input_ids.device
-            sig = self.teacher.signal(b['input_ids'].to(dev), b['attention_mask'].to(dev), b['mask'].to(dev))
-            if len(sig) != int(mask.sum()): raise RuntimeError(f'teacher and student disagree on the completion positions ({len(sig)} vs {int(mask.sum())})')
-            return sig
-    return OPSDTrainer
+class OPSDTrainer(OnPolicyTrainer):
+    "OnPolicyTrainer with a self-teacher conditioned on privileged information."
+    def __init__(self, *args, teacher_prompts:list|None=None, **kw):
+        super().__init__(*args, **kw)
+        if teacher_prompts is None or len(teacher_prompts) != len(self.prompts):
+            raise ValueError('OPSD needs one teacher prompt per training example')
+        tok = self.processing_class
+        self.teacher_prompt_ids = [tok(p)['input_ids'] for p in teacher_prompts]
+        if self.teacher.model is not self.model: raise ValueError('the OPSD teacher must be the student model itself')
+        self.teacher_tokens_over = 0        # teacher sequences longer than the model's context
+
+    def teacher_signal(self, input_ids, attention_mask, mask, example_idx):
+        if example_idx is None: raise ValueError('OPSD batches must carry example_idx')
+        b = teacher_batch(input_ids, mask, example_idx, self.teacher_prompt_ids, self.processing_class.pad_token_id)
+        ctx = getattr(self.model.config, 'max_position_embeddings', None)
+        if ctx is not None: self.teacher_tokens_over += int((b['attention_mask'].sum(1) > ctx).sum())
+        dev = input_ids.device
+        sig = self.teacher.signal(b['input_ids'].to(dev), b['attention_mask'].to(dev), b['mask'].to(dev))
+        if len(sig) != int(mask.sum()): raise RuntimeError(f'teacher and student disagree on the completion positions ({len(sig)} vs {int(mask.sum())})')
+        return sig
+
+    def objective(self, student_hidden, head_weight, targets, signal, seq_ids) -> tuple:
+        op = self.op
+        if op.objective == 'fkl_clip':
+            d = clipped_fkl(student_hidden, head_weight, signal, op.clip, op.tau, op.loss.chunk_size)
+            return d, {'kd_loss': d.item() / max(len(student_hidden), 1)}
+        if op.objective == 'pg': return opd_objective(student_hidden, head_weight, targets, signal, seq_ids, op)
+        return divergence_objective(student_hidden, head_weight, targets, signal, seq_ids, op)
+
+    def extra_summary(self) -> dict:
+        return dict(super().extra_summary(), teacher_over_context=self.teacher_tokens_over)
 
 # %% ../../nbs/methods/09_opsd.ipynb #10ed6e5a
-@dataclass
-class OPSDRun:
-    "What `train_opsd` needs besides the data."
-    student: ModelSpec                                   # base + LoRA/QLoRA settings (LoRA required: the base is the teacher)
-    train: TrainConfig
-    output_dir: str
-    opsd: OPSDConfig = field(default_factory=OPSDConfig)
+def self_teacher(prepared, cfg:OPSDConfig) -> ModelTeacher:
+    "The self-teacher: the student (adapters disabled for 'base') producing the loss's signal at the loss temperature."
+    t = cfg.self_teacher.teacher
+    return ModelTeacher(prepared.model, kind=cfg.loss.signal, k=cfg.loss.topk, temperature=cfg.tau, vocab_size=len(prepared.tokenizer),
+                        disable_adapter=t == 'base', name=f'self:{t}', chunk_size=cfg.loss.chunk_size)
 
-def opsd_examples(problems:list, tokenizer, cfg:OPSDConfig, solutions:dict|None=None, system:str|None=None) -> list:
-    "Student and teacher prompts per problem; the reference is `solutions[problem.id]`, or the gold answer for privileged='answer'."
-    out = []
-    for p in problems:
-        ref = f'The answer is {p.answer}.' if cfg.privileged == 'answer' else (solutions or {}).get(p.id)
-        out.append(dict(prompt=render_prompt(tokenizer, p.question, system), completion='', problem_id=p.id,
-                        teacher_prompt=teacher_prompt(tokenizer, p.question, ref, cfg, system), level=p.meta.get('level')))
-    return out
-
-def toy_solutions(problems:list) -> dict:
-    "Reference solutions for toy problems: the reasoner's error-free concise trace."
-    from reasondistill.toyworld import reference_trace, parse_toy_question
-    return {p.id: reference_trace(parse_toy_question(p.question), random.Random(0), style='concise', slip=0)[0] for p in problems}
-
-def train_opsd(examples:list,            # dicts with 'prompt' and 'teacher_prompt' (see `opsd_examples`)
-               run:OPSDRun,
+def train_opsd(examples:list,            # reference examples (`traces.reference_examples`) or OPSD examples with 'teacher_prompt'
+               run:Run,                  # student (LoRA/QLoRA: its base is the teacher), output folder
+               cfg:OPSDConfig|None=None,
                method:str='opsd',
                callbacks:list|None=None,
-               trainer_cls=None,         # an `OPSDTrainer` subclass (default: `opsd_trainer_cls()`; ATESD passes its own)
-               trainer_kw:dict|None=None,  # extra keyword arguments of that class
+               trainer_cls=None,         # an `OPSDTrainer` subclass (ATESD passes its own)
+               trainer_kw=None,          # extra keyword arguments of that class, or a function of the `Prepared` run giving them
               ) -> dict:
     "On-policy self-distillation of the student with resume; returns the training summary."
-    out = Path(run.output_dir)
-    if is_done(out): return read_json(out / 'train_done.json')
-    if not examples: raise ValueError(f'no training examples for {method!r}')
+    cfg = resolve_template(cfg or OPSDConfig(), examples)
     if run.student.lora is None and run.student.adapter is None:
         raise ValueError('OPSD trains LoRA adapters: the student spec needs `lora` or an `adapter` to continue (its base is the teacher)')
-    if run.student.adapter is not None and run.opsd.teacher == 'base':
-        print(f"note: teacher='base' disables the adapter {run.student.adapter} too: the teacher is the raw base, not that adapter's model "
-              "(teacher='live' makes the adapter's model, as it trains, the teacher)")
-    cfg, tc = run.opsd, run.train
-    if cfg.lmbda != 1: raise ValueError('OPSD is always on-policy (lmbda = 1): its teacher needs the student\'s rollouts')
-    trl = require('trl', 'OPSD training'); datasets = require('datasets')
-    set_seed(tc.seed)
-    model, tok = load_model(run.student, trainable=True)
-    tok.padding_side = 'right'
-    source = _self_teacher(model, cfg, len(tok))
-    args = trl.SFTConfig(**training_kwargs(tc, out), max_length=tc.max_length, completion_only_loss=True, packing=False,
-                         dataset_num_proc=None, shuffle_dataset=True)
-    trainer = (trainer_cls or opsd_trainer_cls())(model=model, args=args, train_dataset=datasets.Dataset.from_list(_tokenised_rows(tok, examples, tc.max_length)),
-                          processing_class=tok, callbacks=list(callbacks or []), teacher=source, onpolicy=cfg,
-                          prompts=[e['prompt'] for e in examples], teacher_prompts=[e['teacher_prompt'] for e in examples],
-                          **(trainer_kw or {}))
-    info = dict(method=method, n_examples=len(examples), student=run.student.name_or_path, quant=run.student.quant,
-                teacher=source.name, opsd=asdict(cfg))
-    summary = run_training(trainer, out, info)
-    summary['rollouts'] = gen_summary(trainer)
-    summary['teacher_over_context'] = trainer.teacher_tokens_over
-    summary.update(getattr(trainer, 'extra_summary', lambda: {})())
-    write_json(out / 'train_done.json', summary)
-    return summary
-
-# %% ../../nbs/methods/09_opsd.ipynb #7e0beb98
-def privileged_gain(model,                   # the student (a PEFT model: its base is measured, adapters disabled) or a plain model
-                    tokenizer,
-                    examples:list,           # dicts with 'prompt', 'teacher_prompt' and 'problem_id' (see `opsd_examples`)
-                    references:dict,         # problem_id -> reference solution text
-                    batch_size:int=8,
-                   ) -> dict:                # mean per-token log-probs under both prompts, their difference, per example
-    "How much the teacher's privileged prompt raises the (fixed) teacher's per-token log-prob of the reference solutions."
-    import torch
-    from contextlib import nullcontext
-    from reasondistill.signals import tokenize_example, final_hidden
-    from reasondistill.methods.onpolicy import token_logprobs
-    ctx = model.disable_adapter() if hasattr(model, 'disable_adapter') else nullcontext()
-    dev = next(model.parameters()).device
-    def mean_logp(key):
-        out = []
-        for i in range(0, len(examples), batch_size):
-            part = examples[i:i + batch_size]
-            b = collate_tokenized([tokenize_example(tokenizer, e[key], references[e['problem_id']]) for e in part], tokenizer.pad_token_id, dev)
-            m = b['labels'][:, 1:] != -100
-            h = final_hidden(model, b['input_ids'], b['attention_mask'])[:, :-1]
-            lp = token_logprobs(h[m], lm_head_weight(model), b['labels'][:, 1:][m])
-            seq = torch.arange(len(part), device=dev)[:, None].expand_as(m)[m]
-            out += [(lp[seq == j].mean().item()) for j in range(len(part))]
-        return out
-    with torch.no_grad(), ctx: s, t = mean_logp('prompt'), mean_logp('teacher_prompt')
-    ms, mt = sum(s) / len(s), sum(t) / len(t)
-    return dict(student_logp=ms, teacher_logp=mt, gain=mt - ms, n_examples=len(s),
-                per_example=[dict(problem_id=e['problem_id'], gain=b - a) for e, a, b in zip(examples, s, t)])
-
-# %% ../../nbs/methods/09_opsd.ipynb #8c439c31
-OPSD_METHODS = {  # name: (OPSDConfig fields, title)
-    'opsd': (dict(loss='fkl_clip', clip=0.05, temperature=1.1, loss_temperature=1.0, top_p=0.95, top_k=20),
-             'OPSD, paper loss: pointwise-clipped forward KL to the self-teacher that sees the reference solution'),
-    'opsd-jsd': (dict(loss='divergence', divergence='jsd', beta=0.5, temperature=1.1, top_p=0.95, top_k=20),
-                 'OPSD, released-code loss: generalized JSD (beta 0.5) at tau 1.1 to the self-teacher'),
-    'opsd-pg': (dict(loss='pg', signal='sampled', temperature=1.1, loss_temperature=1.0, top_p=0.95, top_k=20),
-                'OPSD, sampled-token variant: teacher-minus-student log-prob of each sampled token as the advantage'),
-}
-OPSD_PAPER = ('Zhao et al. 2026, Self-Distilled Reasoner: On-Policy Self-Distillation for Large Language Models', 'https://arxiv.org/abs/2601.18734')
-
-def opsd_config_for(method:str, **kw) -> OPSDConfig:
-    "The `OPSDConfig` of a registered OPSD method (other fields from `kw`)."
-    if method not in OPSD_METHODS: raise KeyError(f'unknown OPSD method {method!r}; known: {sorted(OPSD_METHODS)}')
-    return OPSDConfig(**{**OPSD_METHODS[method][0], **kw})
-
-for _m, (_c, _title) in OPSD_METHODS.items():
-    register_method(Method(_m, _title, 'on-policy', *OPSD_PAPER, 'research/methods_objectives.md §2', 'reasondistill.methods.opsd',
-        'implemented', f'{_c}; teacher = the student with adapters disabled (or live), one model in memory; sampling as the '
-        'released scripts (T 1.1, top-p 0.95, top-k 20); token mean per micro-batch; opsd.key=value overrides'))
-
-def cli_train(a, method) -> dict:
-    "`reasondistill train --method opsd|opsd-jsd|opsd-pg --problems SPEC [--traces DIR] --out DIR [opsd.key=value ...]`."
-    from reasondistill.cli import parse_problems
-    tok = load_tokenizer(a.student)
-    toy = a.problems.startswith('toy:')
-    tc, spec, cfg = cli_parts(a, 'opsd', opsd_config_for(method.name, **({'template': 'short'} if toy else {})))
-    probs = parse_problems(a.problems)
-    sols = None
-    if a.traces:
-        ex, _, _ = prompt_examples(a, tok)
-        sols = {}
-        for e in ex: sols.setdefault(e['problem_id'], e['completion'])
-    elif toy: sols = toy_solutions(probs)
-    if cfg.privileged == 'solution':
-        missing = [p.id for p in probs if not (sols or {}).get(p.id)]
-        if missing and not sols: raise ValueError('OPSD needs reference solutions: give --traces DIR (verified traces), or opsd.privileged=answer')
-        probs = [p for p in probs if p.id not in set(missing)]
-    ex = opsd_examples(probs, tok, cfg, sols)
-    print('data:', dict(kept=len(ex), privileged=cfg.privileged, template=cfg.template))
-    return train_opsd(ex, OPSDRun(spec, tc, a.out, cfg), method=method.name)
-
-# %% ../../nbs/methods/09_opsd.ipynb #04288b74
-def live_parameter_storages() -> dict:
-    "Every `torch.nn.Parameter` alive in the process, by storage: {storage pointer: bytes}."
-    import torch
-    out = {}
-    for o in gc.get_objects():
-        if isinstance(o, torch.nn.Parameter):
-            s = o.untyped_storage()
-            out[s.data_ptr()] = s.nbytes()
-    return out
+    if run.student.adapter is not None and cfg.self_teacher.teacher == 'base':
+        logger.warning(f"teacher='base' disables the adapter {run.student.adapter} too: the teacher is the raw base, not that adapter's "
+                       "model (self_teacher.teacher=live makes the adapter's model, as it trains, the teacher)")
+    if examples and 'teacher_prompt' not in examples[0]: examples = opsd_examples(examples, load_tokenizer(run.student.name_or_path), cfg)
+    extra = trainer_kw
+    kw = lambda p: dict(teacher_prompts=[e['teacher_prompt'] for e in p.examples], **(extra(p) if callable(extra) else (extra or {})))
+    return train_onpolicy(examples, Run(run.output_dir, run.student, teacher=None), cfg, method, None, callbacks,
+                          trainer_cls=trainer_cls or OPSDTrainer, trainer_kw=kw, teacher_fn=lambda p: self_teacher(p, cfg))
