@@ -1,4 +1,4 @@
-"""ATESD's training-free check (card §3, check 1) on the toy world: on fixed student rollouts, does the self-teacher's
+"""ATESD's training-free check on the toy world (the premise of the paper's exposure schedule): on fixed student rollouts, does the self-teacher's
 KL to the student, and their top-1 disagreement, rise monotonically with the reveal ratio of the reference?
 
     nice -n 19 python benchmarks/atesd_exposure.py [--problems-per-level 10] [--adapter runs/onpolicy_toy/seed0/stage1-sft/final]
@@ -11,38 +11,37 @@ their reasoner reference solutions (error-free concise traces). One student roll
 T 1.1, top-p 0.95, top-k 20), scored by the teacher at each ratio. 95% bootstrap intervals over problems.
 Writes `--out`.md, `--out`.json and `--out`.png.
 """
-import argparse, sys, time
+import sys, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_parser, parse_args, start
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = bench_parser('atesd_exposure', __doc__, groups=('run',))
     ap.add_argument('--problems-per-level', type=int, default=10)
     ap.add_argument('--ratios', default='0,0.25,0.5,0.75,1')
     ap.add_argument('--adapter', default='runs/onpolicy_toy/seed0/stage1-sft/final')
-    ap.add_argument('--max-new-tokens', type=int, default=160); ap.add_argument('--threads', type=int, default=0)
-    ap.add_argument('--out', default='benchmarks/results/atesd_exposure')
-    ap.add_argument('--tiny', action='store_true')
-    a = ap.parse_args()
-    if a.tiny: a.problems_per_level, a.ratios, a.max_new_tokens = 1, '0,1', 24
+    ap.add_argument('--max-new-tokens', type=int, default=160)
+    a = parse_args(ap, tiny=dict(problems_per_level=1, ratios='0,1', max_new_tokens=24))
     ratios = tuple(float(x) for x in a.ratios.split(','))
     from dataclasses import replace
-    from reasondistill.core import set_threads
     from reasondistill.models import load_model, load_tokenizer
-    from reasondistill.methods.sft import default_student_spec
+    from reasondistill.train import default_student_spec
     from reasondistill.toyworld import toy_problems, LEVELS
-    from reasondistill.methods.opsd import toy_solutions
-    from reasondistill.methods.atesd import ATESDConfig, atesd_examples, exposure_mismatch, is_monotone, plot_exposure_mismatch
+    from reasondistill.traces import reference_examples
+    from reasondistill.registry import make_config
+    from reasondistill.eval.diagnostics import exposure_mismatch, is_monotone, plot_exposure_mismatch
     from reasondistill.eval.compare import write_benchmark
-    set_threads(a.threads or None)
-    t_start = time.time()
+    _, log = start(a)
+    t_start = a.t_start
     tok = load_tokenizer('toy:student')
     probs = toy_problems(a.problems_per_level, LEVELS, split='train')
     students = [('toy student base (teacher: base)', default_student_spec(), 'base')]
     if Path(a.adapter).exists(): students.append((f'SFT student (teacher: live), {a.adapter}', replace(default_student_spec(), lora=None, adapter=a.adapter), 'live'))
     results, rows = {}, []
     for label, spec, teacher in students:
-        cfg = ATESDConfig(template='short', teacher=teacher, temperature=1.1, top_p=0.95, top_k=20, loss_temperature=1.0)
-        ex = atesd_examples(probs, tok, cfg, toy_solutions(probs))
+        cfg = make_config('atesd', {'self_teacher.template': 'short', 'self_teacher.teacher': teacher})   # OPSD sampling: T 1.1, top-p 0.95, top-k 20
+        ex, _ = reference_examples(probs, tok)
         model, _ = load_model(spec)
         r = exposure_mismatch(model, tok, ex, ratios, cfg, max_new_tokens=a.max_new_tokens)
         results[label] = r

@@ -1,4 +1,4 @@
-"""CurioSFT's first reproduction check (card §7) on the runs of benchmarks/onpolicy_toy.py: does CurioSFT keep the
+"""CurioSFT's first claim checked on the runs of benchmarks/onpolicy_toy.py: does CurioSFT keep the
 student's entropy higher at high-entropy positions than continued SFT, while low-entropy positions stay sharp, and does
 it have a higher pass@k at a similar pass@1?
 
@@ -6,34 +6,35 @@ it have a higher pass@k at a similar pass@1?
     python benchmarks/curiosft_entropy.py --tiny --work /tmp/op --out /tmp/op/ent      # on a --tiny onpolicy_toy run
 
 For every seed with finished `sft` and `curiosft` (and `curiosft-fixed-tau`, when present) runs: per-position entropy of
-each trained student on the completion tokens of the held-out verified teacher traces (`curiosft.entropy_profile`),
+each trained student on the completion tokens of the held-out verified teacher traces (`eval.diagnostics.entropy_profile`),
 split into the top 20% and the rest of the positions as ranked by the seed's shared stage-1 SFT model (the arms'
 common start), so every model is measured on the same positions. Seed-level means, 95% Student-t intervals over
 seeds and seed-paired differences to `sft`; pass@1 and pass@2 from the runs' evaluations. Writes `--out`.md/.json and a
 histogram of seed 0 (`--out`.png).
 """
-import argparse, sys, time
+import sys, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_parser, parse_args, start
 
 ARMS = ('sft', 'curiosft', 'curiosft-fixed-tau')
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--work', default='runs/onpolicy_toy'); ap.add_argument('--out', default='benchmarks/results/curiosft_entropy')
+    ap = bench_parser('curiosft_entropy', __doc__, groups=('run', 'work'), work='runs/onpolicy_toy')
     ap.add_argument('--bench-json', default='benchmarks/results/onpolicy_toy.json', help="onpolicy_toy's JSON record (its config)")
-    ap.add_argument('--max-length', type=int, default=256); ap.add_argument('--threads', type=int, default=0)
-    ap.add_argument('--tiny', action='store_true', help='label the report as a smoke run')
-    a = ap.parse_args()
+    ap.add_argument('--max-length', type=int, default=256)
+    a = parse_args(ap)
     from dataclasses import replace
-    from reasondistill.core import set_threads, read_json
+    from reasondistill.core import read_json
     from reasondistill.models import load_model, load_tokenizer
-    from reasondistill.methods.sft import default_student_spec, sft_examples
+    from reasondistill.train import default_student_spec
+    from reasondistill.traces import sft_examples
     from reasondistill.tracestore import TraceStore
     from reasondistill.toyworld import toy_problems, LEVELS
-    from reasondistill.methods.curiosft import entropy_profile, entropy_split, plot_entropy_profiles
+    from reasondistill.eval.diagnostics import entropy_profile, entropy_split, plot_entropy_profiles
     from reasondistill.eval.compare import _ci, write_benchmark, evaluate_adapter
-    set_threads(a.threads or None)
-    t_start, work = time.time(), Path(a.work)
+    work, log = start(a)
+    t_start = a.t_start
     cfg = read_json(a.bench_json)['config']
     tok = load_tokenizer('toy:student')
     with TraceStore(work / 'traces-heldout', readonly=True) as st:

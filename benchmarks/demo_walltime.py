@@ -6,13 +6,15 @@ and the headline it prints. Writes benchmarks/results/demo.md and demo.json.
 Goal: the demo completes in <= 6 minutes on 2 CPU cores, and the distilled student is >= 20 points
 above the student base at the medium level with a 95% paired bootstrap CI that excludes zero.
 """
-import argparse, json, os, shutil, subprocess, sys, time
+import json, os, shutil, subprocess, sys, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_parser, parse_args
 
 def main():
-    ap = argparse.ArgumentParser(); ap.add_argument('--run-dir', default='runs/demo-bench'); ap.add_argument('--keep', action='store_true')
-    ap.add_argument('--out', default='benchmarks/results/demo')
-    a = ap.parse_args()
+    ap = bench_parser('demo', __doc__, groups=('run',)); ap.add_argument('--run-dir', default='runs/demo-bench')
+    ap.add_argument('--keep', action='store_true', help='resume an existing run folder instead of starting afresh')
+    a = parse_args(ap)
     rd = Path(a.run_dir)
     if rd.exists() and not a.keep: shutil.rmtree(rd)
     load = os.getloadavg()[0]

@@ -10,7 +10,10 @@ inputs exist; time = median wall time of the repetitions after the first (warm-u
 in one invocation, so the ratios stay meaningful on a loaded machine; the absolute times do not.
 Goals: memory ratio <= 0.10 and time ratio <= 1.0. Writes benchmarks/results/kd_memory.{md,json}.
 """
-import argparse, json, os, platform, resource, statistics, subprocess, sys, time
+import json, os, platform, resource, statistics, subprocess, sys, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_parser, parse_args
 from pathlib import Path
 
 DIVS = [('fkl', {}), ('jsd', {'beta': 0.5})]
@@ -63,13 +66,12 @@ def cpu_model():
     return platform.processor()
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = bench_parser('kd_memory', __doc__, groups=('run',), threads=1)
     ap.add_argument('--tokens', type=int, default=1024); ap.add_argument('--hidden', type=int, default=256)
     ap.add_argument('--vocab', type=int, default=151936); ap.add_argument('--chunk', type=int, default=128)
-    ap.add_argument('--threads', type=int, default=1); ap.add_argument('--reps', type=int, default=4)
-    ap.add_argument('--out', default='benchmarks/results/kd_memory')
+    ap.add_argument('--reps', type=int, default=4)
     ap.add_argument('--child', nargs=2, metavar=('VARIANT', 'NAME'))
-    a = ap.parse_args()
+    a = parse_args(ap, tiny=dict(tokens=128, vocab=4096, reps=1))
     if a.child:
         a.variant, a.name = a.child
         return child(a)

@@ -22,33 +22,22 @@ Protocol (resumable: every stage skips what `--work` already holds).
    difference of the held-out KL of kd-fkl-cached against kd-fkl (mean over seeds; goal <= 2%).
 Writes `--out`.json, `--out`.md and `--out`_by_level.png.
 """
-import argparse, os, sys, time
+import os, sys, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_parser, parse_args, start, tiny_note
 
 METHODS = ('sft', 'kd-fkl', 'kd-rkl', 'kd-jsd', 'kd-fkl-cached')
 GOAL_CACHED_KL = 0.02
 
 def parse():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--seeds', type=int, default=3); ap.add_argument('--train-per-level', type=int, default=40)
-    ap.add_argument('--samples', type=int, default=2); ap.add_argument('--heldout-per-level', type=int, default=4)
-    ap.add_argument('--steps', type=int, default=200); ap.add_argument('--batch-size', type=int, default=16)
-    ap.add_argument('--lr', type=float, default=6e-3); ap.add_argument('--temperature', type=float, default=1.0)
-    ap.add_argument('--topk', type=int, default=64); ap.add_argument('--max-length', type=int, default=256)
-    ap.add_argument('--eval-levels', default='2,4,6,8'); ap.add_argument('--eval-per-level', type=int, default=50)
-    ap.add_argument('--eval-samples', type=int, default=2); ap.add_argument('--max-new-tokens', type=int, default=256)
-    ap.add_argument('--methods', default=','.join(METHODS)); ap.add_argument('--threads', type=int, default=0)
-    ap.add_argument('--work', default='runs/kd_toy'); ap.add_argument('--out', default='benchmarks/results/kd_toy')
-    ap.add_argument('--tiny', action='store_true', help='smoke run: a few problems, 2 steps, 1 seed (numbers meaningless)')
-    a = ap.parse_args()
-    if a.tiny:
-        a.seeds, a.train_per_level, a.samples, a.heldout_per_level, a.steps, a.batch_size = 1, 1, 1, 1, 2, 4
-        a.eval_levels, a.eval_per_level, a.eval_samples, a.max_new_tokens, a.topk = '2,4', 2, 1, 96, 16
-    a.eval_levels = tuple(int(x) for x in a.eval_levels.split(','))
-    a.methods = tuple(m for m in a.methods.split(',') if m)
-    unknown = set(a.methods) - set(METHODS)
-    if unknown: ap.error(f'unknown methods {sorted(unknown)}; known: {METHODS}')
-    return a
+    ap = bench_parser('kd_toy', __doc__, METHODS, seeds=3, train_per_level=40, samples=2, heldout_per_level=4, batch_size=16, lr=6e-3,
+                      eval_per_level=50)
+    ap.add_argument('--steps', type=int, default=200, help='optimizer steps of every method')
+    ap.add_argument('--temperature', type=float, default=1.0, help='KD temperature tau')
+    ap.add_argument('--topk', type=int, default=64, help='k of the offline top-k cache')
+    return parse_args(ap, tiny=dict(seeds=1, train_per_level=1, samples=1, heldout_per_level=1, steps=2, batch_size=4,
+                                    eval_levels='2,4', eval_per_level=2, eval_samples=1, max_new_tokens=96, topk=16), known=METHODS)
 
 def data(a, work, log):
     "Teacher traces on training and dev problems -> (train examples, held-out examples, stats)."
@@ -63,30 +52,28 @@ def data(a, work, log):
     return out['train'], out['heldout'], stats
 
 def train(a, method, seed, train_ex, held_ex, work):
-    from reasondistill.train import TrainConfig
-    from reasondistill.methods.sft import SFTRun, train_sft, default_student_spec
-    from reasondistill.methods.kd import KDRun, kd_config_for, train_kd
+    from reasondistill.train import TrainConfig, Run, default_student_spec
+    from reasondistill.methods.sft import SFTConfig, train_sft
+    from reasondistill.methods.kd import train_kd
+    from reasondistill.registry import make_config
     tc = TrainConfig(lr=a.lr, max_steps=a.steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
                      save_steps=max(50, a.steps), seed=seed)
-    out = work / f'seed{seed}' / method
-    if method == 'sft': return train_sft(train_ex, SFTRun(default_student_spec(), tc, str(out)), method='sft')
-    base = method.removesuffix('-cached')
-    kd = kd_config_for(base, temperature=a.temperature, topk=a.topk, fidelity_every=0)
+    out = str(work / f'seed{seed}' / method)
+    if method == 'sft': return train_sft(train_ex, Run(out, default_student_spec()), SFTConfig(tc), method='sft')
+    cfg = make_config(method.removesuffix('-cached'), {'temperature': a.temperature, 'topk': a.topk, 'fidelity.every': 0})
+    cfg.train = tc
     cache = str(work / f'topk-k{a.topk}-t{a.temperature}') if method.endswith('-cached') else None
-    return train_kd(train_ex, KDRun(default_student_spec(), tc, str(out), teacher='toy:teacher', kd=kd, cache=cache),
-                    method=method, heldout=held_ex)
+    return train_kd(train_ex, Run(out, default_student_spec(), teacher='toy:teacher', cache=cache), cfg, method=method, heldout=held_ex)
 
 def main():
     a = parse()
     import torch
-    from reasondistill.core import set_threads, read_json
+    from reasondistill.core import read_json
     from reasondistill.models import load_model, load_tokenizer
     from reasondistill.signals import tokenize_example, collate_tokenized
     from reasondistill.toyworld import toy_problems
-    set_threads(a.threads or None)
-    work, t_start, load0 = Path(a.work), time.time(), os.getloadavg()
-    work.mkdir(parents=True, exist_ok=True)
-    log = lambda m: print(f'[{time.time() - t_start:6.0f}s] {m}', flush=True)
+    work, log = start(a)
+    t_start, load0 = a.t_start, a.load_start
     train_ex, held_ex, data_stats = data(a, work, log)
     teacher, _ = load_model('toy:teacher'); stok = load_tokenizer('toy:student')
     hrows = [tokenize_example(stok, e['prompt'], e['completion'], a.max_length) for e in held_ex]
@@ -123,7 +110,7 @@ def main():
     compare.plot_by_level(agg, path=png, title=f'Toy world: token-level KD vs SFT, {a.seeds} seed(s), 95% t-interval')
     load1 = os.getloadavg()
     train_s = {m: sum(r['train_seconds'] for r in runs if r['method'] == m) / agg[m]['n_seeds'] for m in agg}
-    lines = ['# Token-level KD vs SFT on the toy world' + (' (TINY smoke run: numbers are meaningless)' if a.tiny else ''), '',
+    lines = ['# Token-level KD vs SFT on the toy world' + tiny_note(a), '',
              f"Same budget for every method: {a.steps} steps x {a.batch_size} sequences, lr {a.lr}, QLoRA r = 16 on toy:student; "
              f"KD at tau = {a.temperature}, pure KD (no CE), online teacher (full logits) or a top-{a.topk} cache. Data: "
              f"{len(train_ex)} verified teacher traces ({a.train_per_level} problems per level x {a.samples} samples); "

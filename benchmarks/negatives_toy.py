@@ -10,12 +10,14 @@ and the alpha = 1 collapse check at a high learning rate.
 Protocol (resumable: every stage skips what `--work` already holds).
 1. Data. The shipped toy teacher samples `--samples` traces (T = 1) for `--train-per-level` training problems per level
    (levels 1-8). Positives (verified correct, at most `--per-problem` per problem) are the stage-1 SFT data and the
-   continued-SFT data; `redi.preference_pairs` builds one (chosen, rejected) pair per problem where the teacher was both
+   continued-SFT data; `methods.redi.preference_pairs` builds one (chosen, rejected) pair per problem where the teacher was both
    right and wrong; QCRD reads all samples (self-consistency). `--probe-per-level` dev problems give held-out pairs
    whose per-token chosen / rejected log-probs are probed during every stage-2 run.
 2. Stage 1, per seed: QLoRA student (toy:student, NF4, LoRA r 16) SFT on the positives, `--sft-steps` x `--batch-size`
    at `--lr` (cosine). This adapter is `sft-start`, the start of every stage-2 run.
-3. Stage 2, per seed, `--steps` steps at `--lr2` for every method; a step holds `--batch-size` examples (pairs for
+3. Stage 2, per seed, `--steps` steps at `--lr2` for every method, each trained through the registry exactly as
+   `reasondistill train --method M --set sft_adapter=<sft-start> ...` would (`sft` with the stage-2 callbacks for
+   continued SFT; the two-stage entries of redi, dpo, simpo and qcrd, which skip stage 1); a step holds `--batch-size` examples (pairs for
    REDI/DPO/SimPO, positives for continued SFT, `--batch-size`/2 problems with all their positives/negatives for QCRD):
    `sft-cont` (train_sft on the positives), `redi-a0.5`, `redi-a0.8`, `redi-a1.0`, `dpo` (TRL DPOTrainer, beta 0.1),
    `simpo` (TRL CPOTrainer loss_type='simpo', beta 2, gamma 1), `qcrd` (2 rounds, student negatives at T 1.5).
@@ -27,37 +29,31 @@ Protocol (resumable: every stage skips what `--work` already holds).
    `sft-start` (pass@k: does a method narrow pass@k?), and the probe curves (mean over seeds).
 Writes `--out`.json, `--out`.md, `--out`_by_level.png, `--out`_pass_at_k.png, `--out`_logps.png.
 """
-import argparse, os, platform, sys, time
+import os, platform, sys, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_parser, parse_args, start, tiny_note
 
 STAGE2 = ('sft-cont', 'redi-a0.5', 'redi-a0.8', 'redi-a1.0', 'dpo', 'simpo', 'qcrd', 'redi-a0.8-hi', 'redi-a1.0-hi',
           'qcrd-nodisc', 'qcrd-pos')
 METHODS = ('sft-start',) + STAGE2
 
 def parse(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--seeds', type=int, default=3); ap.add_argument('--train-per-level', type=int, default=40)
-    ap.add_argument('--samples', type=int, default=4); ap.add_argument('--per-problem', type=int, default=2)
-    ap.add_argument('--probe-per-level', type=int, default=4)
-    ap.add_argument('--sft-steps', type=int, default=200); ap.add_argument('--steps', type=int, default=60)
-    ap.add_argument('--batch-size', type=int, default=16); ap.add_argument('--lr', type=float, default=6e-3)
-    ap.add_argument('--lr2', type=float, default=1e-3); ap.add_argument('--lr-high', type=float, default=1e-2)
-    ap.add_argument('--max-length', type=int, default=256); ap.add_argument('--probe-every', type=int, default=5)
-    ap.add_argument('--eval-levels', default='2,4,6,8'); ap.add_argument('--eval-per-level', type=int, default=25)
-    ap.add_argument('--eval-samples', type=int, default=4); ap.add_argument('--max-new-tokens', type=int, default=256)
-    ap.add_argument('--methods', default=','.join(METHODS)); ap.add_argument('--threads', type=int, default=0)
-    ap.add_argument('--work', default='runs/negatives_toy'); ap.add_argument('--out', default='benchmarks/results/negatives_toy')
+    ap = bench_parser('negatives_toy', __doc__, METHODS, groups=('run', 'work', 'seeds', 'methods', 'train', 'eval'),
+                      seeds=3, batch_size=16, lr=6e-3, max_length=256, eval_per_level=25, eval_samples=4)
+    ap.add_argument('--train-per-level', type=int, default=40, help='training problems per level (levels 1-8)')
+    ap.add_argument('--samples', type=int, default=4, help='teacher samples per training problem (T = 1)')
+    ap.add_argument('--per-problem', type=int, default=2, help='positives per problem (stage-1 and continued-SFT data)')
+    ap.add_argument('--probe-per-level', type=int, default=4, help='dev problems per level whose pairs are the held-out probe')
+    ap.add_argument('--sft-steps', type=int, default=200, help='stage-1 SFT steps')
+    ap.add_argument('--steps', type=int, default=60, help='stage-2 steps of every method')
+    ap.add_argument('--lr2', type=float, default=1e-3, help='stage-2 learning rate')
+    ap.add_argument('--lr-high', type=float, default=1e-2, help='stage-2 learning rate of the -hi (collapse check) runs')
+    ap.add_argument('--probe-every', type=int, default=5, help='stage-2 steps between probes')
     ap.add_argument('--note', default='', help='a sentence printed under the report title')
-    ap.add_argument('--tiny', action='store_true', help='smoke run: a few problems, 2 steps, 1 seed (numbers meaningless)')
-    a = ap.parse_args(argv)
-    if a.tiny:
-        a.seeds, a.train_per_level, a.samples, a.probe_per_level, a.sft_steps, a.steps, a.batch_size = 1, 2, 2, 2, 2, 2, 4
-        a.eval_levels, a.eval_per_level, a.eval_samples, a.max_new_tokens, a.probe_every = '2,8', 2, 2, 96, 1
-    a.eval_levels = tuple(int(x) for x in a.eval_levels.split(','))
-    a.methods = tuple(m for m in a.methods.split(',') if m)
-    unknown = set(a.methods) - set(METHODS)
-    if unknown: ap.error(f'unknown methods {sorted(unknown)}; known: {METHODS}')
-    return a
+    return parse_args(ap, argv, tiny=dict(seeds=1, train_per_level=2, samples=2, probe_per_level=2, sft_steps=2, steps=2,
+                                          batch_size=4, eval_levels='2,8', eval_per_level=2, eval_samples=2,
+                                          max_new_tokens=96, probe_every=1), known=METHODS)
 
 def data(a, work, log):
     "Teacher traces on training and probe (dev) problems -> dict(traces, problems, positives, pairs, probe pairs, stats)."
@@ -66,7 +62,7 @@ def data(a, work, log):
     from reasondistill.traces import generate_traces
     from reasondistill.tracestore import TraceStore
     from reasondistill.rollout import SamplingParams
-    from reasondistill.methods.sft import sft_examples
+    from reasondistill.traces import sft_examples
     from reasondistill.methods.redi import preference_pairs
     teacher, ttok = load_model('toy:teacher')
     stok = load_tokenizer('toy:student')
@@ -87,46 +83,56 @@ def data(a, work, log):
     return d
 
 def train_stage1(a, seed, d, work):
-    from reasondistill.train import TrainConfig
-    from reasondistill.methods.sft import SFTRun, train_sft, default_student_spec
-    tc = TrainConfig(lr=a.lr, max_steps=a.sft_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
-                     save_steps=max(50, a.sft_steps), seed=seed)
-    return train_sft(d['positives'], SFTRun(default_student_spec(), tc, str(work / f'seed{seed}' / 'sft-start' / 'train')), method='sft')
+    "`sft-start`: the registry's `sft` on the positives."
+    from reasondistill.train import TrainConfig, Run, default_student_spec
+    from reasondistill.registry import make_config, entry_point
+    cfg = make_config('sft')
+    cfg.train = TrainConfig(lr=a.lr, max_steps=a.sft_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
+                            save_steps=max(50, a.sft_steps), seed=seed)
+    run = Run(str(work / f'seed{seed}' / 'sft-start' / 'train'), default_student_spec())
+    return entry_point('sft')(d['positives'], run, cfg, method='sft')
 
-def train_stage2(a, method, seed, d, start, work):
+def arm(method:str) -> tuple:
+    "(registry method, config overrides) of a stage-2 arm."
+    if method == 'sft-cont': return 'sft', {}
+    if method.startswith('redi'): return 'redi', {'alpha': float(method.split('-a')[1].split('-')[0])}
+    if method in ('dpo', 'simpo'): return method, {}
+    if method == 'qcrd-nodisc': return 'qcrd', {'discriminator': False}                      # every quality weight 1
+    if method == 'qcrd-pos': return 'qcrd', {'discriminator': False, 'w_neg': 0.0, 'n_student': 0}   # no negatives at all
+    if method == 'qcrd': return 'qcrd', {}
+    raise ValueError(method)
+
+def train_stage2(a, method, seed, d, adapter, work):
+    "A stage-2 arm from the `sft-start` adapter, through the registry (the two-stage entries skip stage 1: `sft_adapter`)."
+    from reasondistill.train import TrainConfig, Run, default_student_spec
+    from reasondistill.models import ModelSpec, load_tokenizer
+    from reasondistill.traces import LabelledTraces
+    from reasondistill.registry import make_config, entry_point
     from dataclasses import replace
-    from reasondistill.train import TrainConfig
-    from reasondistill.models import ModelSpec
-    from reasondistill.methods.sft import SFTRun, train_sft
-    from reasondistill.methods.redi import REDIConfig, REDIRun, train_redi, stage2_callbacks
-    from reasondistill.methods.prefs import PrefConfig, QCRDConfig, train_preference, train_qcrd
-    from reasondistill.models import load_tokenizer
+    from reasondistill.methods.redi import stage2_callbacks, stage2_adapter_dtype
     lr = a.lr_high if method.endswith('-hi') else a.lr2
     tc = TrainConfig(lr=lr, max_steps=a.steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=1,
                      save_steps=max(50, a.steps), seed=seed)
-    spec = ModelSpec('toy:student', quant='4bit', adapter=start)
     out = str(work / f'seed{seed}' / method / 'train')
-    pairs, probe = d['train']['pairs'], d['probe']['pairs']
-    if method == 'sft-cont':
+    name, sets = arm(method)
+    probe = d['probe']['pairs']
+    if name == 'sft':                              # continued SFT from the stage-1 adapter, with the stage-2 callbacks
+        cfg = make_config('sft'); cfg.train = replace(tc, adapter_dtype=stage2_adapter_dtype(tc))   # fp32, as every stage-2 arm
         cbs = stage2_callbacks(load_tokenizer('toy:student'), probe, a.probe_every, a.max_length)
-        return train_sft(d['positives'], SFTRun(spec, tc, out), method=method, callbacks=cbs)
-    if method.startswith('redi'):
-        alpha = float(method.split('-a')[1].split('-')[0])
-        cfg = REDIConfig(alpha=alpha, probe_every=a.probe_every)
-        return train_redi(pairs, REDIRun(spec, tc, out, cfg), method=method, probe=probe)
-    if method in ('dpo', 'simpo'):
-        return train_preference(pairs, spec, tc, out, PrefConfig(loss=method, probe_every=a.probe_every), method=method, probe=probe)
-    if method.startswith('qcrd'):   # qcrd-nodisc: all quality weights 1; qcrd-pos: no negatives at all (positives term only)
-        ablate = dict(discriminator=False) if method == 'qcrd-nodisc' else \
-                 dict(discriminator=False, w_neg=0.0, n_student=0) if method == 'qcrd-pos' else {}
-        cfg = QCRDConfig(probe_every=a.probe_every, max_new_tokens=a.max_new_tokens, **ablate)
-        return train_qcrd(d['train']['traces'], d['train']['problems'], spec, tc, out, cfg, method=method, probe=probe)
-    raise ValueError(method)
+        return entry_point('sft')(d['positives'], Run(out, ModelSpec('toy:student', quant='4bit', adapter=adapter)), cfg,
+                                  method=method, callbacks=cbs)
+    sets = {**sets, 'probe_every': a.probe_every, 'sft_adapter': adapter, 'lr': lr, 'max_steps': a.steps}
+    if name == 'qcrd': sets['max_new_tokens'] = a.max_new_tokens
+    cfg = make_config(name, sets)
+    cfg.train = tc                                 # stage 2 runs on these, with `lr` and `max_steps` as above
+    data = LabelledTraces(d['train']['problems'], d['train']['traces'])
+    return entry_point(name)(data, Run(out, default_student_spec()), cfg, method=method, probe=probe)['stage2']
 
 def curves_of(run_dir):
     "Probe and training curves of one stage-2 run (QCRD: its rounds concatenated)."
     from reasondistill.methods.redi import log_curves
     run_dir = Path(run_dir)
+    if (run_dir / 'stage2').exists(): run_dir = run_dir / 'stage2'        # the two-stage methods' stage-2 run
     if (run_dir / 'train_log.json').exists(): return log_curves(run_dir)
     out, off = {}, 0
     for r in sorted(run_dir.glob('round*'), key=lambda p: int(p.name[5:])):
@@ -137,29 +143,22 @@ def curves_of(run_dir):
 
 def main(argv=None):
     a = parse(argv)
-    import torch
-    from reasondistill.core import set_threads, read_json, write_json, library_versions, git_revision, package_dir
+    from reasondistill.core import read_json
     from reasondistill.toyworld import toy_problems
-    from reasondistill.eval.compare import (evaluate_adapter, save_result, aggregate_results, paired_differences,
-                                       results_markdown, plot_by_level, plot_pass_curves, format_ci)
-    set_threads(a.threads or None)
-    work, t_start, load0 = Path(a.work), time.time(), os.getloadavg()
-    work.mkdir(parents=True, exist_ok=True)
-    log = lambda m: print(f'[{time.time() - t_start:6.0f}s] {m}', flush=True)
+    from reasondistill.eval.compare import evaluate_adapter, save_result
+    work, log = start(a)
     d = data(a, work, log)
     test_probs = toy_problems(a.eval_per_level, a.eval_levels, split='test')
     ks = tuple(k for k in (1, 2, 4, 8, 16, 32) if k <= a.eval_samples)
     runs = []
     for seed in range(a.seeds):
-        start = None
         for method in a.methods:
             mdir = work / f'seed{seed}' / method
             rfile = mdir / 'result.json'
             if rfile.exists(): runs.append(read_json(rfile)); continue
             t0 = time.perf_counter()
             s1 = train_stage1(a, seed, d, work)
-            start = s1['final']
-            summ = s1 if method == 'sft-start' else train_stage2(a, method, seed, d, start, work)
+            summ = s1 if method == 'sft-start' else train_stage2(a, method, seed, d, s1['final'], work)
             t_train = time.perf_counter() - t0 if method != 'sft-start' else s1.get('seconds', 0.0)
             t0 = time.perf_counter()
             ev = evaluate_adapter(summ['final'], test_probs, mdir / 'eval', n_samples=a.eval_samples, ks=ks,
@@ -173,7 +172,7 @@ def main(argv=None):
             log(f"seed {seed} {method:13} acc {100 * r['accuracy']:5.1f}%  pass@{ks[-1]} {100 * ev['pass_at_k'][str(ks[-1])] if str(ks[-1]) in ev['pass_at_k'] else 100 * ev['pass_at_k'][ks[-1]]:5.1f}%  "
                 f"probe logp chosen {pc[0][1]:.3f}->{pc[-1][1]:.3f} rejected {pr[0][1]:.3f}->{pr[-1][1]:.3f}  "
                 f"(train {t_train:.0f}s, eval {r['eval_seconds']:.0f}s)")
-    report(a, runs, d, ks, t_start, load0)
+    report(a, runs, d, ks, a.t_start, a.load_start)
     return 0
 
 def _mean_curve(runs, method, key):
@@ -224,7 +223,7 @@ def report(a, runs, d, ks, t_start, load0):
     load1 = os.getloadavg()
     tr, pr = d['train'], d['probe']
     lines = ['# Learning from wrong teacher traces on the toy world: REDI vs continued SFT, DPO, SimPO, QCRD' +
-             (' (TINY smoke run: numbers are meaningless)' if a.tiny else ''), '', *([a.note, ''] if a.note else []),
+             tiny_note(a), '', *([a.note, ''] if a.note else []),
              f"Data: the toy teacher sampled {a.samples} traces (T = 1) for each of {len(tr['problems'])} training problems "
              f"({a.train_per_level} per level, levels 1-8): {sum(t.verdict == 'correct' for t in tr['traces'])} correct of "
              f"{len(tr['traces'])}. Positives (<= {a.per_problem} per problem): {d['positive_stats']['kept']}. Pairs (one negative "
@@ -255,7 +254,7 @@ def report(a, runs, d, ks, t_start, load0):
     lines += ['', f"Wall time {time.time() - t_start:.0f} s; load average at start {load0[0]:.2f}, at end {load1[0]:.2f}; "
               f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads. Plots: `{out.name}_by_level.png`, "
               f"`{out.name}_pass_at_k.png`, `{out.name}_logps.png`.", '']
-    res = dict(config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a).items()},
+    res = dict(config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a).items() if k not in ('t_start', 'load_start')},
                data=dict(pair_stats=tr['pair_stats'], probe_pair_stats=pr['pair_stats'], positive_stats=d['positive_stats']),
                aggregate=agg, diffs_vs=dict(baseline=base, accuracy=diffs), pass_at_k_vs_sft_start=start_diffs,
                probe_curves=curves_summary, norms=norms, runs=runs, wall_seconds=time.time() - t_start,

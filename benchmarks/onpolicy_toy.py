@@ -32,37 +32,27 @@ after a first call has made the data; a last call without it aggregates).
 5. Aggregation over seeds: mean and 95% Student-t interval; seed-paired difference to `sft` (continued SFT).
 Writes `--out`.json, `--out`.md, `--out`_by_level.png and `--out`_curves.png.
 """
-import argparse, math, os, sys, time
+import math, os, sys, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_parser, parse_args, start, tiny_note
 
 MAIN = ('sft', 'kd', 'gkd', 'opd', 'kepo', 'opsd', 'atesd', 'tsd-kd', 'curiosft')
 ABLATIONS = ('gkd-onpolicy', 'gkd-b0.9', 'kepo-all', 'kepo-steps', 'atesd-random', 'atesd-a0', 'atesd-a0.5', 'tsd-kd-released', 'curiosft-fixed-tau')
 ARMS = MAIN + ABLATIONS
 
 def parse():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--seeds', type=int, default=3); ap.add_argument('--only-seeds', default='')
-    ap.add_argument('--train-per-level', type=int, default=20); ap.add_argument('--samples', type=int, default=2)
-    ap.add_argument('--heldout-per-level', type=int, default=4)
-    ap.add_argument('--token-budget', type=int, default=48_000); ap.add_argument('--batch-size', type=int, default=8)
-    ap.add_argument('--max-steps-factor', type=float, default=6.0); ap.add_argument('--lr', type=float, default=3e-3)
+    ap = bench_parser('onpolicy_toy', __doc__, MAIN, seeds=3, train_per_level=20, samples=2, heldout_per_level=4, batch_size=8, lr=3e-3,
+                      eval_levels='1,2,3,4', eval_per_level=25)
+    ap.add_argument('--only-seeds', default='', help='run only these seeds (a shard; the aggregating call writes the results)')
+    ap.add_argument('--token-budget', type=int, default=48_000, help='completion tokens per run (stage 1 + stage 2)')
+    ap.add_argument('--max-steps-factor', type=float, default=6.0, help="on-policy arms' step cap, as a multiple of the offline arms' steps")
     ap.add_argument('--stage2-lr', type=float, default=None, help='learning rate of the stage-2 arms (default: --lr); a sensitivity check')
     ap.add_argument('--kd-method', default='kd-rkl', help='the offline KD arm (the best of benchmarks/kd_toy.py)')
-    ap.add_argument('--max-length', type=int, default=256); ap.add_argument('--rollout-tokens', type=int, default=192)
-    ap.add_argument('--eval-levels', default='1,2,3,4'); ap.add_argument('--eval-per-level', type=int, default=25)
-    ap.add_argument('--eval-samples', type=int, default=2); ap.add_argument('--max-new-tokens', type=int, default=256)
-    ap.add_argument('--methods', default=','.join(MAIN)); ap.add_argument('--threads', type=int, default=0)
-    ap.add_argument('--work', default='runs/onpolicy_toy'); ap.add_argument('--out', default='benchmarks/results/onpolicy_toy')
-    ap.add_argument('--tiny', action='store_true', help='smoke run: a few problems, a tiny budget, 1 seed (numbers meaningless)')
-    a = ap.parse_args()
-    if a.tiny:
-        a.seeds, a.train_per_level, a.samples, a.heldout_per_level, a.batch_size, a.token_budget = 1, 1, 1, 1, 4, 600
-        a.eval_levels, a.eval_per_level, a.eval_samples, a.max_new_tokens, a.rollout_tokens = '2,4', 2, 1, 96, 32
-    a.eval_levels = tuple(int(x) for x in a.eval_levels.split(','))
-    a.methods = tuple(m for m in a.methods.split(',') if m)
+    ap.add_argument('--rollout-tokens', type=int, default=192, help='rollout length cap')
+    a = parse_args(ap, tiny=dict(seeds=1, train_per_level=1, samples=1, heldout_per_level=1, batch_size=4, token_budget=600,
+                                 eval_levels='2,4', eval_per_level=2, eval_samples=1, max_new_tokens=96, rollout_tokens=32), known=ARMS)
     a.run_seeds = tuple(int(s) for s in a.only_seeds.split(',') if s) or tuple(range(a.seeds))
-    unknown = set(a.methods) - set(ARMS)
-    if unknown: ap.error(f'unknown methods {sorted(unknown)}; known: {ARMS}')
     return a
 
 def data(a, work, log):
@@ -96,80 +86,75 @@ def _step_saver(steps, out):
     return StepSaver()
 
 def stage1(a, seed, train_ex, half_steps, work):
-    from reasondistill.train import TrainConfig
-    from reasondistill.methods.sft import SFTRun, train_sft, default_student_spec
+    from reasondistill.train import TrainConfig, Run, default_student_spec
+    from reasondistill.methods.sft import SFTConfig, train_sft
     tc = TrainConfig(lr=a.lr, max_steps=half_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
                      save_steps=10 ** 6, seed=seed, scheduler='constant_with_warmup')
-    return train_sft(train_ex, SFTRun(default_student_spec(), tc, str(work / f'seed{seed}' / 'stage1-sft')), method='sft')
+    return train_sft(train_ex, Run(str(work / f'seed{seed}' / 'stage1-sft'), default_student_spec()), SFTConfig(tc), method='sft')
+
+def _references(probs, train_ex):
+    "Reference examples of the problems that have a verified teacher trace (the first one is the reference)."
+    from reasondistill.models import load_tokenizer, render_prompt
+    tok, sols = load_tokenizer('toy:student'), {}
+    for e in train_ex: sols.setdefault(e['problem_id'], e['completion'])
+    return [dict(prompt=render_prompt(tok, p.question), completion='', question=p.question, answer=p.answer, reference=sols[p.id],
+                 problem_id=p.id, level=p.meta.get('level'), source=p.meta.get('source')) for p in probs if p.id in sols]
 
 def stage2(a, method, seed, start, train_ex, held_ex, probs, half_steps, half_tokens, work):
     "Train one arm from the stage-1 adapter on B/2 tokens; returns (summary, {stage-2 tokens: adapter dir} of the mid point)."
     from dataclasses import replace
-    from reasondistill.train import TrainConfig
-    from reasondistill.methods.sft import SFTRun, train_sft, default_student_spec
-    from reasondistill.methods.kd import KDRun, kd_config_for, train_kd
-    from reasondistill.models import load_tokenizer
-    from reasondistill.methods.onpolicy import OnPolicyRun, onpolicy_config_for, train_onpolicy
-    from reasondistill.methods.opsd import OPSDRun, opsd_config_for, opsd_examples, train_opsd
+    from reasondistill.train import TrainConfig, Run, default_student_spec
+    from reasondistill.registry import make_config, entry_point
+    from reasondistill.methods.sft import SFTConfig, train_sft
+    from reasondistill.methods.kd import train_kd
     tc = TrainConfig(lr=a.stage2_lr or a.lr, max_steps=half_steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
                      save_steps=10 ** 6, seed=seed, scheduler='constant_with_warmup')
     on_tc = replace(tc, max_steps=max(1, math.ceil(half_steps * a.max_steps_factor)))
     out = work / f'seed{seed}' / method
     spec = replace(default_student_spec(), lora=None, adapter=start)
     mid = half_tokens // 2
-    common = dict(token_budget=half_tokens, max_new_tokens=a.rollout_tokens, fidelity_every=0, save_at_tokens=(mid,))
+    budget = {'budget.tokens': half_tokens, 'budget.save_at': [mid]}
+    common = {**budget, 'rollout.max_new_tokens': a.rollout_tokens, 'fidelity.every': 0}
+    def cfg_of(name, overrides, train):
+        c = make_config(name, overrides); c.train = train; return c
     if method in ('sft', 'kd'):
         cbs = [_step_saver({max(1, half_steps // 2): mid}, out)]
-        if method == 'sft': s = train_sft(train_ex, SFTRun(spec, tc, str(out)), method='sft', callbacks=cbs)
-        else: s = train_kd(train_ex, KDRun(spec, tc, str(out), teacher='toy:teacher', kd=kd_config_for(a.kd_method, fidelity_every=0)),
+        if method == 'sft': s = train_sft(train_ex, Run(str(out), spec), SFTConfig(tc), method='sft', callbacks=cbs)
+        else: s = train_kd(train_ex, Run(str(out), spec, teacher='toy:teacher'), cfg_of(a.kd_method, {'fidelity.every': 0}, tc),
                            method=a.kd_method, heldout=held_ex, callbacks=cbs)
         return s, out / f'tokens-{mid}'
     if method in ('gkd', 'gkd-onpolicy', 'gkd-b0.9', 'opd', 'kepo', 'kepo-all', 'kepo-steps'):
         name = 'kepo-gate' if method.startswith('kepo') else 'gkd-onpolicy' if method == 'gkd-b0.9' else method
         ex = train_ex if method == 'gkd' else _prompts(train_ex)
-        extra = {'gate_norm': 'all'} if method == 'kepo-all' else dict(beta=0.9, temperature=1.0) if method == 'gkd-b0.9' else {}
-        op = onpolicy_config_for(name, **common, **extra)     # gkd-b0.9: TSD-KD's GKD baseline (beta 0.9, T = 1, lambda 1)
-        if method == 'kepo-steps': op, run_tc = replace(op, token_budget=0), tc   # equal steps/rollouts, not equal trained tokens
-        else: run_tc = on_tc
-        s = train_onpolicy(ex, OnPolicyRun(spec, run_tc, str(out), teacher='toy:teacher', op=op),
-                           method=method, heldout=held_ex if method == 'gkd' else None)
+        extra = {'gate.norm': 'all'} if method == 'kepo-all' else {'loss.beta': 0.9, 'rollout.temperature': 1.0} if method == 'gkd-b0.9' else {}
+        if method == 'kepo-steps': cfg = cfg_of(name, {**common, **extra, 'budget.tokens': 0}, tc)   # equal steps/rollouts, not equal trained tokens
+        else: cfg = cfg_of(name, {**common, **extra}, on_tc)   # gkd-b0.9: TSD-KD's GKD baseline (beta 0.9, T = 1, lambda 1)
+        s = entry_point(name)(ex, Run(str(out), spec, teacher='toy:teacher'), cfg, method=method, heldout=held_ex if method == 'gkd' else None)
         return s, out / f'tokens-{mid}'
     if method.startswith('tsd-kd'):
-        from reasondistill.methods.tsdkd import tsdkd_config_for
-        s = train_onpolicy(_prompts(train_ex), OnPolicyRun(spec, on_tc, str(out), teacher='toy:teacher', op=tsdkd_config_for(method, **common)),
-                           method=method)
+        s = entry_point(method)(_prompts(train_ex), Run(str(out), spec, teacher='toy:teacher'), cfg_of(method, common, on_tc), method=method)
         return s, out / f'tokens-{mid}'
     if method.startswith('curiosft'):
-        from reasondistill.methods.curiosft import CurioRun, curio_config_for, train_curiosft
-        s = train_curiosft(train_ex, CurioRun(spec, on_tc, str(out), curio_config_for(method, **common)), method=method)
+        s = entry_point(method)(train_ex, Run(str(out), spec), cfg_of(method, budget, on_tc), method=method)
         return s, out / f'tokens-{mid}'
     # opsd / atesd: the live student (the stage-1 SFT model as it trains) is the self-teacher, shown a verified trace
-    sols = {}
-    for e in train_ex: sols.setdefault(e['problem_id'], e['completion'])
-    ps = [p for p in probs if p.id in sols]
-    c = {k: v for k, v in common.items() if k != 'fidelity_every'}
-    if method == 'opsd':
-        cfg = opsd_config_for('opsd', template='short', teacher='live', **c)
-        s = train_opsd(opsd_examples(ps, load_tokenizer('toy:student'), cfg, sols), OPSDRun(spec, on_tc, str(out), cfg), method='opsd')
-        return s, out / f'tokens-{mid}'
-    from reasondistill.methods.atesd import atesd_config_for, atesd_examples, train_atesd
-    if method.startswith('atesd-a'): cfg = atesd_config_for('atesd-fixed', reveal=float(method[len('atesd-a'):]), template='short', teacher='live', **c)
-    else: cfg = atesd_config_for(method, template='short', teacher='live', **c)
-    s = train_atesd(atesd_examples(ps, load_tokenizer('toy:student'), cfg, sols), OPSDRun(spec, on_tc, str(out), cfg), method=method)
+    refs = _references(probs, train_ex)
+    c = {k: v for k, v in common.items() if k != 'fidelity.every'} | {'self_teacher.template': 'short', 'self_teacher.teacher': 'live'}
+    if method.startswith('atesd-a'): name, c = 'atesd-fixed', {**c, 'exposure.reveal': float(method[len('atesd-a'):])}
+    else: name = method
+    s = entry_point(name)(refs, Run(str(out), spec), cfg_of(name, c, on_tc), method=method)
     return s, out / f'tokens-{mid}'
 
 def main():
     a = parse()
     import torch
-    from reasondistill.core import set_threads, read_json
+    from reasondistill.core import read_json
     from reasondistill.models import load_model, load_tokenizer
     from reasondistill.signals import tokenize_example, collate_tokenized, ModelTeacher
     from reasondistill.toyworld import toy_problems
     from reasondistill.eval import compare
-    set_threads(a.threads or None)
-    work, t_start, load0 = Path(a.work), time.time(), os.getloadavg()
-    work.mkdir(parents=True, exist_ok=True)
-    log = lambda m: print(f'[{time.time() - t_start:6.0f}s] {m}', flush=True)
+    work, log = start(a)
+    t_start, load0 = a.t_start, a.load_start
     train_ex, held_ex, probs, data_stats = data(a, work, log)
     stok = load_tokenizer('toy:student')
     rows = [tokenize_example(stok, e['prompt'], e['completion'], a.max_length) for e in train_ex]
@@ -205,7 +190,7 @@ def main():
             t0 = time.perf_counter()
             ev = evaluate(summ['final'], rdir / 'eval', method, fid=True)
             ro = summ.get('rollouts') or {}
-            tokens = ro.get('loss_tokens', summ['global_step'] * a.batch_size * mean_tok)
+            tokens = summ['global_step'] * a.batch_size * mean_tok if method in ('sft', 'kd') else summ['loss_tokens']   # offline: an estimate
             mid = evaluate(str(mid_dir), rdir / 'eval-mid', method + '@mid') if mid_dir.exists() else None
             curve = [dict(point='base', tokens=0, accuracy=base['accuracy']), dict(point='stage1', tokens=stage1_tokens, accuracy=ev1['accuracy'])]
             if mid: curve.append(dict(point='mid', tokens=stage1_tokens + half_tokens // 2, accuracy=mid['accuracy']))
@@ -228,7 +213,7 @@ def main():
     compare.plot_token_curves(runs, [m for m in MAIN if m in a.methods], path=cpng,
                               title='Toy world: accuracy vs training tokens (stage-1 SFT shared, arms from B/2)')
     load1 = os.getloadavg()
-    lines = ['# On-policy and self-distillation vs SFT and offline KD on the toy world' + (' (TINY smoke run: numbers are meaningless)' if a.tiny else ''), '',
+    lines = ['# On-policy and self-distillation vs SFT and offline KD on the toy world' + tiny_note(a), '',
              f"Equal training-token budget B = {a.token_budget} completion tokens per run. Stage 1 (shared by the arms of a seed): "
              f"SFT on B/2 ({half_steps} steps x {a.batch_size} sequences of {mean_tok:.1f} tokens on average). Stage 2, every arm from "
              f"that adapter on B/2 more: offline arms {half_steps} steps; on-policy arms until {half_tokens} trained tokens (at most "

@@ -7,13 +7,13 @@ against plain verified teacher traces — data side always, model side (SFT on e
 
 Protocol (resumable: every stage skips what `--work` already holds).
 1. Teacher traces. `--train-per-level` training problems per level (levels 1-8); the shipped teacher samples
-   `--samples` traces per problem at T = 0.6 and at T = 1.0 (`selection.schedule_traces`, verified, teacher log-probs
+   `--samples` traces per problem at T = 0.6 and at T = 1.0 (`dasd.schedule_traces`, verified, teacher log-probs
    recorded). Plain SFT data = the verified T = 1.0 traces (the demo's recipe).
 2. Cold start. The student base answers toy questions without reasoning (its chat behaviour is answer-only), so
-   RSD's acceptor and Gen-SSD's scorer are also run as a *cold-started* student (card §2: Gen-SSD needs one; RSD's
+   RSD's acceptor and Gen-SSD's scorer are also run as a *cold-started* student (the Gen-SSD paper asks for one; RSD's
    paper student is a reasoning model): QLoRA SFT of toy:student on one verified T = 1.0 trace for each of the first
    `--coldstart-per-level` problems per level, `--coldstart-steps` steps.
-3. Recipes. `rsd-base` (acceptor = student base, the card's setting) and `rsd` (acceptor = cold-started student):
+3. Recipes. `rsd-base` (acceptor = student base, the paper's setting) and `rsd` (acceptor = cold-started student):
    `--rsd-samples` RSD traces per problem (p_th `--rsd-threshold`, top-20 pools, 5 trials, T = 0.7), filter: fallback
    <= 50%, verified, shortest kept. `gen-ssd`: scorer = cold-started student, K = `--gen-k`, one line per chunk, tau =
    90th percentile of the scorer's chunk PPL on plain verified traces, 2 attempts. `dasd`: DAS selection (teacher-
@@ -21,7 +21,7 @@ Protocol (resumable: every stage skips what `--work` already holds).
    T = 1.0 (stage 2); `dasd-random`: random selection of the same size. `deepdistill`: pass rate / CV over the
    `--samples` T = 1.0 samples, stage I (every passing response of the unstable problems).
 4. Data-side measurements, per recipe: traces generated, traces kept, yield (problems with a kept trace), mean kept
-   length, share of completion tokens with p < 1% under the student base (the card's statistic; also over all
+   length, share of completion tokens with p < 1% under the student base (the RSD paper's statistic; also over all
    generated traces), mean per-trace student PPL, RSD fallback rate, Gen-SSD teacher tokens and prune rate.
 5. Model side (unless `--data-only`): from each seed, a QLoRA student (toy:student, NF4, LoRA r = 16) is trained on
    each recipe's examples with the same budget (`--steps` steps of `--batch-size`, lr `--lr`; DASD splits them over
@@ -41,47 +41,76 @@ Protocol (resumable: every stage skips what `--work` already holds).
    `rsd-foreign` (A on B's RSD traces), `other-rsd` (B on its own), `other-rsd-foreign` (B on A's, i.e. `rsd`) and
    `other-sft` (B on plain traces). Student-specific traces means rsd > rsd-foreign for A and other-rsd >
    other-rsd-foreign for B.
+Every arm trains through the registry (`registry.make_config` + `registry.entry_point`, the path of `reasondistill
+train --method NAME`): `rsd`, `rsd-base`, `gen-ssd`, `dasd`, `dasd-random` and `deepdistill` run their method's entry
+on the data side's trace stores (`traces=...`, seed 0, so nothing is sampled again), the other arms `sft` on a kept set.
 Writes `--out`.json, `--out`.md and `--out`_data.png (and `--out`_by_level.png with the model side).
 """
-import argparse, os, sys, time
+import os, sys, time
 from pathlib import Path
+from common import bench_parser, parse_args, start, tiny_note
 
 METHODS = ('sft', 'rsd', 'rsd-base', 'gen-ssd', 'dasd', 'dasd-random', 'dasd-mixed', 'deepdistill')
 OPTIONAL = ('dasd-random', 'dasd-mixed')     # run only when named in --methods
 
 def parse(argv=None):
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--seeds', type=int, default=3); ap.add_argument('--train-per-level', type=int, default=20)
-    ap.add_argument('--samples', type=int, default=4); ap.add_argument('--rsd-samples', type=int, default=16)
-    ap.add_argument('--rsd-threshold', type=float, default=0.01); ap.add_argument('--gen-k', type=int, default=4)
-    ap.add_argument('--coldstart-per-level', type=int, default=8); ap.add_argument('--coldstart-steps', type=int, default=60)
-    ap.add_argument('--steps', type=int, default=200); ap.add_argument('--batch-size', type=int, default=16)
-    ap.add_argument('--lr', type=float, default=6e-3); ap.add_argument('--max-length', type=int, default=256)
-    ap.add_argument('--eval-levels', default='2,4,6,8'); ap.add_argument('--eval-per-level', type=int, default=50)
-    ap.add_argument('--eval-samples', type=int, default=2); ap.add_argument('--max-new-tokens', type=int, default=256)
-    ap.add_argument('--methods', default=','.join(m for m in METHODS if m not in OPTIONAL))
-    ap.add_argument('--mixed-steps', type=int, default=50); ap.add_argument('--mixed-triggers', default='truncated,wrong')
+    ap = bench_parser('recipes_toy', __doc__, [m for m in METHODS if m not in OPTIONAL],
+                      groups=('run', 'work', 'seeds', 'methods', 'train', 'eval'), seeds=3, batch_size=16, lr=6e-3,
+                      max_length=256, eval_levels='2,4,6,8', eval_per_level=50, eval_samples=2, max_new_tokens=256)
+    ap.add_argument('--train-per-level', type=int, default=20, help='training problems per level (levels 1-8)')
+    ap.add_argument('--samples', type=int, default=4, help='teacher samples per problem at each temperature (T = 0.6 and 1.0)')
+    ap.add_argument('--rsd-samples', type=int, default=16, help='RSD traces per problem')
+    ap.add_argument('--rsd-threshold', type=float, default=0.01, help="RSD's acceptance threshold p_th")
+    ap.add_argument('--gen-k', type=int, default=4, help='Gen-SSD teacher candidates per chunk')
+    ap.add_argument('--coldstart-per-level', type=int, default=8, help='cold start: problems per level with one verified trace each')
+    ap.add_argument('--coldstart-steps', type=int, default=60, help='cold start: SFT steps')
+    ap.add_argument('--steps', type=int, default=200, help='optimizer steps of every method (DASD: split over its two stages)')
+    ap.add_argument('--mixed-steps', type=int, default=50, help="dasd-mixed: steps of DASD's mixed-policy stage")
+    ap.add_argument('--mixed-triggers', default='truncated,wrong', help='dasd-mixed: student responses the teacher continues')
     ap.add_argument('--other-student', default=None, help="RSD student-specific check: 'build' or a second student base folder (same tokenizer)")
-    ap.add_argument('--other-student-steps', type=int, default=1000)
+    ap.add_argument('--other-student-steps', type=int, default=1000, help="steps of the second student base ('build')")
     ap.add_argument('--data-only', action='store_true', help='data side only (no training)')
-    ap.add_argument('--threads', type=int, default=0)
-    ap.add_argument('--work', default='runs/recipes_toy'); ap.add_argument('--out', default='benchmarks/results/recipes_toy')
-    ap.add_argument('--tiny', action='store_true', help='smoke run: a few problems, 2 steps, 1 seed (numbers meaningless)')
-    a = ap.parse_args(argv)
-    if a.tiny:
-        a.seeds, a.train_per_level, a.samples, a.rsd_samples, a.coldstart_per_level, a.coldstart_steps = 1, 1, 2, 2, 1, 2
-        a.steps, a.batch_size, a.eval_levels, a.eval_per_level, a.eval_samples, a.max_new_tokens = 2, 4, '2,4', 1, 1, 96
-        a.other_student_steps, a.mixed_steps = 2, 2
-    a.eval_levels = tuple(int(x) for x in a.eval_levels.split(','))
-    a.methods = tuple(m for m in a.methods.split(',') if m)
-    unknown = set(a.methods) - set(METHODS)
-    if unknown: ap.error(f'unknown methods {sorted(unknown)}; known: {METHODS}')
-    return a
+    return parse_args(ap, argv, known=METHODS, tiny=dict(
+        seeds=1, train_per_level=1, samples=2, rsd_samples=2, coldstart_per_level=1, coldstart_steps=2, steps=2, batch_size=4,
+        eval_levels='2,4', eval_per_level=1, eval_samples=1, max_new_tokens=96, other_student_steps=2, mixed_steps=2))
 
 def _tc(a, steps, seed):
     from reasondistill.train import TrainConfig
     return TrainConfig(lr=a.lr, max_steps=max(1, steps), batch_size=a.batch_size, max_length=a.max_length, logging_steps=10,
                        save_steps=max(50, steps), seed=seed)
+
+# every arm trains through the registry, as `reasondistill train --method NAME` does: make_config + entry_point
+def rsd_settings(a, adapter=None, work=None, name='rsd'):
+    "The `rsd` config of the benchmark (the data side's traces: seed 0, store WORK/NAME)."
+    over = {'threshold': a.rsd_threshold, 'n_samples': a.rsd_samples, 'max_new_tokens': a.max_new_tokens, 'seed': 0}
+    return {**over, 'student_adapter': adapter, 'traces': str(work / name)} if work is not None else over
+
+def gen_ssd_settings(a, tau, adapter=None, work=None):
+    "The `gen-ssd` config of the benchmark (tau calibrated on the data side, seed 0, store WORK/gen-ssd)."
+    over = {'k': a.gen_k, 'tau': tau, 'max_new_tokens': a.max_new_tokens, 'seed': 0}
+    return {**over, 'student_adapter': adapter, 'traces': str(work / 'gen-ssd')} if work is not None else over
+
+def dasd_settings(a, work):
+    "The `dasd` config of the benchmark (the data side's teacher stores WORK/teacher/T0.6 and T1.0, seed 0)."
+    return {'n_samples': a.samples, 'max_new_tokens': a.max_new_tokens, 'seed': 0, 'traces': str(work / 'teacher')}
+
+def sft_cfg(a, steps, seed):
+    from reasondistill.registry import make_config
+    cfg = make_config('sft'); cfg.train = _tc(a, steps, seed)
+    return cfg
+
+def method_cfg(a, name, over, steps, seed):
+    "The config of method `name` with the benchmark's settings `over` and training budget."
+    from reasondistill.registry import make_config
+    cfg = make_config(name, over); cfg.train = _tc(a, steps, seed)
+    return cfg
+
+def train_arm(name, data, out, cfg, student='toy:student', student_spec=None, method=None):
+    "Train registry method `name` on `data` into `out` (QLoRA student, toy teacher): its summary."
+    from reasondistill.registry import entry_point
+    from reasondistill.train import Run, default_student_spec
+    run = Run(str(out), student_spec or default_student_spec(student), teacher='toy:teacher')
+    return entry_point(name)(data, run, cfg, method=method or name)
 
 def data(a, work, log):
     "Every recipe's traces and selections; returns ({recipe: kept traces or stage dict}, data-side stats)."
@@ -90,8 +119,9 @@ def data(a, work, log):
     from reasondistill.models import load_model, load_tokenizer, ModelSpec, render_prompt
     from reasondistill.toyworld import toy_problems, LEVELS
     from reasondistill.tracestore import TraceStore
-    from reasondistill.methods.sft import sft_examples, SFTRun, train_sft, default_student_spec
-    from reasondistill.methods import recipes as R, selection as S
+    from reasondistill.traces import sft_examples
+    from reasondistill.registry import make_config
+    from reasondistill.methods import rsd as R, gen_ssd as G, dasd as S, deepdistill as D
     probs = toy_problems(a.train_per_level, LEVELS, split='train')
     teacher, tok = load_model('toy:teacher'); base, _ = load_model('toy:student')
     stok = load_tokenizer('toy:student')
@@ -105,23 +135,22 @@ def data(a, work, log):
     cs_ids = {p.id for lv in LEVELS for p in [q for q in probs if q.meta.get('level') == lv][:a.coldstart_per_level]}
     cs_ex, _ = sft_examples(tr[1.0], [p for p in probs if p.id in cs_ids], stok, per_problem=1)
     t0 = time.perf_counter()
-    cs = train_sft(cs_ex, SFTRun(default_student_spec(), _tc(a, a.coldstart_steps, 0), str(work / 'coldstart')), method='coldstart')
+    cs = train_arm('sft', cs_ex, work / 'coldstart', sft_cfg(a, a.coldstart_steps, 0), method='coldstart')
     secs['coldstart'] = time.perf_counter() - t0
     cold, _ = load_model(ModelSpec('toy:student', quant='4bit', adapter=cs['final']))
     log(f"cold start: {len(cs_ex)} examples, {cs.get('global_step')} steps")
     kept, gen = {}, {}
-    rcfg = R.RSDConfig(threshold=a.rsd_threshold, n_samples=a.rsd_samples, max_new_tokens=a.max_new_tokens)
-    for name, acc in (('rsd-base', base), ('rsd', cold)):
+    rcfg = make_config('rsd', rsd_settings(a))
+    for name, acc in (('rsd-base', base), ('rsd', cold)):        # the names the `rsd` entry records (teacher, student base)
         t0 = time.perf_counter()
-        R.rsd_traces(probs, teacher, acc, tok, work / name, rcfg, names=('toy:teacher', 'toy:student' if name == 'rsd-base' else 'coldstart'))
+        R.rsd_traces(probs, teacher, acc, tok, work / name, rcfg, seed=rcfg.seed, names=('toy:teacher', 'toy:student'))
         gen[name] = list(TraceStore(work / name, readonly=True)); secs[name] = time.perf_counter() - t0
         kept[name], sel = R.select_rsd(gen[name], rcfg.max_fallback)
         log(f"{name}: {sel['kept']} kept of {len(gen[name])} traces ({sel['dropped_by_reason']})")
     other = None
     if a.other_student:                                  # RSD student-specific check: a second student base B
         other = build_other_student(a, work, log) if a.other_student == 'build' else a.other_student
-        ocs = train_sft(cs_ex, SFTRun(default_student_spec(other), _tc(a, a.coldstart_steps, 0), str(work / 'coldstart-other')),
-                        method='coldstart')
+        ocs = train_arm('sft', cs_ex, work / 'coldstart-other', sft_cfg(a, a.coldstart_steps, 0), student=other, method='coldstart')
         ocold, otok = load_model(ModelSpec(other, quant='4bit', adapter=ocs['final']))
         from reasondistill.methods.rsd import check_shared_vocab
         check_shared_vocab(tok, otok)
@@ -134,14 +163,14 @@ def data(a, work, log):
     cal = sorted([t for t in tr[1.0] if t.verdict == 'correct'], key=lambda t: (t.problem_id, t.sample_idx))
     tau_path = work / 'gen-ssd-tau.json'
     if tau_path.exists(): tau = read_json(tau_path)['tau']
-    else: tau = R.calibrate_tau(cal[:400], cold, stok, 0.9); write_json(tau_path, dict(tau=tau, n_traces=len(cal[:400])))
-    gcfg = R.GenSSDConfig(k=a.gen_k, tau=tau, max_new_tokens=a.max_new_tokens)
-    gst = R.gen_ssd_traces(probs, teacher, cold, tok, work / 'gen-ssd', gcfg, names=('toy:teacher', 'coldstart'))
+    else: tau = G.calibrate_tau(cal[:400], cold, stok, 0.9); write_json(tau_path, dict(tau=tau, n_traces=len(cal[:400])))
+    gcfg = make_config('gen-ssd', gen_ssd_settings(a, tau))
+    gst = G.gen_ssd_traces(probs, teacher, cold, tok, work / 'gen-ssd', gcfg, seed=gcfg.seed, names=('toy:teacher', 'toy:student'))
     gen['gen-ssd'] = list(TraceStore(work / 'gen-ssd', readonly=True)); secs['gen-ssd'] = time.perf_counter() - t0
-    kept['gen-ssd'], _ = R.select_gen_ssd(gen['gen-ssd'])
+    kept['gen-ssd'], _ = G.select_gen_ssd(gen['gen-ssd'])
     log(f"gen-ssd: tau {tau:.2f}, {len(kept['gen-ssd'])} kept of {len(gen['gen-ssd'])}")
     t0 = time.perf_counter()
-    dcfg = S.DASDConfig(n_samples=a.samples)
+    dcfg = make_config('dasd', dasd_settings(a, work))
     das_path = work / 'das_scores.json'
     if das_path.exists(): das = {float(k): v for k, v in read_json(das_path).items()}
     else:
@@ -151,8 +180,8 @@ def data(a, work, log):
         kept[f'dasd-T{T}'], _ = S.das_select(tr[T], das[T], 1)
         kept[f'dasd-random-T{T}'], _ = S.random_select(tr[T], 1, len(kept[f'dasd-T{T}']))
     secs['dasd-selection'] = time.perf_counter() - t0
-    graded, counts = S.grade_problems(probs, tr[1.0], a.samples)
-    kept['deepdistill'], dd = S.deepdistill_select(tr[1.0], graded, 'I')
+    graded, counts = D.grade_problems(probs, tr[1.0], a.samples)
+    kept['deepdistill'], dd = D.deepdistill_select(tr[1.0], graded, 'I')
     kept['sft'] = [t for t in tr[1.0] if t.verdict == 'correct' and t.finish_reason != 'length']
     log(f"deepdistill: grades {counts}, {dd['kept']} traces kept")
     # data-side table
@@ -206,16 +235,18 @@ def build_other_student(a, work, log):
 # the RSD student-specific check: method -> (examples key, which student)
 CHECK = {'rsd-foreign': ('rsd-other', 'A'), 'other-rsd': ('rsd-other', 'B'), 'other-rsd-foreign': ('rsd', 'B'), 'other-sft': ('sft', 'B')}
 
-def train(a, method, seed, probs, kept, work, student='toy:student', key=None):
-    "Train one method from one seed (on `kept[key or method]`); None when the recipe kept nothing."
+def train(a, method, seed, probs, kept, work, student='toy:student', key=None, cold=None, tau=None):
+    """Train one method from one seed through the registry; (training summary with 'final', number of examples), or
+    (None, 0) when the recipe kept nothing. The recipe methods re-open the data side's trace stores (nothing is
+    sampled again) and select as the data side did; `cold` is the cold-start adapter (RSD's acceptor, Gen-SSD's scorer)."""
     from reasondistill.models import load_tokenizer, ModelSpec
-    from reasondistill.methods.sft import sft_examples, SFTRun, train_sft, default_student_spec
+    from reasondistill.traces import sft_examples
     stok = load_tokenizer(student)
     out = work / f'seed{seed}' / method
-    if method == 'dasd-mixed':                                   # DASD's third stage, from the seed's `dasd` run
+    if method == 'dasd-mixed':                                   # DASD's mixed-policy stage, from the seed's `dasd` run
         from reasondistill.models import load_model
         from reasondistill.tracestore import TraceStore
-        from reasondistill.methods import selection as S
+        from reasondistill.methods import dasd as S
         s2, n = train(a, 'dasd', seed, probs, kept, work, student)
         if s2 is None: return None, 0
         teacher, tok = load_model('toy:teacher'); dstu, _ = load_model(ModelSpec(student, quant='4bit', adapter=s2['final']))
@@ -225,20 +256,32 @@ def train(a, method, seed, probs, kept, work, student='toy:student', key=None):
         with TraceStore(out / 'mixed-traces', readonly=True) as st: mex, _ = S.mixed_examples(list(st), probs, stok)
         if not mex: return None, 0
         ex2, _ = sft_examples(kept['dasd-T1.0'], probs, stok)
-        s3 = train_sft(mex + ex2, SFTRun(ModelSpec(student, quant='4bit', adapter=s2['final']), _tc(a, a.mixed_steps, seed),
-                                         str(out / 'stage3')), method=method)
+        s3 = train_arm('sft', mex + ex2, out / 'stage3', sft_cfg(a, a.mixed_steps, seed),
+                       student_spec=ModelSpec(student, quant='4bit', adapter=s2['final']), method=method)
         return s3, n + len(mex)
-    if method in ('dasd', 'dasd-random'):
+    if method in ('dasd', 'dasd-random'):                        # two stages, half the steps each (stage_steps)
         pre = 'dasd' if method == 'dasd' else 'dasd-random'
-        ex1, _ = sft_examples(kept[f'{pre}-T0.6'], probs, stok); ex2, _ = sft_examples(kept[f'{pre}-T1.0'], probs, stok)
-        if not ex1 or not ex2: return None, 0
-        s1 = train_sft(ex1, SFTRun(default_student_spec(student), _tc(a, a.steps // 2, seed), str(out / 'stage1')), method=method)
-        s2 = train_sft(ex2, SFTRun(ModelSpec(student, quant='4bit', adapter=s1['final']), _tc(a, a.steps - a.steps // 2, seed),
-                                   str(out / 'stage2')), method=method)
-        return s2, len(ex1) + len(ex2)
-    ex, _ = sft_examples(kept[key or method], probs, stok)
+        if not kept[f'{pre}-T0.6'] or not kept[f'{pre}-T1.0']: return None, 0
+        over = {**dasd_settings(a, work), 'selection': 'das' if method == 'dasd' else 'random',
+                'stage_steps': [a.steps // 2, a.steps - a.steps // 2]}
+        s = train_arm('dasd', probs, out, method_cfg(a, 'dasd', over, a.steps // 2, seed), student, method=method)
+        return s['stages'][-1]['train'], sum(st['data']['kept'] for st in s['stages'])
+    if not kept[key or method]: return None, 0
+    if method in ('rsd', 'rsd-base'):
+        over = rsd_settings(a, cold if method == 'rsd' else None, work, method)
+        s = train_arm('rsd', probs, out / 'train', method_cfg(a, 'rsd', over, a.steps, seed), student, method=method)
+        return s['train'], s['data']['kept']
+    if method == 'gen-ssd':
+        s = train_arm('gen-ssd', probs, out / 'train', method_cfg(a, 'gen-ssd', gen_ssd_settings(a, tau, cold, work), a.steps, seed),
+                      student, method=method)
+        return s['train'], s['data']['kept']
+    if method == 'deepdistill':                                  # stage I over the T = 1.0 teacher samples
+        over = {'n_samples': a.samples, 'seed': 0, 'traces': str(work / 'teacher' / 'T1.0')}
+        s = train_arm('deepdistill', probs, out / 'train', method_cfg(a, 'deepdistill', over, a.steps, seed), student, method=method)
+        return s['train'], s['data']['kept']
+    ex, _ = sft_examples(kept[key or method], probs, stok)      # sft and the RSD check's arms: SFT on a kept set
     if not ex: return None, 0
-    return train_sft(ex, SFTRun(default_student_spec(student), _tc(a, a.steps, seed), str(out / 'train')), method=method), len(ex)
+    return train_arm('sft', ex, out / 'train', sft_cfg(a, a.steps, seed), student, method=method), len(ex)
 
 def _fmt(x, pct=False):
     if x is None or x != x: return '–'
@@ -261,18 +304,16 @@ def plot_data(rows, path):
 def main(argv=None):
     a = parse(argv)
     import torch
-    from reasondistill.core import set_threads, read_json, write_json
+    from reasondistill.core import read_json, write_json
     from reasondistill.toyworld import toy_problems
     from reasondistill.eval import compare
-    set_threads(a.threads or None)
-    work, t_start, load0 = Path(a.work), time.time(), os.getloadavg()
-    work.mkdir(parents=True, exist_ok=True)
-    log = lambda m: print(f'[{time.time() - t_start:6.0f}s] {m}', flush=True)
+    work, log = start(a)
+    t_start, load0 = a.t_start, a.load_start
     probs, kept, dstats = data(a, work, log)
     rows = dstats['table']
     png = Path(a.out + '_data.png'); png.parent.mkdir(parents=True, exist_ok=True)
     plot_data(rows, png)
-    lines = ['# Student-aware data recipes on the toy world' + (' (TINY smoke run: numbers are meaningless)' if a.tiny else ''), '',
+    lines = ['# Student-aware data recipes on the toy world' + tiny_note(a), '',
              f"{dstats['n_problems']} training problems ({a.train_per_level} per level, levels 1-8); teacher toy:teacher, student "
              f"toy:student. Plain: {a.samples} teacher samples per problem at T = 0.6 and T = 1.0. RSD: {a.rsd_samples} samples per "
              f"problem, p_th = {a.rsd_threshold}, top-20 pools, 5 trials, T = 0.7; `rsd-base` accepts with the student base, `rsd` "
@@ -295,7 +336,8 @@ def main(argv=None):
                      f"{_fmt(r['low_prob_share_kept_coldstart'], True)} | {_fmt(r['coldstart_ppl_kept'])} | {fb} | {note} |")
     lines += ['', 'Data-stage times (s, of the invocation that ran each stage): ' +
               ', '.join(f'{k} {v:.0f}' for k, v in dstats['seconds'].items()) + '.', '']
-    res = dict(config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a).items()}, data=dstats)
+    res = dict(config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a).items() if k not in ('t_start', 'load_start')},
+               data=dstats)
     if not a.data_only:
         test_probs = toy_problems(a.eval_per_level, a.eval_levels, split='test')
         runs, skipped = [], []
@@ -307,7 +349,9 @@ def main(argv=None):
                 if (rdir / compare.RESULT_FILE).exists(): runs.append(read_json(rdir / compare.RESULT_FILE)); continue
                 key, who = CHECK.get(method, (method, 'A'))
                 student = other if who == 'B' else 'toy:student'
-                t0 = time.perf_counter(); summ, n_ex = train(a, method, seed, probs, kept, work, student, key); t_train = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                summ, n_ex = train(a, method, seed, probs, kept, work, student, key, dstats['coldstart']['final'], rows['gen-ssd']['tau'])
+                t_train = time.perf_counter() - t0
                 if summ is None: skipped.append((seed, method)); log(f'seed {seed} {method}: the recipe kept nothing, skipped'); continue
                 t0 = time.perf_counter()
                 ev = compare.evaluate_adapter(summ['final'], test_probs, rdir / 'eval', student=student, n_samples=a.eval_samples,

@@ -16,7 +16,10 @@ meta.json (vocab_size, id_bits), reopens the copy with `TopkCache`, reads every 
 exactly), and measures the folder again. Every other byte (log-probs, tails, indexes, headers, meta) is the toy
 capture's own. Ratio = bytes per token / (151,936 x 2). Writes `--out`.{md,json}.
 """
-import argparse, json, math, os, platform, random, shutil, sys, tempfile, time
+import json, math, os, platform, random, shutil, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_parser, parse_args
 from pathlib import Path
 
 DENSE_BF16 = lambda v: 2 * v
@@ -33,11 +36,10 @@ def folder_bytes(p: Path) -> dict:
                 json=sum(f.stat().st_size for f in files if f.suffix == '.json'))
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = bench_parser('topk_cache_bytes', __doc__, groups=('run',), threads=1)
     ap.add_argument('--k', type=int, default=64); ap.add_argument('--examples', type=int, default=64)
     ap.add_argument('--vocab', type=int, default=151936); ap.add_argument('--shard-size', type=int, default=32)
-    ap.add_argument('--threads', type=int, default=1); ap.add_argument('--out', default='benchmarks/results/topk_cache_bytes')
-    a = ap.parse_args()
+    a = parse_args(ap, tiny=dict(examples=16))
     import numpy as np, torch
     torch.set_num_threads(a.threads)
     from reasondistill.models import load_model, render_prompt

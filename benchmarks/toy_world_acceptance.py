@@ -9,15 +9,18 @@ Checks (the acceptance targets of the toy world):
   a student trained answer-only (QLoRA, generous budget) <= 50% at the medium level
 plus behaviour: share of traces with 'wait' / 'check' and mean length, by style (default / concise / verbose).
 """
-import argparse, json, sys, time
+import json, sys, time
 from pathlib import Path
 from reasondistill.core import set_threads, write_json
 from reasondistill.toyworld import toy_problems, LEVELS, MEDIUM_LEVEL, HARDEST_LEVEL, STYLE_SYSTEM
 from reasondistill.models import load_model, load_tokenizer, ModelSpec, LoraSpec
 from reasondistill.eval.evaluate import EvalConfig, evaluate
 from reasondistill.tracestore import TraceStore
-from reasondistill.methods.sft import SFTRun, answer_only_examples, train_sft
-from reasondistill.train import TrainConfig
+from reasondistill.traces import answer_only_examples
+from reasondistill.methods.sft import SFTConfig, train_sft
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_parser, parse_args, start
+from reasondistill.train import TrainConfig, Run
 from reasondistill.eval.metrics import results_table
 
 def behaviour(samples_dir):
@@ -29,9 +32,8 @@ def behaviour(samples_dir):
                 wrong=sum(t.verdict != 'correct' for t in ts) / n)
 
 def main():
-    ap = argparse.ArgumentParser(); ap.add_argument('--n', type=int, default=200)
-    ap.add_argument('--out', default='benchmarks/results/toy_world'); ap.add_argument('--work', default='runs/acceptance')
-    a = ap.parse_args(); set_threads()
+    ap = bench_parser('toy_world', __doc__, groups=('run', 'work'), work='runs/acceptance'); ap.add_argument('--n', type=int, default=200)
+    a = parse_args(ap, tiny=dict(n=4)); start(a)
     work, t0 = Path(a.work), time.perf_counter()
     test = toy_problems(a.n, LEVELS, split='test')
     ec = EvalConfig(n_samples=4, ks=(1, 2, 4), max_new_tokens=220, n_boot=2000)
@@ -49,9 +51,8 @@ def main():
     # answer-only student with a generous budget: 500 problems per level, 3 epochs at the demo's learning rate
     ao_dir = work / 'answer-only'
     ex, _ = answer_only_examples(toy_problems(500, LEVELS, split='train'), btok)
-    train_sft(ex, SFTRun(ModelSpec('toy:student', quant='4bit', lora=LoraSpec(r=16, alpha=32)),
-                         TrainConfig(lr=6e-3, epochs=3, batch_size=32, max_length=256, save_steps=100), str(ao_dir / 'train')),
-              method='answer-only')
+    train_sft(ex, Run(str(ao_dir / 'train'), ModelSpec('toy:student', quant='4bit', lora=LoraSpec(r=16, alpha=32))),
+              SFTConfig(TrainConfig(lr=6e-3, epochs=3, batch_size=32, max_length=256, save_steps=100)), method='answer-only')
     ao, aotok = load_model(ModelSpec('toy:student', quant='4bit', adapter=str(ao_dir / 'train' / 'final')))
     res['answer-only student'] = evaluate(ao, aotok, test, ao_dir / 'eval', ec, name='answer-only student')
     L = lambda name, lvl: res[name]['by_level'][str(lvl)]['avg@n']

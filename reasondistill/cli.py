@@ -59,6 +59,10 @@ def _cmd_train(a):
     sets = train_overrides(a)
     cfg = make_config(a.method, sets)                             # unknown keys and bad values fail here, before any model
     cfg = apply_overrides(cfg, _default_verifier(cfg, sets, probs))
+    if a.per_problem is not None and hasattr(cfg, 'per_problem') and not any(x.startswith('per_problem=') for x in sets):
+        cfg = apply_overrides(cfg, [f'per_problem={a.per_problem}'])   # methods that cap traces themselves (two-stage)
+    if a.traces and spec.data not in NEEDS_TRACES and hasattr(cfg, 'traces') and not any(x.startswith('traces=') for x in sets):
+        cfg = apply_overrides(cfg, [f'traces={json.dumps(str(a.traces))}'])   # data recipes: where their trace store lives
     teacher = {'model': a.teacher, 'self': 'self', 'none': None}[spec.teacher]
     run = Run(a.out, ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r)), teacher=teacher, cache=a.cache)
     data, stats = training_data(spec.data, probs, load_tokenizer(a.student), a.traces, a.per_problem)
@@ -143,7 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser('generate', help='sample and verify traces into a TraceStore')
     model_args(g, 'toy:teacher'); sampling_args(g, 4); common(g)
     g.add_argument('--problems', required=True); g.add_argument('--out', required=True); g.set_defaults(fn=_cmd_generate, out_dir=lambda a: a.out)
-    t = sub.add_parser('train', help='train a student with any implemented method (--method NAME --help: its settings)')
+    from reasondistill.registry import METHODS       # data only: no torch
+    names = ', '.join(n for n, m in METHODS.items() if m.trainable)
+    t = sub.add_parser('train', help='train a student with any implemented method (--method NAME --help: its settings)',
+                       epilog=f'methods: {names}. `reasondistill train --method NAME --help` shows a method\'s settings.')
     t.add_argument('--method', default='sft', help='a trainable method of `reasondistill methods`')
     t.add_argument('--problems', required=True, help='problem spec (see data.parse_problems)')
     t.add_argument('--out', required=True, help='output folder (checkpoints, final adapters, logs); re-running resumes')
@@ -196,6 +203,7 @@ def main(argv=None):
         from reasondistill.registry import method_help
         print(method_help(name)); print('\n(the options every method shares: reasondistill train --help)'); return
     a = build_parser().parse_args(argv)
+    if a.fn is _cmd_methods: return a.fn(a)                 # listing stays light: no torch, no transformers
     out = a.out_dir(a)
     with quiet_output(Path(out) / 'reasondistill.log' if out else None, verbose=a.verbose):
         a.fn(a)

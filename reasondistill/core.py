@@ -67,9 +67,9 @@ def set_threads(n:int|None=None) -> int:
 
 # %% ../nbs/core/00_core.ipynb #9b9216ac
 def progress(it=None, total:int|None=None, desc:str='', **kw):
-    "A tqdm progress bar that stays quiet under test or when `RD_PROGRESS=0`."
+    "A tqdm progress bar that stays quiet under test, when `RD_PROGRESS=0`, or when `disable=True` (an inner loop of a barred stage)."
     from tqdm import tqdm
-    disable = in_test() or os.environ.get('RD_PROGRESS', '1') == '0'
+    disable = kw.pop('disable', False) or in_test() or os.environ.get('RD_PROGRESS', '1') == '0'
     return tqdm(it, total=total, desc=desc, disable=disable, dynamic_ncols=True, leave=False, **kw)
 
 # %% ../nbs/core/00_core.ipynb #47ebbea4
@@ -175,7 +175,7 @@ logger = logging.getLogger('reasondistill')
 def quiet_output(log_file=None,         # where library logs and warnings go (appended); None: nowhere but `verbose`
                  verbose:bool=False,    # also show them on the terminal
                 ):
-    "Route library logs and Python warnings to `log_file` (and the terminal only if `verbose`); silence dataset progress bars."
+    "Route library logs and Python warnings to `log_file` (and the terminal only if `verbose`); silence the libraries' own progress bars."
     handlers = []
     if log_file is not None:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ def quiet_output(log_file=None,         # where library logs and warnings go (ap
     tf_saved = ds_bars = None
     if 'transformers' in sys.modules or available('transformers'):
         import transformers.utils.logging as tfl             # configures its handler first, so it is the one replaced below
-        tf_saved = tfl.get_verbosity(); tfl.set_verbosity_warning()
+        tf_saved = (tfl.get_verbosity(), tfl.is_progress_bar_enabled()); tfl.set_verbosity_warning(); tfl.disable_progress_bar()
     if 'datasets' in sys.modules or available('datasets'):
         import datasets.utils.logging as dsl
         ds_bars = dsl.is_progress_bar_enabled(); dsl.disable_progress_bar()
@@ -208,7 +208,9 @@ def quiet_output(log_file=None,         # where library logs and warnings go (ap
             lg = logging.getLogger(name); lg.handlers, lg.propagate = hs, prop; lg.setLevel(lvl)
         for h in handlers:
             if isinstance(h, logging.FileHandler): h.close()
-        if tf_saved is not None: tfl.set_verbosity(tf_saved)
+        if tf_saved is not None:
+            tfl.set_verbosity(tf_saved[0])
+            if tf_saved[1]: tfl.enable_progress_bar()
         if ds_bars: dsl.enable_progress_bar()
 
 # %% ../nbs/core/00_core.ipynb #702ee65c

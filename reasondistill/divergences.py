@@ -15,7 +15,7 @@ from torch.utils.checkpoint import checkpoint
 # %% auto #0
 __all__ = ['DIVERGENCES', 'DIVERGENCE_NAMES', 'forward_kl', 'reverse_kl', 'generalized_jsd', 'skew_kl', 'skew_reverse_kl', 'tvd',
            'clipped_forward_kl', 'divergence', 'tempered_log_softmax', 'sparse_divergence', 'chunked_kd_loss',
-           'naive_kd_loss', 'fp32', 'chunked_sum', 'chunked_ce', 'token_logprobs', 'kd_loss', 'clipped_fkl']
+           'naive_kd_loss', 'fp32', 'chunked_sum', 'entropy', 'chunked_ce', 'token_logprobs', 'kd_loss', 'clipped_fkl']
 
 # %% ../nbs/core/05_divergences.ipynb #c378c045
 def _as_logp(x):
@@ -209,6 +209,7 @@ def _jac(g, q):
     "Gradient w.r.t. logits from the gradient `g` w.r.t. log-probs: g - q sum(g). Overwrites `g` and `q`."
     return g.sub_(q.mul_(g.sum(-1, keepdim=True)))
 
+# %% ../nbs/core/05_divergences.ipynb #d1a90004
 # Chunk kernels: s, t are student/teacher log-probs [c, V] that the kernel owns and may overwrite; buf is scratch.
 # They return (D [c], dD/dz [c, V] or None), z being the tempered student logits.
 def _c_fkl(s, t, grad, buf):
@@ -412,6 +413,12 @@ def chunked_sum(fn,                # fn(*row_chunks, weight) -> scalar
         args = (*(t[i:i + chunk_size] for t in rows), weight)
         total = total + (checkpoint(fn, *args, use_reentrant=False) if grad else fn(*args))
     return total
+
+# %% ../nbs/core/05_divergences.ipynb #2429b434
+def entropy(z):
+    "Entropy (nats) of softmax(z) over the last axis, in at least fp32."
+    lp = fp32(z).log_softmax(-1)
+    return -(lp.exp() * lp).sum(-1)
 
 # %% ../nbs/core/05_divergences.ipynb #f32ad194
 def chunked_ce(student_hidden,         # student final hidden states at the loss positions [N, H]

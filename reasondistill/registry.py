@@ -176,9 +176,9 @@ _impl('kepo-gate', "KEPO's quality-gated on-policy distillation: JSD only on the
 _impl('tsd-kd', 'TSD-KD: entropy-gated JSD, Plackett-Luce re-ranking on the opener, entropy minimisation, on student rollouts',
       'on-policy', 'tsdkd', 'methods/07_tsdkd.ipynb', _M + 'tsdkd:train_tsdkd', _M + 'tsdkd:TSDKDConfig', 'prompts', 'model', seed=13,
       notes='the corrected Plackett-Luce form (the released code reverses it: tsd-kd-released)')
-_impl('tsd-kd-released', "TSD-KD as released: reversed Plackett-Luce denominators, the code's EM rule and batch-level opener",
+_impl('tsd-kd-released', "TSD-KD as released: reversed Plackett-Luce denominators and the code's entropy-minimisation rule",
       'on-policy', 'tsdkd', 'methods/07_tsdkd.ipynb', _M + 'tsdkd:train_tsdkd', _M + 'tsdkd:TSDKDConfig', 'prompts', 'model',
-      preset={'tsd.pl_form': 'released', 'tsd.em_rule': 'released', 'tsd.opener_rule': 'released'}, seed=13)
+      preset={'tsd.pl_form': 'released', 'tsd.em_rule': 'released'}, seed=13)
 # self-distillation
 _impl('curiosft', 'CurioSFT: SFT plus self-distillation to an entropy-tempered EMA copy of the adapters (per-token tau 1.1-1.5)',
       'self-distillation', 'curio', 'methods/08_curiosft.ipynb', _M + 'curiosft:train_curiosft', _M + 'curiosft:CurioConfig',

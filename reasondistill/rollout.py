@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from .core import require, progress
 from .models import inference_mode
+import torch
 
 # %% auto #0
 __all__ = ['BACKENDS', 'SamplingParams', 'Completion', 'generate']
@@ -51,14 +52,12 @@ class _LogprobRecorder:
     def __init__(self, prompt_len:int):
         self.prompt_len, self.prev, self.steps = prompt_len, None, []
     def __call__(self, input_ids, scores):
-        import torch
         if self.prev is not None:
             self.steps.append(self.prev.gather(-1, input_ids[:, -1:]).squeeze(-1))
         self.prev = torch.log_softmax(scores.float(), dim=-1)
         return scores
     def finish(self, sequences):
         "Per-step log-probs `[batch, n_generated]` for the generated `sequences`."
-        import torch
         gen = sequences[:, self.prompt_len:]
         steps = list(self.steps)
         if self.prev is not None and len(steps) < gen.shape[1]:
@@ -82,11 +81,10 @@ def generate(model,                                 # a causal LM (HF or PEFT-wr
              params:SamplingParams|None=None,       # sampling parameters
              batch_size:int=64,                     # sequences per forward batch (prompts x samples)
              backend:str='hf',                      # generation backend
-             desc:str='generating',                 # progress-bar label
+             desc:str|None='generating',            # progress-bar label (None: no bar, the caller shows its own)
             ) -> list:
     "Sample `params.n` completions for each prompt; returns one list of `Completion`s per prompt, in order."
     if backend not in BACKENDS: raise ValueError(f'unknown generation backend {backend!r}; available: {BACKENDS}')
-    import torch
     tf = require('transformers')
     params = params or SamplingParams()
     if isinstance(prompts, str): raise TypeError('prompts must be a list of strings')
@@ -103,7 +101,7 @@ def generate(model,                                 # a causal LM (HF or PEFT-wr
     eos = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
     devices = [model.device] if model.device.type == 'cuda' else []
     # eval mode that leaves 4-bit layers trainable; the caller's random state is not consumed by the seeding below
-    with progress(total=len(jobs), desc=desc, unit='seq') as bar, inference_mode(model), torch.random.fork_rng(devices=devices):
+    with progress(total=len(jobs), desc=desc or '', unit='seq', disable=desc is None) as bar, inference_mode(model), torch.random.fork_rng(devices=devices):
         for b, start in enumerate(range(0, len(jobs), batch_size)):
             batch = jobs[start:start + batch_size]
             enc = tokenizer([prompts[i] for i, _ in batch], return_tensors='pt', padding=True, add_special_tokens=False).to(model.device)

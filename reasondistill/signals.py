@@ -12,6 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 from .core import write_json, read_json, progress
+import torch
+from .divergences import tempered_log_softmax
+from .models import load_model, ModelSpec
 
 # %% auto #0
 __all__ = ['SIGNAL_KINDS', 'PROBE_TEXT', 'PROBE_CHAT', 'CACHE_FORMAT', 'topk_logprobs', 'TeacherSignal', 'tokenizer_fingerprint',
@@ -27,8 +30,6 @@ def topk_logprobs(logits,                # teacher logits (or log-probs) [..., V
                   temperature:float=1.0, # tau, applied to the logits before the top-k is taken
                  ) -> tuple:             # ids [..., k] (most likely first), log-probs [..., k], log tail mass [...]
     "Top-k of softmax(logits / tau): ids, their log-probs under the full tempered distribution, and the log of the rest."
-    from reasondistill.divergences import tempered_log_softmax
-    import torch
     lp = tempered_log_softmax(logits, temperature)
     k = min(k, lp.shape[-1])
     vals, ids = lp.topk(k, -1)
@@ -36,6 +37,7 @@ def topk_logprobs(logits,                # teacher logits (or log-probs) [..., V
     else: log_tail = lp.scatter(-1, ids, -torch.inf).logsumexp(-1)   # log of the mass outside the top-k, no cancellation
     return ids, vals, log_tail
 
+# %% ../nbs/core/04_signals.ipynb #5e1a0004
 @dataclass(eq=False)
 class TeacherSignal:
     "What the student learns from at N positions: `full` logits, `topk` log-probs with an explicit tail, or the `sampled` token's log-prob."
@@ -101,7 +103,6 @@ class TeacherSignal:
         "The top-k (at this signal's temperature) of a full signal, computed chunk by chunk."
         if self.kind == 'topk' and self.topk_ids.shape[1] == k: return self
         if self.kind != 'full': raise ValueError(f'cannot take a top-{k} of a {self.kind} signal')
-        import torch
         parts = [topk_logprobs(self.logits_fn(torch.arange(i, min(i + chunk_size, len(self)), device=self._device())),
                                k, self.temperature) for i in range(0, len(self), chunk_size)]
         ids, lp, tail = (torch.cat(p) for p in zip(*parts)) if parts else self._empty_topk(k)
@@ -110,13 +111,11 @@ class TeacherSignal:
 
     def to_sampled(self, tokens, chunk_size:int=128) -> TeacherSignal:
         "The tempered teacher log-prob of `tokens` [N] (the tokens that follow each position)."
-        import torch
         if self.kind == 'sampled': return self
         if self.kind == 'topk':
             if self.token_logp is None: raise ValueError('this topk signal carries no token log-probs (the token may be in the tail)')
             tl = self.token_logp
         else:
-            from reasondistill.divergences import tempered_log_softmax
             tl = torch.cat([tempered_log_softmax(self.logits_fn(r), self.temperature).gather(-1, tokens[r, None]).squeeze(-1)
                             for r in (torch.arange(i, min(i + chunk_size, len(self)), device=self._device())
                                       for i in range(0, len(self), chunk_size))]) if len(self) else torch.zeros(0)
@@ -140,7 +139,6 @@ class TeacherSignal:
             if x is not None: return x.device
 
     def _empty_topk(self, k):
-        import torch
         return torch.zeros(0, k, dtype=torch.long), torch.zeros(0, k), torch.zeros(0)
 
 # %% ../nbs/core/04_signals.ipynb #575ca38a
@@ -223,6 +221,7 @@ def lm_head_weight(model):
         return w
     return _dense(head.weight)
 
+# %% ../nbs/core/04_signals.ipynb #5e1a0006
 class ModelTeacher:
     "An online teacher: a model run on each batch (or the student itself with its LoRA adapters disabled)."
     def __init__(self, model,                   # teacher causal LM (eval mode), or the PEFT student with disable_adapter=True
@@ -246,7 +245,6 @@ class ModelTeacher:
                example_idx=None,         # unused (cache teachers need it)
               ) -> TeacherSignal:
         "The teacher's signal at the rows of `mask`."
-        import torch
         dev = next(_unwrap(self.model).parameters()).device
         ctx = self.model.disable_adapter() if self.disable_adapter else nullcontext()
         with torch.no_grad(), ctx:
@@ -279,7 +277,6 @@ def collate_tokenized(rows:list,      # `tokenize_example` outputs (optionally w
                       pad_token_id:int,
                       device=None):
     "A right-padded batch: input_ids, attention_mask, labels (-100 outside completions), and example_idx if given."
-    import torch
     T = max(len(r['input_ids']) for r in rows)
     ids = torch.full((len(rows), T), pad_token_id, dtype=torch.long)
     am, labels = torch.zeros_like(ids), torch.full_like(ids, -100)
@@ -317,6 +314,7 @@ def unpack_ids(buf:np.ndarray,  # uint8 [N, nbytes] from `pack_ids`
     b = np.unpackbits(buf, axis=-1, count=k * bits, bitorder='little').reshape(len(buf), k, bits)
     return b.astype(np.int64) @ (1 << np.arange(bits, dtype=np.int64))
 
+# %% ../nbs/core/04_signals.ipynb #5e1a000a
 def example_key(prompt:str, completion:str) -> str:
     "The cache key of a prompt–completion example."
     return hashlib.sha1(f'{prompt}\x00{completion}'.encode()).hexdigest()[:20]
@@ -374,8 +372,6 @@ def capture_topk(teacher,                    # 'toy:teacher', a `ModelSpec`, or 
                  model_name:str|None=None,   # recorded name of the teacher (default: its path)
                 ) -> dict:
     "Capture the teacher's top-k log-probs, tail mass and next-token log-prob at every completion position; resumable."
-    import torch
-    from reasondistill.models import load_model, ModelSpec
     if isinstance(teacher, tuple): model, tok = teacher
     else:
         spec = teacher if isinstance(teacher, ModelSpec) else ModelSpec(teacher)
@@ -493,7 +489,6 @@ class TopkCache:
                input_shas:list|None=None,    # hashes of the batch's token ids (checked)
                device=None) -> TeacherSignal:
         "The `topk` signal (with next-token log-probs) at the completion positions of the examples `keys`."
-        import torch
         (ids, lp, tail, tl), got = self.rows(keys)
         if counts is not None and list(counts) != got:
             bad = next(i for i, (a, b) in enumerate(zip(counts, got)) if a != b)
@@ -506,6 +501,7 @@ class TopkCache:
         return TeacherSignal('topk', self.temperature, self.vocab_size, topk_ids=t(ids, torch.long), topk_logp=t(lp),
                              log_tail=t(tail), token_logp=t(tl), source=f'cache:{self.path}')
 
+# %% ../nbs/core/04_signals.ipynb #5e1a000c
 class CacheTeacher:
     "An offline teacher: a `TopkCache` read for the examples of each batch (same call as `ModelTeacher.signal`)."
     def __init__(self, cache:TopkCache,    # the cache

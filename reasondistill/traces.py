@@ -74,7 +74,7 @@ def generate_traces(problems:list,                     # `Problem`s to sample
             chunk_params = SamplingParams(n=1, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
                                           max_new_tokens=params.max_new_tokens, stop=params.stop,
                                           logprobs=params.logprobs, seed=params.seed + c0 + stats['already_done'])
-            outs = generate(model, tokenizer, prompts, chunk_params, batch_size=batch_size, desc='sampling')
+            outs = generate(model, tokenizer, prompts, chunk_params, batch_size=batch_size, desc=None)
             traces = []
             for (p, idx), prompt, [c] in zip(chunk, prompts, outs):
                 v = verify(c.text, p.answer)

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import fields
 from pathlib import Path
 from typing import Iterable, Iterator
+from fastcore.basics import patch
 from .core import progress, read_json, require, to_jsonable, write_json
 from .data import DataError, DataWarning
 from .records import VERDICTS, Problem, Trace
@@ -179,91 +180,11 @@ class TraceStore:
             self._shards.append([p, 0, 0])
         self._cur = i
 
-    def append(self, traces:Iterable[Trace],   # traces (or `Trace.to_dict()` dicts) to store
-              ) -> int:
-        "Write the traces whose key is not stored yet, one line each, then fsync; returns how many were written."
-        if self.readonly: raise PermissionError(f'{self.path} is open read-only')
-        if self._closed: raise ValueError(f'{self.path}: the store is closed')
-        n = 0
-        try:
-            for t in traces:
-                if isinstance(t, dict): t = Trace.from_dict(t)
-                if not isinstance(t, Trace): raise TypeError(f'expected a Trace, got {type(t).__name__}')
-                if _trace_key(t) in self._index: continue
-                line = (json.dumps(to_jsonable(t.to_dict()), ensure_ascii=False) + '\n').encode('utf-8')
-                if self._fd is None: self._open_shard(max(len(self._shards) - 1, 0))
-                if self._shards[self._cur][1] >= self.shard_max_records: self._open_shard(self._cur + 1)
-                shard = self._shards[self._cur]
-                written = os.write(self._fd, line)          # one write per line, newline included
-                if written != len(line):
-                    os.ftruncate(self._fd, shard[2])        # never leave a partial line behind
-                    raise OSError(f'short write to {shard[0]} ({written} of {len(line)} bytes); the line was removed')
-                self._add(t, self._cur, shard[2], written)
-                shard[1] += 1; shard[2] += written
-                n += 1
-        finally:
-            if n: os.fsync(self._fd)
-        return n
-
-    def _read(self, locs:list) -> Iterator[Trace]:
-        "The traces at the given index locations, in that order."
-        f = cur = None
-        try:
-            for si, off, length, *_ in locs:
-                if si != cur:
-                    if f: f.close()
-                    f, cur = open(self._shards[si][0], 'rb'), si
-                f.seek(off)
-                yield _parse_line(f.read(length)[:-1])
-        finally:
-            if f: f.close()
-
     def __len__(self): return len(self._index)
+
     def __contains__(self, key): return tuple(key) in self._index
+
     def __iter__(self) -> Iterator[Trace]: return self._read(list(self._index.values()))
-    def keys(self) -> list[tuple]:
-        "All stored `(problem_id, sample_idx)` keys, in write order."
-        return list(self._index)
-
-    def get(self, problem_id:str) -> list[Trace]:
-        "The stored traces of one problem, ordered by sample_idx."
-        return list(self._read([self._index[(problem_id, i)] for i in sorted(self._by_problem.get(problem_id, []))]))
-
-    def missing(self, problems:Iterable[Problem],  # the problems a job must cover (unique ids)
-                n_samples:int,                     # samples wanted per problem: sample_idx 0 .. n_samples-1
-               ) -> list[tuple[Problem, int]]:
-        "The `(problem, sample_idx)` pairs not stored yet, in problem order, then sample order."
-        out, seen = [], set()
-        for p in problems:
-            if p.id in seen: raise ValueError(f'duplicate problem id {p.id!r} in problems')
-            seen.add(p.id)
-            out.extend((p, i) for i in range(n_samples) if (p.id, i) not in self._index)
-        return out
-
-    def stats(self) -> dict:
-        "Traces, problems, verdict counts, mean completion tokens (when present), finish reasons, and store health."
-        rows = list(self._index.values())
-        toks = [r[4] for r in rows if r[4] is not None]
-        verdicts = {v: 0 for v in VERDICTS} | {'unverified': 0}
-        verdicts.update(Counter(r[3] if r[3] is not None else 'unverified' for r in rows))
-        return dict(n_traces=len(rows), n_problems=len(self._by_problem), verdicts=verdicts,
-                    mean_completion_tokens=sum(toks) / len(toks) if toks else None,
-                    finish_reasons=dict(Counter(r[5] if r[5] is not None else 'unknown' for r in rows)),
-                    n_shards=len(self._shards), recovered_torn_lines=self.recovered_torn_lines,
-                    duplicates_on_disk=self.duplicates_on_disk)
-
-    def to_records(self) -> list[dict]:
-        "All traces as `Trace.to_dict()` dicts, in write order."
-        return [t.to_dict() for t in self]
-
-    def to_dataset(self, json_fields:tuple=('sampling', 'meta')):  # free-form dict fields, stored as JSON strings
-        "The traces as a `datasets.Dataset`, one row per trace in write order."
-        datasets = require('datasets', 'TraceStore.to_dataset')
-        recs = self.to_records()
-        for r in recs:
-            for k in json_fields: r[k] = json.dumps(r[k], ensure_ascii=False)
-        if not recs: return datasets.Dataset.from_dict({f.name: [] for f in fields(Trace)})
-        return datasets.Dataset.from_list(recs)
 
     def close(self):
         "Sync and close the shard and release the writer lock; safe to call twice."
@@ -276,10 +197,106 @@ class TraceStore:
         self._closed = True
 
     def __enter__(self): return self
+
     def __exit__(self, *exc): self.close()
+
     def __del__(self):
         try: self.close()
         except Exception: pass
+
     def __repr__(self):
         flags = (', readonly' if self.readonly else '') + (', closed' if self._closed else '')
         return f'TraceStore({str(self.path)!r}, n={len(self)}, shards={len(self._shards)}{flags})'
+
+# %% ../nbs/data/01_tracestore.ipynb #7ace0002
+@patch
+def append(self:TraceStore, traces:Iterable[Trace],   # traces (or `Trace.to_dict()` dicts) to store
+          ) -> int:
+    "Write the traces whose key is not stored yet, one line each, then fsync; returns how many were written."
+    if self.readonly: raise PermissionError(f'{self.path} is open read-only')
+    if self._closed: raise ValueError(f'{self.path}: the store is closed')
+    n = 0
+    try:
+        for t in traces:
+            if isinstance(t, dict): t = Trace.from_dict(t)
+            if not isinstance(t, Trace): raise TypeError(f'expected a Trace, got {type(t).__name__}')
+            if _trace_key(t) in self._index: continue
+            line = (json.dumps(to_jsonable(t.to_dict()), ensure_ascii=False) + '\n').encode('utf-8')
+            if self._fd is None: self._open_shard(max(len(self._shards) - 1, 0))
+            if self._shards[self._cur][1] >= self.shard_max_records: self._open_shard(self._cur + 1)
+            shard = self._shards[self._cur]
+            written = os.write(self._fd, line)          # one write per line, newline included
+            if written != len(line):
+                os.ftruncate(self._fd, shard[2])        # never leave a partial line behind
+                raise OSError(f'short write to {shard[0]} ({written} of {len(line)} bytes); the line was removed')
+            self._add(t, self._cur, shard[2], written)
+            shard[1] += 1; shard[2] += written
+            n += 1
+    finally:
+        if n: os.fsync(self._fd)
+    return n
+
+@patch
+def _read(self:TraceStore, locs:list) -> Iterator[Trace]:
+    "The traces at the given index locations, in that order."
+    f = cur = None
+    try:
+        for si, off, length, *_ in locs:
+            if si != cur:
+                if f: f.close()
+                f, cur = open(self._shards[si][0], 'rb'), si
+            f.seek(off)
+            yield _parse_line(f.read(length)[:-1])
+    finally:
+        if f: f.close()
+
+@patch
+def keys(self:TraceStore) -> list[tuple]:
+    "All stored `(problem_id, sample_idx)` keys, in write order."
+    return list(self._index)
+
+@patch
+def get(self:TraceStore, problem_id:str) -> list[Trace]:
+    "The stored traces of one problem, ordered by sample_idx."
+    return list(self._read([self._index[(problem_id, i)] for i in sorted(self._by_problem.get(problem_id, []))]))
+
+@patch
+def missing(self:TraceStore, problems:Iterable[Problem],  # the problems a job must cover (unique ids)
+            n_samples:int,                     # samples wanted per problem: sample_idx 0 .. n_samples-1
+           ) -> list[tuple[Problem, int]]:
+    "The `(problem, sample_idx)` pairs not stored yet, in problem order, then sample order."
+    out, seen = [], set()
+    for p in problems:
+        if p.id in seen: raise ValueError(f'duplicate problem id {p.id!r} in problems')
+        seen.add(p.id)
+        out.extend((p, i) for i in range(n_samples) if (p.id, i) not in self._index)
+    return out
+
+# %% ../nbs/data/01_tracestore.ipynb #7ace0004
+@patch
+def stats(self:TraceStore) -> dict:
+    "Traces, problems, verdict counts, mean completion tokens (when present), finish reasons, and store health."
+    rows = list(self._index.values())
+    toks = [r[4] for r in rows if r[4] is not None]
+    verdicts = {v: 0 for v in VERDICTS} | {'unverified': 0}
+    verdicts.update(Counter(r[3] if r[3] is not None else 'unverified' for r in rows))
+    return dict(n_traces=len(rows), n_problems=len(self._by_problem), verdicts=verdicts,
+                mean_completion_tokens=sum(toks) / len(toks) if toks else None,
+                finish_reasons=dict(Counter(r[5] if r[5] is not None else 'unknown' for r in rows)),
+                n_shards=len(self._shards), recovered_torn_lines=self.recovered_torn_lines,
+                duplicates_on_disk=self.duplicates_on_disk)
+
+@patch
+def to_records(self:TraceStore) -> list[dict]:
+    "All traces as `Trace.to_dict()` dicts, in write order."
+    return [t.to_dict() for t in self]
+
+@patch
+def to_dataset(self:TraceStore, json_fields:tuple=('sampling', 'meta')):  # free-form dict fields, stored as JSON strings
+    "The traces as a `datasets.Dataset`, one row per trace in write order."
+    datasets = require('datasets', 'TraceStore.to_dataset')
+    recs = self.to_records()
+    for r in recs:
+        for k in json_fields: r[k] = json.dumps(r[k], ensure_ascii=False)
+    if not recs: return datasets.Dataset.from_dict({f.name: [] for f in fields(Trace)})
+    return datasets.Dataset.from_list(recs)

@@ -20,12 +20,15 @@ from .signals import (TeacherSignal, ModelTeacher, check_same_family, tokenize_e
                                    lm_head_weight)
 
 # %% auto #0
-__all__ = ['TrainConfig', 'training_kwargs', 'MethodConfig', 'FidelityConfig', 'BudgetConfig', 'apply_overrides', 'config_fields',
-           'default_student_spec', 'Run', 'last_checkpoint', 'is_done', 'done_summary', 'split_heldout',
-           'tokenized_rows', 'IndexCollator', 'Prepared', 'load_teacher', 'sft_args', 'prepare_run', 'TokenBudget',
-           'DistillTrainer', 'TrainProgress', 'quiet_trainer', 'run_training']
+__all__ = ['ADAPTER_DTYPES', 'TrainConfig', 'training_kwargs', 'MethodConfig', 'FidelityConfig', 'BudgetConfig',
+           'apply_overrides', 'config_fields', 'default_student_spec', 'Run', 'last_checkpoint', 'is_done',
+           'done_summary', 'split_heldout', 'tokenized_rows', 'IndexCollator', 'Prepared', 'load_teacher', 'sft_args',
+           'prepare_run', 'TokenBudget', 'DistillTrainer', 'TrainProgress', 'quiet_trainer', 'AdapterDtype',
+           'run_training']
 
 # %% ../nbs/core/06_train.ipynb #bbcba72f
+ADAPTER_DTYPES = ('auto', 'bf16', 'fp32')
+
 @dataclass
 class TrainConfig:
     "Hyper-parameters shared by every training method."
@@ -43,7 +46,9 @@ class TrainConfig:
     save_total_limit: int = 2
     seed: int = 0
     gradient_checkpointing: bool = False
+    adapter_dtype: str = 'auto'       # trainable (LoRA) weights' storage: 'auto' (bf16 for a 4-bit student, as in QLoRA), 'bf16', 'fp32'
     def __post_init__(self):
+        if self.adapter_dtype not in ADAPTER_DTYPES: raise ValueError(f'adapter_dtype must be one of {ADAPTER_DTYPES}, got {self.adapter_dtype!r}')
         if self.lr <= 0: raise ValueError(f'lr must be > 0, got {self.lr}')
         if self.batch_size < 1 or self.grad_accum < 1: raise ValueError('batch_size and grad_accum must be >= 1')
         if self.max_steps <= 0 and self.epochs <= 0: raise ValueError('give epochs > 0 or max_steps > 0')
@@ -338,16 +343,37 @@ def quiet_trainer(trainer):
     trainer.add_callback(TrainProgress())
     return trainer
 
+# %% ../nbs/core/06_train.ipynb #ad0a0002
+class AdapterDtype(transformers.TrainerCallback):
+    "Store the trainable parameters in `dtype` ('auto', 'bf16' or 'fp32') when training starts."
+    def __init__(self, dtype:str='auto'):
+        if dtype not in ADAPTER_DTYPES: raise ValueError(f'adapter dtype must be one of {ADAPTER_DTYPES}, got {dtype!r}')
+        self.dtype = dtype
+    def target(self, model):
+        if self.dtype == 'fp32': return torch.float32
+        if self.dtype == 'bf16': return torch.bfloat16
+        return torch.bfloat16 if getattr(model, 'is_loaded_in_4bit', False) else None
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        t = self.target(model)
+        if t is None: return
+        for p in model.parameters():
+            if p.requires_grad and p.dtype != t: p.data = p.data.to(t)
+
+def _adapter_dtype(extra_info:dict|None) -> str:
+    return ((extra_info or {}).get('config') or {}).get('train', {}).get('adapter_dtype', 'auto')
+
 # %% ../nbs/core/06_train.ipynb #7ff010bb
 def run_training(trainer,                      # a transformers/TRL Trainer
                  output_dir,                   # its output folder (checkpoints, final weights, logs)
-                 extra_info:dict|None=None,    # recorded in train_done.json (data counts, method name, ...)
+                 extra_info:dict|None=None,    # recorded in train_done.json (data counts, method name, ..., `config`)
+                 adapter_dtype:str|None=None,  # adapter storage (`AdapterDtype`); None: the run's `config.train.adapter_dtype`
                 ) -> dict:
     "Train with resume-from-last-checkpoint, save final weights + logs, and return a summary."
     out = Path(output_dir)
     if is_done(out): return read_json(out / 'train_done.json')
     ck = last_checkpoint(out)
     quiet_trainer(trainer)
+    trainer.callback_handler.callbacks.insert(0, AdapterDtype(adapter_dtype or _adapter_dtype(extra_info)))   # first: before the method's own
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=ck)
     secs = time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"Reasoning-behaviour analysis: keywords, lengths, switches, truncation, entropy, tables, Missing-Premise variants and abstention."
+"Reasoning-behaviour analysis (eval.behaviour) and Missing-Premise overthinking (eval.mip): keywords, lengths, switches, truncation, entropy, tables, MiP variants and abstention."
 import importlib.util, math, re, sys
 from pathlib import Path
 import numpy as np
@@ -9,11 +9,11 @@ if importlib.util.find_spec('reasondistill') is None:   # a checkout without `pi
 from reasondistill.records import Problem, Trace
 from reasondistill.tracestore import TraceStore
 from reasondistill.toyworld import QUESTION_PREFIX, LEVELS, parse_toy_question, toy_problems
-from reasondistill.eval.behaviour import (HESITATION_KEYWORDS, MIP_KEYWORDS, MIP_SUFFIX, MIP_ANSWER, keyword_counts,
-                                     split_thoughts, behaviour_stats, token_entropy, forking_share, shared_data_dir,
-                                     load_labelled_traces, as_records, outcome, behaviour_records, behaviour_table,
-                                     table_markdown, ut_score, missing_premise, abstention, mip_report, plot_behaviour,
-                                     plot_length_vs_correctness, plot_mip)
+from reasondistill.eval.behaviour import (HESITATION_KEYWORDS, MIP_KEYWORDS, keyword_counts, split_thoughts, behaviour_stats,
+                                          token_entropy, forking_share, shared_data_dir, load_labelled_traces, as_records,
+                                          outcome, behaviour_records, behaviour_table, table_markdown, ut_score,
+                                          plot_behaviour, plot_length_vs_correctness)
+from reasondistill.eval.mip import MIP_SUFFIX, MIP_ANSWER, missing_premise, abstention, mip_report, plot_mip
 
 DATA = shared_data_dir()
 SKY = DATA/'skyt1_correct5k_27b_math500_traces.jsonl'

@@ -8,7 +8,7 @@ if importlib.util.find_spec('reasondistill') is None:   # a checkout without `pi
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from reasondistill.eval.budgets import (think_length, budget_force, truncate_records, budget_curve, vote_at_k, majority_votes,
                                    default_ks, sample_budget_curves, pareto_front)
-from reasondistill.eval.metrics import pass_at_k
+from reasondistill.eval.metrics import pass_at_k, maj_at_k
 
 # --- vote@k -------------------------------------------------------------------------------------------------
 
@@ -48,13 +48,19 @@ def test_vote_at_1_is_avg_and_hand_values():
         want.append(sum(w == 'a' for w in win) / len(win))
     assert vote_at_k(V, ok, 2) == pytest.approx(np.mean(want))
 
+def test_vote_at_k_is_metrics_maj_at_k():
+    assert vote_at_k is maj_at_k                    # one definition, in eval.metrics (tested there against brute force)
+
 def test_vote_monte_carlo_close_to_exact():
     r = random.Random(3)
     answers = [r.choice('abc') for _ in range(16)]
     V, ok, _ = majority_votes(answers, {'a'})
     exact = vote_at_k(V, ok, 5)
     assert math.comb(16, 5) <= 5000
-    assert vote_at_k(V, ok, 5, max_exact=1, n_sub=20000, seed=1) == pytest.approx(exact, abs=0.02)
+    assert vote_at_k(V, ok, 5, max_exact=1) == pytest.approx(exact, abs=1e-12)   # one-hot votes: exact for any n
+    soft = np.random.default_rng(3).dirichlet(np.ones(3), size=16)                # soft votes: Monte Carlo past max_exact
+    exact = vote_at_k(soft, [True, False, False], 5)
+    assert vote_at_k(soft, [True, False, False], 5, max_exact=1, n_sub=20000, seed=1) == pytest.approx(exact, abs=0.02)
 
 def test_soft_votes_and_errors():
     Vs = np.array([[0.7, 0.3], [0.1, 0.9], [0.6, 0.4]])

@@ -7,9 +7,9 @@ import copy, functools, json, warnings
 import pytest
 import torch
 from reasondistill.signals import TeacherSignal
-from reasondistill.methods.onpolicy import OBJECTIVES, onpolicy_objective
-from reasondistill.methods.curiosft import (CurioConfig, curio_config_for, adaptive_tau, curiosft_loss, AdapterReference,
-                                    entropy_split, REFERENCE_FILE)
+from reasondistill.registry import make_config
+from reasondistill.methods.curiosft import CurioConfig, CurioTrainer, adaptive_tau, curiosft_loss, AdapterReference, REFERENCE_FILE
+from reasondistill.eval.diagnostics import entropy_split
 
 torch.set_num_threads(1)
 
@@ -72,7 +72,7 @@ def test_loss_matches_naive_full_logits(chunk, mode, sd_weight):
     zr = torch.randn(N, V, dtype=torch.float64, generator=g) * torch.linspace(0.3, 5, N, dtype=torch.float64)[:, None]
     y = torch.randint(0, V, (N,), generator=g)
     cfg = CurioConfig(chunk_size=chunk, sd_weight=sd_weight, tau_mode=mode, tau_topk=10)
-    got, met = onpolicy_objective(hs, W, y, TeacherSignal('full', 1.0, V, logits=zr), torch.zeros(N, dtype=torch.long), cfg)
+    got, met = curiosft_loss(hs, W, y, TeacherSignal('full', 1.0, V, logits=zr), torch.zeros(N, dtype=torch.long), cfg)
     tau = grid_tau(zr, topk=10)[0] if mode == 'adaptive' else torch.full((N,), 1.3, dtype=torch.float64)
     ref = naive_loss(hs, W, zr, y, tau, sd_weight)
     assert got.item() == pytest.approx(ref.item(), rel=1e-5)             # tau to the grid's resolution
@@ -102,20 +102,18 @@ def test_reference_equal_to_student_at_tau_1_is_cross_entropy():
     assert met['sd_term'] > 0 and got.item() > ce.item()
 
 def test_configs_and_registry():
-    assert OBJECTIVES['curiosft'] is curiosft_loss
-    c = curio_config_for('curiosft')
-    assert (c.lmbda, c.sd_weight, c.tau_min, c.tau_max, c.tau_topk, c.bisect_iters, c.sync_every, c.sync_mix, c.reference) == \
-           (0.0, 1.0, 1.1, 1.5, 512, 20, 5, 0.99, 'ema')
-    assert curio_config_for('curiosft-fixed-tau').tau_mode == 'fixed' and curio_config_for('curiosft-fixed-tau').fixed_tau == 1.3
-    for kw, msg in [(dict(lmbda=1.0), 'lmbda = 0'), (dict(seq_kd=True), 'seq_kd'), (dict(signal='topk'), "signal must be 'full'"),
-                    (dict(tau_mode='x'), 'tau_mode'), (dict(fixed_tau=0), 'fixed_tau'), (dict(tau_min=0), 'tau_min'),
+    c = make_config('curiosft')
+    assert (c.sd_weight, c.tau_min, c.tau_max, c.tau_topk, c.bisect_iters, c.sync_every, c.sync_mix, c.reference) == \
+           (1.0, 1.1, 1.5, 512, 20, 5, 0.99, 'ema')
+    assert make_config('curiosft-fixed-tau').tau_mode == 'fixed' and make_config('curiosft-fixed-tau').fixed_tau == 1.3
+    for kw, msg in [(dict(tau_mode='x'), 'tau_mode'), (dict(fixed_tau=0), 'fixed_tau'), (dict(tau_min=0), 'tau_min'),
                     (dict(reference='base'), 'reference must be'), (dict(sync_every=0), 'sync_every'),
-                    (dict(sync_mix=1.5), 'sync_mix'), (dict(sd_weight=-1), 'sd_weight'), (dict(loss='pg'), "'curiosft'")]:
+                    (dict(sync_mix=1.5), 'sync_mix'), (dict(sd_weight=-1), 'sd_weight')]:
         with pytest.raises(ValueError, match=msg): CurioConfig(**kw)
-    with pytest.raises(KeyError, match='known'): curio_config_for('curio')
+    with pytest.raises(KeyError, match='unknown method'): make_config('curio')
     from reasondistill.registry import get_method
     m = get_method('curiosft')
-    assert m.kind == 'token-level' and '2602.02244' in m.url and m.card.endswith('§7')
+    assert m.family == 'self-distillation' and '2602.02244' in m.url and m.notebook == 'methods/08_curiosft.ipynb'
     hs, W = torch.randn(3, 4), torch.randn(6, 4)
     with pytest.raises(ValueError, match='outside the shared vocabulary'):
         curiosft_loss(hs, W, torch.tensor([0, 1, 5]), TeacherSignal('full', 1.0, 5, logits=torch.randn(3, 5)), None, CurioConfig())
@@ -154,13 +152,11 @@ def test_ema_sync_arithmetic_and_swap(tmp_path):
 def _trainer(model, tok, ex, tmp_path, cfg):
     import trl, datasets
     from reasondistill.signals import ModelTeacher
-    from reasondistill.methods.onpolicy import _tokenised_rows
-    from reasondistill.methods.curiosft import curio_trainer_cls
+    from reasondistill.train import tokenized_rows
     args = trl.SFTConfig(output_dir=str(tmp_path), max_length=256, completion_only_loss=True, packing=False, report_to='none',
                          use_cpu=True, dataset_num_proc=None)
-    return curio_trainer_cls()(model=model, args=args, train_dataset=datasets.Dataset.from_list(_tokenised_rows(tok, ex, 256)),
-                               processing_class=tok, teacher=ModelTeacher(model, kind='full', vocab_size=len(tok)), onpolicy=cfg,
-                               prompts=[e['prompt'] for e in ex])
+    return CurioTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(tokenized_rows(tok, ex, 256)),
+                        processing_class=tok, teacher=ModelTeacher(model, kind='full', vocab_size=len(tok)), curio=cfg)
 
 def test_reference_pass_leaves_student_gradients_untouched(toy, tmp_path):
     "compute_loss (student forward first, then the reference pass with swapped adapters) = a naive loss whose reference is a deep copy."
@@ -205,9 +201,9 @@ def test_reference_pass_leaves_student_gradients_untouched(toy, tmp_path):
 def test_ema_schedule_and_resume(toy, tmp_path):
     "Reference = EMA of the student snapshots at steps 0, 2, 4 (sync_every=2); checkpointed; a resumed run loads it from the checkpoint."
     from transformers import TrainerCallback
-    from reasondistill.train import TrainConfig
+    from reasondistill.train import TrainConfig, Run
     from reasondistill.models import ModelSpec, LoraSpec
-    from reasondistill.methods.curiosft import CurioRun, train_curiosft
+    from reasondistill.methods.curiosft import train_curiosft
     tok, probs, ex = toy
     spec = ModelSpec('toy:student', lora=LoraSpec(r=4, alpha=8))        # fp32 adapters: the EMA is exact to ~1e-7
     snaps = {}
@@ -216,9 +212,9 @@ def test_ema_schedule_and_resume(toy, tmp_path):
         def on_train_begin(self, args, state, control, model=None, **kw): self.grab(state, model)
         def on_step_end(self, args, state, control, model=None, **kw): self.grab(state, model)
     tc = TrainConfig(lr=2e-2, max_steps=5, batch_size=2, max_length=256, logging_steps=1, save_steps=3)
-    cfg = CurioConfig(sync_every=2, sync_mix=0.5, chunk_size=16)
-    s = train_curiosft(ex, CurioRun(spec, tc, str(tmp_path / 'a'), cfg), callbacks=[Snap()])
-    assert s['global_step'] == 5 and s['reference']['syncs'] == 3 and s['rollouts']['loss_tokens'] > 0
+    cfg = CurioConfig(sync_every=2, sync_mix=0.5, chunk_size=16, train=tc)
+    s = train_curiosft(ex, Run(str(tmp_path / 'a'), spec), cfg, callbacks=[Snap()])
+    assert s['global_step'] == 5 and s['reference']['syncs'] == 3 and s['loss_tokens'] > 0
     ema = lambda steps: functools.reduce(lambda r, k: {n: 0.5 * r[n] + 0.5 * snaps[k][n] for n in r}, steps[1:], dict(snaps[steps[0]]))
     dist = lambda a, b: max((a[n] - b[n]).abs().max().item() for n in a)
     final = torch.load(tmp_path / 'a' / REFERENCE_FILE, weights_only=True)['state']
@@ -234,11 +230,11 @@ def test_ema_schedule_and_resume(toy, tmp_path):
             if state.global_step == 4: raise RuntimeError('simulated crash')
     for d, drop in (('b', False), ('c', True)):
         with pytest.raises(RuntimeError, match='simulated'):
-            train_curiosft(ex, CurioRun(spec, tc, str(tmp_path / d), cfg), callbacks=[Crash()])
+            train_curiosft(ex, Run(str(tmp_path / d), spec), cfg, callbacks=[Crash()])
         if drop: (tmp_path / d / 'checkpoint-3' / REFERENCE_FILE).unlink()
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter('always')
-            r = train_curiosft(ex, CurioRun(spec, tc, str(tmp_path / d), cfg))
+            r = train_curiosft(ex, Run(str(tmp_path / d), spec), cfg)
         assert r['resumed_from'].endswith('checkpoint-3') and r['global_step'] == 5
         if drop:
             assert r['reference']['reinitialised_at'] == 3 and r['reference']['loaded_from'] is None
@@ -251,7 +247,7 @@ def test_ema_schedule_and_resume(toy, tmp_path):
 
 def test_entropy_profile_and_split(toy):
     from reasondistill.models import load_model
-    from reasondistill.methods.curiosft import entropy_profile, plot_entropy_profiles
+    from reasondistill.eval.diagnostics import entropy_profile, plot_entropy_profiles
     from reasondistill.signals import tokenize_example
     tok, probs, ex = toy
     model, _ = load_model('toy:student')
@@ -287,17 +283,17 @@ def test_cli_train_curiosft(toy, tmp_path):
     _store(tmp_path / 'traces', probs, ex)
     common = ['--problems', 'toy:train:2:1,3,6', '--max-steps', '2', '--batch-size', '3', '--lora-r', '4']
     main(['train', '--method', 'curiosft', '--traces', str(tmp_path / 'traces'), '--out', str(tmp_path / 'c'), *common,
-          'curio.sync_every=1', 'curio.chunk_size=32', 'lr=0.001'])
+          '--set', 'sync_every=1', 'chunk_size=32', 'train.lr=0.001'])
     done = json.loads((tmp_path / 'c' / 'train_done.json').read_text())
     assert done['global_step'] == 2 and done['method'] == 'curiosft' and done['n_examples'] == 6 and done['quant'] == '4bit'
-    assert done['curio']['sync_every'] == 1 and done['reference']['syncs'] == 2 and done['teacher'] == 'self:ema'
+    assert done['config']['sync_every'] == 1 and done['reference']['syncs'] == 2 and done['teacher'] == 'self:ema'
     assert (tmp_path / 'c' / 'final' / 'adapter_config.json').exists()
     main(['train', '--method', 'curiosft-fixed-tau', '--traces', str(tmp_path / 'traces'), '--out', str(tmp_path / 'f'), *common,
-          'curio.reference=live'])
+          '--set', 'reference=live'])
     done = json.loads((tmp_path / 'f' / 'train_done.json').read_text())
     log = json.loads((tmp_path / 'f' / 'train_log.json').read_text())
-    assert done['curio']['tau_mode'] == 'fixed' and done['reference'] == {'kind': 'live'}
+    assert done['config']['tau_mode'] == 'fixed' and done['reference'] == {'kind': 'live'}
     assert all(e['tau'] == pytest.approx(1.3) for e in log if 'tau' in e)
     with pytest.raises(ValueError, match='--traces'): main(['train', '--method', 'curiosft', '--out', str(tmp_path / 'x'), *common])
     with pytest.raises(ValueError, match='unknown config key'):
-        main(['train', '--method', 'curiosft', '--traces', str(tmp_path / 'traces'), '--out', str(tmp_path / 'y'), *common, 'curio.alpha_sd=1'])
+        main(['train', '--method', 'curiosft', '--traces', str(tmp_path / 'traces'), '--out', str(tmp_path / 'y'), *common, '--set', 'alpha_sd=1'])

@@ -10,7 +10,8 @@ import pytest
 import torch
 from _reference import ref_div
 from reasondistill.signals import TeacherSignal, tokenize_example, collate_tokenized, pack_ids, unpack_ids, id_bits
-from reasondistill.methods.kd import kd_loss, chunked_ce, kd_objective, KDConfig
+from reasondistill.divergences import kd_loss, chunked_ce
+from reasondistill.methods.kd import kd_objective, KDConfig
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,20 +151,21 @@ def test_cli_train_kd_online_cached_and_self(toy, tmp_path, capsys):
     tok, probs, ex = toy
     _store(tmp_path / 'traces', probs, ex)
     common = ['--traces', str(tmp_path / 'traces'), '--problems', 'toy:train:2:1,3,6', '--max-steps', '2', '--batch-size', '2']
-    main(['train', '--method', 'kd-rkl', '--out', str(tmp_path / 'rkl'), *common, 'kd.temperature=2.0', 'kd.ce_weight=0.5', 'lr=0.001'])
+    main(['train', '--method', 'kd-rkl', '--out', str(tmp_path / 'rkl'), *common, '--set', 'temperature=2.0', 'ce_weight=0.5', 'train.lr=0.001'])
     done = json.loads((tmp_path / 'rkl' / 'train_done.json').read_text())
     assert done['global_step'] == 2 and done['method'] == 'kd-rkl' and done['teacher'] == 'toy:teacher'
-    assert done['kd']['divergence'] == 'rkl' and done['kd']['temperature'] == 2.0 and done['kd']['ce_weight'] == 0.5
+    c = done['config']
+    assert c['divergence'] == 'rkl' and c['temperature'] == 2.0 and c['ce_weight'] == 0.5 and c['train']['lr'] == 0.001
     assert done['n_heldout'] == 1 and done['fidelity']['kl_kind'] == 'dense'      # a fifth of 6 examples held out
     log = json.loads((tmp_path / 'rkl' / 'train_log.json').read_text())
     assert any('ce_loss' in e and 'kd_loss' in e for e in log)
-    main(['train', '--method', 'kd-tvd', '--cache', str(tmp_path / 'cache'), '--out', str(tmp_path / 'tvd'), *common, 'kd.topk=8'])
+    main(['train', '--method', 'kd-tvd', '--cache', str(tmp_path / 'cache'), '--out', str(tmp_path / 'tvd'), *common, '--set', 'topk=8'])
     done = json.loads((tmp_path / 'tvd' / 'train_done.json').read_text())
     assert done['teacher'].startswith('cache:') and (tmp_path / 'cache' / 'meta.json').exists()
     main(['train', '--method', 'kd-jsd', '--teacher', 'self', '--out', str(tmp_path / 'self'), *common])
     assert json.loads((tmp_path / 'self' / 'train_done.json').read_text())['teacher'] == 'self'
     with pytest.raises(ValueError, match='unknown config key'):
-        main(['train', '--method', 'kd-fkl', '--out', str(tmp_path / 'x'), *common, 'kd.nope=1'])
+        main(['train', '--method', 'kd-fkl', '--out', str(tmp_path / 'x'), *common, '--set', 'nope=1'])
 
 def _run(args, timeout=600):
     env = {**os.environ, 'RD_PROGRESS': '0', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
@@ -192,7 +194,8 @@ def test_trainer_evaluate_reports_the_objective(toy, tmp_path):
     import trl, datasets
     from reasondistill.models import load_model, ModelSpec, LoraSpec
     from reasondistill.signals import ModelTeacher
-    from reasondistill.methods.kd import kd_trainer_cls, fidelity
+    from reasondistill.methods.kd import KDTrainer
+    from reasondistill.eval.fidelity import fidelity
     tok, _, ex = toy
     teacher, _ = load_model('toy:teacher')
     student, stok = load_model(ModelSpec('toy:student', lora=LoraSpec(r=4, alpha=8)), trainable=True)
@@ -202,7 +205,7 @@ def test_trainer_evaluate_reports_the_objective(toy, tmp_path):
     args = trl.SFTConfig(output_dir=str(tmp_path), max_length=256, completion_only_loss=True, packing=False, report_to='none',
                          use_cpu=True, per_device_eval_batch_size=len(rows), dataset_num_proc=None)
     src = ModelTeacher(teacher, temperature=1.0)
-    tr = kd_trainer_cls()(model=student, args=args, train_dataset=ds, eval_dataset=ds, processing_class=stok, teacher=src,
+    tr = KDTrainer(model=student, args=args, train_dataset=ds, eval_dataset=ds, processing_class=stok, teacher=src,
                           kd=KDConfig(divergence='fkl'))
     ev = tr.evaluate()
     f = fidelity(student, src, [collate_tokenized(rows, stok.pad_token_id)])

@@ -5,7 +5,8 @@ from fractions import Fraction
 from pathlib import Path
 import numpy as np
 import pytest
-from reasondistill.eval.metrics import (pass_at_k, avg_at_n, pass_at_k_mean, majority_vote, maj_at_k, bootstrap_ci,
+from reasondistill.eval.metrics import (pass_at_k, avg_at_n, pass_at_k_mean, majority_vote, majority_votes, maj_at_k,
+                                   maj_at_k_mean, bootstrap_ci,
                                    paired_bootstrap_diff, t_quantile, mean_ci_over_seeds, summarize, sort_levels,
                                    get_metric, results_table)
 
@@ -56,26 +57,88 @@ def test_avg_at_n_is_mean_pass_at_1():
 
 # ---------------------------------------------------------------- maj@k
 
-def _maj_reference(samples, k):
-    votes = Counter(a for a, _ in samples[:k] if a is not None)   # Counter keeps first-seen order; most_common is stable
-    if not votes: return False
-    top = votes.most_common(1)[0][0]
-    return next(ok for a, ok in samples[:k] if a == top)
+def _maj_brute(votes, right, k):
+    "maj@k from its definition: over every k-subset of the samples, the share of right answers among those with the most votes."
+    V, hits = np.asarray(votes, dtype=float), []
+    for sub in itertools.combinations(range(len(V)), k):
+        tot = V[list(sub)].sum(0)
+        top = tot.max() if tot.size else 0.0
+        win = [j for j in range(len(tot)) if top > 0 and math.isclose(tot[j], top, rel_tol=1e-12)]
+        hits.append(sum(right[j] for j in win) / len(win) if win else 0.0)
+    return float(np.mean(hits))
 
-def test_maj_at_k_matches_reference():
+def _answers_brute(answers, right, k):
+    "The same for plain answers, with the plurality counted by hand."
+    hits = []
+    for sub in itertools.combinations(range(len(answers)), k):
+        cnt = Counter(answers[i] for i in sub if answers[i] is not None)
+        top = max(cnt.values(), default=0); win = [a for a in cnt if cnt[a] == top]
+        hits.append(sum(a in right for a in win) / len(win) if win else 0.0)
+    return float(np.mean(hits))
+
+@pytest.mark.parametrize('seed', range(40))
+def test_maj_at_k_matches_brute_force(seed):
+    r = np.random.default_rng(seed)
+    n = int(r.integers(1, 10))
+    answers = [None if a == 'x' else str(a) for a in r.choice(['1', '2', '3', '4', 'x'], size=n, p=[.35, .25, .15, .1, .15])]
+    right = set(r.choice(['1', '2', '3'], size=int(r.integers(0, 3)), replace=False))
+    V, ok, cands = majority_votes(answers, right)
+    for k in range(1, n + 1):
+        want = _answers_brute(answers, right, k)
+        assert maj_at_k(V, ok, k) == pytest.approx(want, abs=1e-12)
+        assert _maj_brute(V, ok, k) == pytest.approx(want, abs=1e-12)
+    assert maj_at_k(V, ok, 1) == pytest.approx(sum(a in right for a in answers) / n)      # maj@1 = share of right samples
+    voted, is_right = majority_vote([(a, a in right) for a in answers])
+    counts = Counter(a for a in answers if a is not None)
+    if voted is not None and list(counts.values()).count(counts[voted]) == 1:
+        assert maj_at_k(V, ok, n) == float(is_right)                                       # maj@n without a tie: the vote
+
+@pytest.mark.parametrize('seed', range(10))
+def test_maj_at_k_soft_votes_match_brute_force(seed):
+    r = np.random.default_rng(seed)
+    n, m = int(r.integers(1, 8)), int(r.integers(1, 4))
+    V = r.dirichlet(np.ones(m), size=n) * (r.random((n, 1)) < 0.85)           # some samples do not vote
+    ok = r.random(m) < 0.5
+    for k in range(1, n + 1):
+        assert maj_at_k(V, ok, k) == pytest.approx(_maj_brute(V, ok, k), abs=1e-12)
+
+def test_maj_at_k_large_n_exact_and_monte_carlo():
+    r = np.random.default_rng(0)
+    answers = [str(a) if a < 4 else None for a in r.integers(0, 5, 64)]
+    V, ok, _ = majority_votes(answers, {'0', '3'})
+    for k in (16, 33, 64):
+        draws = [r.choice(64, k, replace=False) for _ in range(3000)]
+        mc = np.mean([_maj_brute(V[d], ok, k) for d in draws])                 # random subsets, scored by the definition
+        assert maj_at_k(V, ok, k) == pytest.approx(mc, abs=0.03)
+    soft = r.dirichlet(np.ones(3), size=16)                                     # soft votes: Monte Carlo past max_exact
+    exact = maj_at_k(soft, [True, False, False], 5)
+    assert math.comb(16, 5) <= 5000 and exact == pytest.approx(_maj_brute(soft, [True, False, False], 5))
+    assert maj_at_k(soft, [True, False, False], 5, max_exact=1, n_sub=20000, seed=1) == pytest.approx(exact, abs=0.02)
+    assert maj_at_k(np.ones((300, 1)), [True], 150) == pytest.approx(1.0)     # no overflow at large n
+
+def test_maj_at_k_rejects():
+    V, ok, _ = majority_votes(['a', 'b', 'a'], {'a'})
+    with pytest.raises(ValueError, match='1 <= k'): maj_at_k(V, ok, 4)
+    with pytest.raises(ValueError, match='candidates'): maj_at_k(V, ok[:1], 1)
+    with pytest.raises(ValueError, match='matrix'): maj_at_k(np.ones(3), [True], 1)
+    with pytest.raises(ValueError, match='non-negative'): maj_at_k(-V, ok, 1)
+    assert maj_at_k(np.zeros((2, 0)), [], 1) == 0.0
+
+def test_maj_at_k_mean_matches_reference():
     rng = np.random.default_rng(1)
-    for _ in range(30):
+    for _ in range(10):
         gold = 'a'
-        probs = [[(a, a == gold) for a in rng.choice(['a', 'b', 'c', None], size=8, p=[.4, .25, .15, .2])] for _ in range(40)]
+        probs = [[(a, a == gold) for a in rng.choice(['a', 'b', 'c', None], size=8, p=[.4, .25, .15, .2])] for _ in range(20)]
         for k in (1, 2, 3, 5, 8):
-            assert maj_at_k(probs, k) == pytest.approx(np.mean([_maj_reference(p, k) for p in probs]))
+            want = np.mean([_answers_brute([a for a, _ in p], {gold}, k) for p in probs])
+            assert maj_at_k_mean(probs, k) == pytest.approx(want, abs=1e-12)
 
 def test_majority_vote_cases():
     assert majority_vote([('x', False), ('y', True), ('y', True)]) == ('y', True)
     assert majority_vote([('y', True), ('x', False), ('x', False), ('y', True)]) == ('y', True)   # tie: first seen
     assert majority_vote([(None, False), ('x', False), (None, False)]) == ('x', False)          # None never wins
     assert majority_vote([]) == (None, False)
-    with pytest.raises(ValueError, match='at least k'): maj_at_k([[('x', True)]], 2)
+    with pytest.raises(ValueError, match='at least k'): maj_at_k_mean([[('x', True)]], 2)
 
 # ---------------------------------------------------------------- intervals
 
@@ -175,7 +238,7 @@ def test_summarize_matches_estimators():
     assert list(s['pass@k']) == list(s['maj@k']) == ['1', '2', '4', '8']
     for k in (1, 2, 4, 8):
         assert s['pass@k'][str(k)]['mean'] == pytest.approx(pass_at_k_mean(correct, k))
-        assert s['maj@k'][str(k)]['mean'] == pytest.approx(maj_at_k(pairs, k))
+        assert s['maj@k'][str(k)]['mean'] == pytest.approx(maj_at_k_mean(pairs, k))
     assert s['no_answer_rate'] == pytest.approx(np.mean([r['verdict'] == 'no_answer' for r in recs]))
     assert s['truncation_rate'] == pytest.approx(np.mean([r['finish_reason'] == 'length' for r in recs]))
     assert s['median_tokens'] == pytest.approx(np.median([r['n_tokens'] for r in recs]))

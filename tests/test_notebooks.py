@@ -14,11 +14,6 @@ BUDGET_S = 30   # per-notebook test budget on 2 CPU cores; reported, not asserte
 def test_notebook(nb, record_property):
     os.environ['IN_TEST'] = '1'
     t = time.perf_counter()
-    # notebooks run in this process: a notebook's export cells register their own (re-defined) objectives in the
-    # package's registry, so it is restored afterwards — later tests must see the package's functions
-    from reasondistill.methods.onpolicy import OBJECTIVES
-    saved = dict(OBJECTIVES)
-    try: ok, secs = run_nb(nb, skip_flags=FLAGS, basepath=cfg.config_path)
-    finally: OBJECTIVES.clear(); OBJECTIVES.update(saved)
+    ok, secs = run_nb(nb, skip_flags=FLAGS, basepath=cfg.config_path)
     record_property('seconds', round(time.perf_counter() - t, 1))
     assert ok, f'{nb.name} failed; traceback is on stderr'

@@ -1,5 +1,5 @@
-"""Tests for `reasondistill.methods.onpolicy` (GKD, per-token reverse-KL OPD, the rollout schedule) and
-`reasondistill.methods.opsd` (OPSD); the notebooks hold the readable examples.
+"""Tests for the on-policy family — `reasondistill.methods.onpolicy` (the rollout schedule), `gkd`, `opd`, `kepo`,
+`opsd` and `atesd`; the notebooks hold the readable examples.
 
 References are written from the definitions, independently of the modules: full [N, V] log-softmaxes in float64
 under plain autograd, TRL's own GKD loss, a double loop for discounted advantages, exact expectations over the
@@ -8,10 +8,12 @@ import json
 import pytest
 import torch
 from reasondistill.signals import TeacherSignal
-from reasondistill.methods.onpolicy import (OnPolicyConfig, onpolicy_objective, token_logprobs, discounted_returns, rollout_batch,
-                                    onpolicy_config_for)
-from reasondistill.methods.onpolicy import clipped_fkl
-from reasondistill.methods.opsd import OPSDConfig, opsd_config_for, teacher_batch
+from reasondistill.divergences import token_logprobs, clipped_fkl
+from reasondistill.registry import make_config
+from reasondistill.methods.onpolicy import OnPolicyConfig, RolloutConfig, LossConfig, divergence_objective, rollout_batch
+from reasondistill.methods.gkd import GKDConfig
+from reasondistill.methods.opd import OPDConfig, opd_objective, discounted_returns
+from reasondistill.methods.opsd import OPSDConfig, SelfTeacherConfig, OPSDTrainer, teacher_batch
 
 torch.set_num_threads(1)
 
@@ -34,8 +36,8 @@ def grads(loss, *xs): return torch.autograd.grad(loss, xs)
 def test_gkd_loss_matches_trl(beta, tau):
     from trl.experimental.gkd import GKDTrainer
     hs, W, zt, labels, m, seq, V = batch(1)
-    cfg = OnPolicyConfig(beta=beta, temperature=tau, chunk_size=4)
-    got = onpolicy_objective(hs[m], W, labels[m], TeacherSignal('full', tau, V, logits=zt[m]), seq, cfg)[0] / m.sum()
+    cfg = GKDConfig(rollout=RolloutConfig(temperature=tau), loss=LossConfig(beta=beta, chunk_size=4))
+    got = divergence_objective(hs[m], W, labels[m], TeacherSignal('full', tau, V, logits=zt[m]), seq, cfg)[0] / m.sum()
     ref = GKDTrainer.generalized_jsd_loss(hs @ W.T, zt, labels, beta=beta, temperature=tau)
     assert got.item() == pytest.approx(ref.item(), rel=1e-9, abs=1e-12)
     for a, b in zip(grads(got, hs, W), grads(ref, hs, W)): torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-10)
@@ -60,8 +62,8 @@ def test_opd_loss_matches_naive(discount, kind, tau):
            'topk': TeacherSignal('topk', tau, V, topk_ids=torch.zeros(int(m.sum()), 1, dtype=torch.long),
                                  topk_logp=torch.zeros(int(m.sum()), 1), log_tail=torch.zeros(int(m.sum())),
                                  token_logp=full.to_sampled(labels[m]).token_logp)}[kind]
-    cfg = OnPolicyConfig(loss='pg', signal=kind, discount=discount, temperature=tau, chunk_size=5)
-    got, met = onpolicy_objective(hs[m], W, labels[m], sig, seq, cfg)
+    cfg = OPDConfig(loss=LossConfig(signal=kind, chunk_size=5), discount=discount, rollout=RolloutConfig(temperature=tau))
+    got, met = opd_objective(hs[m], W, labels[m], sig, seq, cfg)
     ref = naive_opd(hs, W, zt, labels, discount, tau)
     assert got.item() == pytest.approx(ref.item(), rel=1e-9, abs=1e-12)
     for a, b in zip(grads(got, hs, W), grads(ref, hs, W)): torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-10)
@@ -75,12 +77,12 @@ def test_opd_expected_gradient_is_the_reverse_kl_gradient():
     hs, W, zt, labels, m, seq, V = batch(3, B=1, T=5)
     h, t = hs[0].detach().requires_grad_(), zt[0]
     q = torch.softmax(h @ W.detach().T, -1).detach()
-    cfg = OnPolicyConfig(loss='pg', signal='sampled')
+    cfg = OPDConfig()
     exp = 0
     for y in range(V):                                  # every position samples token y, weighted by q(y)
         toks = torch.full((len(h),), y)
         sig = TeacherSignal('full', 1.0, V, logits=t).to_sampled(toks)
-        loss = onpolicy_objective(h, W.detach(), toks, sig, torch.arange(len(h)), cfg)[0]  # each position its own sequence
+        loss = opd_objective(h, W.detach(), toks, sig, torch.arange(len(h)), cfg)[0]  # each position its own sequence
         exp = exp + (grads(loss, h)[0] * q[:, y:y + 1])
     ls = torch.log_softmax(h @ W.detach().T, -1)
     rkl = (ls.exp() * (ls - torch.log_softmax(t, -1))).sum()
@@ -111,18 +113,20 @@ def test_clipped_fkl_matches_definition(clip):
     ref = torch.clamp(t.exp() * (t - s), max=clip).sum()
     assert got.item() == pytest.approx(ref.item(), rel=1e-10)
     for a, b in zip(grads(got, hs, W), grads(ref, hs, W)): torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
-    # the clipped objective also runs through the generic objective (OnPolicyConfig knows 'fkl_clip' once selfdistill is imported)
-    got2 = onpolicy_objective(hs[m], W, labels[m], sig, seq, OPSDConfig(clip=clip, temperature=1.1, loss_temperature=1.1))[0]
+    # the clipped objective also runs through OPSD's objective hook
+    t = OPSDTrainer.__new__(OPSDTrainer); t.op = OPSDConfig(clip=clip, rollout=RolloutConfig(temperature=1.1))
+    got2 = t.objective(hs[m], W, labels[m], sig, seq)[0]
     assert got2.item() == pytest.approx(ref.item(), rel=1e-10)
 
 def test_configs_refuse_bad_settings():
-    with pytest.raises(ValueError, match='lmbda'): OnPolicyConfig(lmbda=-0.1)
-    with pytest.raises(ValueError, match='needs signal'): OnPolicyConfig(signal='sampled')
-    with pytest.raises(ValueError, match='loss must be'): OnPolicyConfig(loss='ppo')
-    with pytest.raises(ValueError, match='> 0'): OnPolicyConfig(temperature=0)
-    assert onpolicy_config_for('gkd').lmbda == 0.5 and onpolicy_config_for('gkd').tau == 0.9
-    assert opsd_config_for('opsd-jsd').tau == 1.1 and opsd_config_for('opsd').tau == 1.0
-    with pytest.raises(ValueError, match='privileged'): OPSDConfig(privileged='hint')
+    with pytest.raises(ValueError, match='lmbda'): RolloutConfig(lmbda=-0.1)
+    with pytest.raises(ValueError, match='needs loss.signal'): OnPolicyConfig(loss=LossConfig(signal='sampled'))
+    with pytest.raises(ValueError, match='divergence must be'): LossConfig(divergence='ppo')
+    with pytest.raises(ValueError, match='> 0'): RolloutConfig(temperature=0)
+    with pytest.raises(ValueError, match='objective must be'): OPDConfig(objective='ppo')
+    assert make_config('gkd').rollout.lmbda == 0.5 and make_config('gkd').tau == 0.9
+    assert make_config('opsd-jsd').tau == 1.1 and make_config('opsd').tau == 1.0
+    with pytest.raises(ValueError, match='privileged'): SelfTeacherConfig(privileged='hint')
 
 def test_teacher_batch_aligns_completions():
     ids = torch.tensor([[5, 6, 7, 8, 9, 0], [5, 6, 10, 11, 0, 0]])
@@ -154,8 +158,9 @@ def test_opsd_trainer_loss_equals_manual_computation(toy, tmp_path):
     import trl, datasets
     from reasondistill.models import load_model, ModelSpec, LoraSpec, render_prompt
     from reasondistill.signals import ModelTeacher, tokenize_example, collate_tokenized
-    from reasondistill.methods.onpolicy import _tokenised_rows
-    from reasondistill.methods.opsd import opsd_trainer_cls, opsd_examples, toy_solutions
+    from reasondistill.train import tokenized_rows
+    from reasondistill.traces import reference_examples
+    from reasondistill.methods.opsd import opsd_examples
     tok, probs, ex = toy
     torch.manual_seed(0)
     model, stok = load_model(ModelSpec('toy:student', lora=LoraSpec(r=4, alpha=8)), trainable=True)
@@ -163,11 +168,11 @@ def test_opsd_trainer_loss_equals_manual_computation(toy, tmp_path):
         for n, p in model.named_parameters():
             if 'lora_B' in n: p.normal_(0, 0.05)
     stok.padding_side = 'right'
-    cfg = opsd_config_for('opsd', template='short', clip=0.02)
-    oex = opsd_examples(probs, stok, cfg, toy_solutions(probs))
+    cfg = make_config('opsd', {'self_teacher.template': 'short', 'clip': 0.02})
+    oex = opsd_examples(reference_examples(probs, stok)[0], stok, cfg)
     args = trl.SFTConfig(output_dir=str(tmp_path), max_length=256, completion_only_loss=True, packing=False, report_to='none',
                          use_cpu=True, dataset_num_proc=None)
-    tr = opsd_trainer_cls()(model=model, args=args, train_dataset=datasets.Dataset.from_list(_tokenised_rows(stok, oex, 256)),
+    tr = OPSDTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(tokenized_rows(stok, oex, 256)),
                             processing_class=stok, teacher=ModelTeacher(model, disable_adapter=True), onpolicy=cfg,
                             prompts=[e['prompt'] for e in oex], teacher_prompts=[e['teacher_prompt'] for e in oex])
     comps = [e['completion'] for e in ex[:3]]
@@ -198,48 +203,48 @@ def test_cli_train_gkd_opd_opsd(toy, tmp_path):
     _store(tmp_path / 'traces', probs, ex)
     common = ['--problems', 'toy:train:2:1,3,6', '--max-steps', '2', '--batch-size', '2', '--lora-r', '4']
     main(['train', '--method', 'gkd', '--traces', str(tmp_path / 'traces'), '--out', str(tmp_path / 'gkd'), *common,
-          'op.max_new_tokens=24', 'op.lmbda=1.0', 'op.beta=0.9', 'lr=0.001'])
+          '--set', 'rollout.max_new_tokens=24', 'rollout.lmbda=1.0', 'loss.beta=0.9', 'train.lr=0.001'])
     done = json.loads((tmp_path / 'gkd' / 'train_done.json').read_text())
-    assert done['global_step'] == 2 and done['method'] == 'gkd' and done['onpolicy']['beta'] == 0.9
+    assert done['global_step'] == 2 and done['method'] == 'gkd' and done['config']['loss']['beta'] == 0.9
     assert done['rollouts']['on_policy'] == 2 and done['n_heldout'] == 1 and 'fidelity' in done
-    main(['train', '--method', 'opd', '--out', str(tmp_path / 'opd'), *common, 'op.max_new_tokens=24', 'op.token_budget=1'])
+    main(['train', '--method', 'opd', '--out', str(tmp_path / 'opd'), *common, '--set', 'rollout.max_new_tokens=24', 'budget.tokens=1'])
     done = json.loads((tmp_path / 'opd' / 'train_done.json').read_text())
-    assert done['onpolicy']['loss'] == 'pg' and done['n_examples'] == 6 and done['rollouts']['gen_share'] > 0
+    assert done['config']['objective'] == 'sampled' and done['n_examples'] == 6 and done['rollouts']['gen_share'] > 0
     assert done['global_step'] == 1 and done['rollouts']['loss_tokens'] >= 1       # the token budget stopped it early
-    main(['train', '--method', 'opsd', '--out', str(tmp_path / 'opsd'), *common, 'opsd.max_new_tokens=24', 'opsd.teacher=live'])
+    main(['train', '--method', 'opsd', '--out', str(tmp_path / 'opsd'), *common, '--set', 'rollout.max_new_tokens=24', 'self_teacher.teacher=live'])
     done = json.loads((tmp_path / 'opsd' / 'train_done.json').read_text())
-    assert done['teacher'] == 'self:live' and done['opsd']['template'] == 'short' and done['global_step'] == 2
+    assert done['teacher'] == 'self:live' and done['config']['self_teacher']['template'] == 'short' and done['global_step'] == 2
     with pytest.raises(ValueError, match='give traces'):
         main(['train', '--method', 'gkd', '--out', str(tmp_path / 'x'), *common])
     # a top-k teacher signal on student samples; and seq_kd: the off-policy batches sampled by the teacher
-    main(['train', '--method', 'opd-full', '--out', str(tmp_path / 'topk'), *common, 'op.max_new_tokens=24', 'op.signal=topk', 'op.topk=8'])
+    main(['train', '--method', 'opd-full', '--out', str(tmp_path / 'topk'), *common, '--set', 'rollout.max_new_tokens=24', 'loss.signal=topk', 'loss.topk=8'])
     done = json.loads((tmp_path / 'topk' / 'train_done.json').read_text())
-    assert done['onpolicy']['signal'] == 'topk' and done['onpolicy']['divergence'] == 'rkl' and done['global_step'] == 2
+    assert done['config']['loss']['signal'] == 'topk' and done['config']['loss']['divergence'] == 'rkl' and done['global_step'] == 2
     main(['train', '--method', 'gkd', '--traces', str(tmp_path / 'traces'), '--out', str(tmp_path / 'seqkd'), *common,
-          'op.max_new_tokens=24', 'op.lmbda=0', 'op.seq_kd=true'])
+          '--set', 'rollout.max_new_tokens=24', 'rollout.lmbda=0', 'rollout.seq_kd=true'])
     r = json.loads((tmp_path / 'seqkd' / 'train_done.json').read_text())['rollouts']
     assert r['on_policy'] == 0 and r['teacher_generated'] == 2 and r['gen_tokens'] > 0
 
 def test_cli_train_kepo_gate_and_atesd(toy, tmp_path):
     from reasondistill.cli import main
     common = ['--problems', 'toy:train:2:1,3', '--max-steps', '2', '--batch-size', '2', '--lora-r', '4']
-    main(['train', '--method', 'kepo-gate', '--out', str(tmp_path / 'kepo'), *common, 'op.max_new_tokens=24', 'op.save_at_tokens=[1]'])
+    main(['train', '--method', 'kepo-gate', '--out', str(tmp_path / 'kepo'), *common, '--set', 'rollout.max_new_tokens=24', 'budget.save_at=[1]'])
     done = json.loads((tmp_path / 'kepo' / 'train_done.json').read_text())
-    assert done['onpolicy']['gate'] == 'correct' and done['onpolicy']['verifier'] == 'toy' and done['global_step'] == 2
+    assert done['config']['gate']['norm'] == 'kept' and done['config']['gate']['verifier'] == 'toy' and done['global_step'] == 2
     r = done['rollouts']
     assert r['gen_sequences'] == 4 and 0 <= r['gated_out'] <= 4
     assert (tmp_path / 'kepo' / 'tokens-1').exists() == (r['loss_tokens'] >= 1)      # the milestone adapter, once reached
-    main(['train', '--method', 'atesd', '--out', str(tmp_path / 'atesd'), *common, 'atesd.max_new_tokens=24', 'atesd.teacher=live',
-          'atesd.hold=1', 'atesd.lookahead=1', 'atesd.ctrl_batch=1', 'atesd.probe=2'])
+    main(['train', '--method', 'atesd', '--out', str(tmp_path / 'atesd'), *common, '--set', 'rollout.max_new_tokens=24', 'self_teacher.teacher=live',
+          'exposure.hold=1', 'exposure.lookahead=1', 'exposure.ctrl_batch=1', 'exposure.probe=2'])
     done = json.loads((tmp_path / 'atesd' / 'train_done.json').read_text())
     assert done['method'] == 'atesd' and done['controller_updates'] == 2 and len(done['exposure_history']) == 2
     assert done['final_policy']['a'] >= 1 and done['final_policy']['b'] >= 1
-    main(['train', '--method', 'atesd-fixed', '--out', str(tmp_path / 'fixed'), *common, 'atesd.max_new_tokens=24', 'atesd.reveal=0.25', 'atesd.probe=2'])
+    main(['train', '--method', 'atesd-fixed', '--out', str(tmp_path / 'fixed'), *common, '--set', 'rollout.max_new_tokens=24', 'exposure.reveal=0.25', 'exposure.probe=2'])
     done = json.loads((tmp_path / 'fixed' / 'train_done.json').read_text())
     assert {h['ratio'] for h in done['exposure_history']} == {0.25} and done['final_policy'] is None
 
 def test_problem_specs_take_level_ranges():
-    from reasondistill.cli import parse_problems
+    from reasondistill.data import parse_problems
     lv = lambda spec: sorted({p.meta['level'] for p in parse_problems(spec)})
     assert lv('toy:train:1:1-8') == list(range(1, 9)) and lv('toy:dev:1:1,4-5') == [1, 4, 5] and lv('toy:test:1:3') == [3]
     with pytest.raises(ValueError, match='ranges like 1-8'): parse_problems('toy:test:1:a-b')
@@ -247,19 +252,19 @@ def test_problem_specs_take_level_ranges():
 def test_resumed_run_makes_the_same_draws(toy, tmp_path):
     "The on-policy draws and rollout seeds depend on (seed, step, micro-batch) only: a run resumed from a checkpoint repeats them."
     from transformers import TrainerCallback
-    from reasondistill.train import TrainConfig
-    from reasondistill.methods.sft import default_student_spec
-    from reasondistill.methods.onpolicy import OnPolicyRun, train_onpolicy
+    from reasondistill.train import TrainConfig, FidelityConfig, Run, default_student_spec
+    from reasondistill.methods.gkd import train_gkd
     tok, probs, ex = toy
     tc = TrainConfig(lr=5e-3, max_steps=5, batch_size=2, max_length=256, logging_steps=1, save_steps=2, grad_accum=2)
-    op = onpolicy_config_for('gkd', max_new_tokens=16, heldout=0)
+    op = GKDConfig(train=tc, fidelity=FidelityConfig(heldout=0)); op.rollout.max_new_tokens = 16
     class Crash(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
             if state.global_step == 3: raise RuntimeError('simulated crash')
     draws = lambda d: [(e['step'], e['on_policy']) for e in json.loads((tmp_path / d / 'train_log.json').read_text()) if 'on_policy' in e]
-    train_onpolicy(ex, OnPolicyRun(default_student_spec(r=4), tc, str(tmp_path / 'a'), op=op))
-    with pytest.raises(RuntimeError, match='simulated'): train_onpolicy(ex, OnPolicyRun(default_student_spec(r=4), tc, str(tmp_path / 'b'), op=op), callbacks=[Crash()])
-    s = train_onpolicy(ex, OnPolicyRun(default_student_spec(r=4), tc, str(tmp_path / 'b'), op=op))
+    run = lambda d: Run(str(tmp_path / d), default_student_spec(r=4), teacher='toy:teacher')
+    train_gkd(ex, run('a'), op)
+    with pytest.raises(RuntimeError, match='simulated'): train_gkd(ex, run('b'), op, callbacks=[Crash()])
+    s = train_gkd(ex, run('b'), op)
     assert s['resumed_from'].endswith('checkpoint-2') and draws('a') == draws('b')
     assert 0 < sum(x for _, x in draws('a')) < 5                      # lmbda = 0.5 with 2 micro-batches per step: a mix
 

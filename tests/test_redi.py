@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from reasondistill.records import Trace
-from reasondistill.methods.redi import redi_loss, preference_pairs, redi_trainer_cls, pair_batch, completion_logps
+from reasondistill.methods.redi import redi_loss, preference_pairs, REDITrainer, pair_batch, completion_logps
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def test_trainer_loss_and_gradients_match_definition(tmp_path, alpha):
             if 'lora_B' in n: p.normal_(0, 0.05)
     tok.padding_side = 'right'
     args = preference_config(TrainConfig(max_steps=1, batch_size=len(pairs)), tmp_path)
-    tr = redi_trainer_cls()(model=model, args=args, train_dataset=pairs_dataset(pairs), processing_class=tok, alpha=alpha)
+    tr = REDITrainer(model=model, args=args, train_dataset=pairs_dataset(pairs), processing_class=tok, alpha=alpha)
     assert 'ref' not in model.peft_config                  # reference-free
     batch = next(iter(tr.get_train_dataloader()))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -107,21 +107,42 @@ def test_cli_train_redi(tmp_path):
     probs = toy_problems(2, [1, 3, 6], split='train')
     with TraceStore(tmp_path / 'traces') as st: st.append(_toy_traces(probs))
     common = ['--traces', str(tmp_path / 'traces'), '--problems', 'toy:train:2:1,3,6', '--max-steps', '2', '--batch-size', '2']
-    main(['train', '--method', 'redi', '--out', str(tmp_path / 'r'), *common, 'redi.alpha=1.0', 'redi.max_steps=2', 'redi.lr=0.01'])
+    main(['train', '--method', 'redi', '--out', str(tmp_path / 'r'), *common, '--set', 'alpha=1.0', 'max_steps=2', 'lr=0.01'])
     res = json.loads((tmp_path / 'r' / 'two_stage.json').read_text())
     assert res['pairs']['pairs'] == 6 and res['stage1']['global_step'] == 2 and res['stage2']['global_step'] == 2
-    assert res['stage2']['alpha'] == 1.0 and res['stage2']['redi']['lr'] == 0.01
-    assert res['stage2']['start_adapter'] == res['stage1']['final']
+    assert res['stage2']['alpha'] == 1.0 and res['stage2']['config']['lr'] == 0.01 and res['stage2']['method'] == 'redi'
+    assert res['stage2']['config']['train']['lr'] == 0.01                           # the stage-2 run's own hyper-parameters
+    assert res['stage1']['config']['train']['lr'] == 2e-3                           # stage 1: the CLI's --lr default
+    assert res['stage2']['start_adapter'] == res['stage1']['final'] and res['final'] == res['stage2']['final']
     log = json.loads((tmp_path / 'r' / 'stage2' / 'train_log.json').read_text())
-    assert any(e.get('learning_rate', 0) > 0.005 for e in log)                      # redi.lr reached the stage-2 trainer
-    main(['train', '--method', 'redi', '--out', str(tmp_path / 'r2'), *common, 'redi.max_steps=1',
-          f"redi.sft_adapter={res['stage1']['final']}"])
+    assert any(e.get('learning_rate', 0) > 0.005 for e in log)                      # lr reached the stage-2 trainer
+    main(['train', '--method', 'redi', '--out', str(tmp_path / 'r2'), *common, '--set', 'max_steps=1',
+          f"sft_adapter={res['stage1']['final']}"])
     res2 = json.loads((tmp_path / 'r2' / 'two_stage.json').read_text())
     assert 'stage1' not in res2 and res2['stage2']['start_adapter'] == res['stage1']['final']
+    assert res2['stage2']['config']['train']['lr'] == pytest.approx(2e-4)          # default stage-2 lr: stage-1 lr / 10
     with pytest.raises(FileNotFoundError, match='holds no adapter'):
-        main(['train', '--method', 'redi', '--out', str(tmp_path / 'r3'), *common, f'redi.sft_adapter={tmp_path}'])
+        main(['train', '--method', 'redi', '--out', str(tmp_path / 'r3'), *common, '--set', f'sft_adapter={tmp_path}'])
     with pytest.raises(ValueError, match='alpha'):
-        main(['train', '--method', 'redi', '--out', str(tmp_path / 'r4'), *common, 'redi.alpha=2'])
+        main(['train', '--method', 'redi', '--out', str(tmp_path / 'r4'), *common, '--set', 'alpha=2'])
+    with pytest.raises(ValueError, match='unknown config key'):
+        main(['train', '--method', 'redi', '--out', str(tmp_path / 'r5'), *common, '--set', 'redi.alpha=0.5'])
+
+def test_cli_method_help(capsys):
+    "`reasondistill train --method redi --help` lists the config: stage 1 (`train.*`) and the stage-2 fields with their docs."
+    from reasondistill.cli import main
+    main(['train', '--method', 'redi', '--help'])
+    out = capsys.readouterr().out
+    for key in ('train.lr', 'alpha', 'sft_adapter', 'probe_pairs', 'max_completion_tokens', 'per_problem'): assert f'    {key} ' in out, key
+    assert 'weight of the negative term' in out and 'stage-1 lr / 10' in out
+
+def test_config_validation():
+    from reasondistill.methods.redi import REDIConfig
+    from reasondistill.registry import make_config
+    assert make_config('redi', ['alpha=0.5', 'train.lr=0.01']).alpha == 0.5
+    for bad, msg in ((dict(alpha=-0.1), 'alpha'), (dict(lr=-1.0), 'lr'), (dict(max_steps=-1, epochs=0), 'epochs'),
+                     (dict(probe_pairs=-1), 'probe'), (dict(per_problem=0), 'per_problem')):
+        with pytest.raises(ValueError, match=msg): REDIConfig(**bad)
 
 def _run(args, timeout=900):
     env = {**os.environ, 'RD_PROGRESS': '0', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}

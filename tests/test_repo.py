@@ -43,3 +43,12 @@ def test_docs_processing(copy):
     r = subprocess.run([sys.executable, 'tools/docs_check.py'], cwd=copy, capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, (r.stdout + r.stderr)[-5000:]
     assert (copy / '_proc' / 'index.ipynb').exists() or any((copy / '_proc').rglob('index.ipynb'))
+
+def test_sidebar_lists_every_notebook(copy):
+    r = subprocess.run([sys.executable, 'tools/sidebar.py', '--check'], cwd=copy, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = (copy / 'nbs' / 'sidebar.yml').read_text()
+    for nb in (copy / 'nbs').rglob('*.ipynb'):
+        if '.ipynb_checkpoints' in nb.parts: continue
+        assert str(nb.relative_to(copy / 'nbs')) in text, f'{nb} is not in the sidebar'
+    for title in ('Core', 'Data and traces', 'Methods', 'Evaluation and analysis', 'Tutorials'): assert f'section: {title}' in text

@@ -1,6 +1,6 @@
 """Tests for `reasondistill.methods.tsdkd` (TSD-KD as an on-policy objective); the notebook holds the readable examples.
 
-The reference is written from the equations of card §5 (`methods_objectives.md`), independently of the module: full
+The reference is written from the paper's equations, independently of the module: full
 [B, T, V] log-softmaxes in float64 under plain autograd, the generalized JSD written out (TRL convention), the opener by a
 loop over each response (or the released code's single cut on the flattened vector), candidates ranked by Python sorting,
 the Plackett–Luce sum with an explicit logsumexp over the tail (paper) or head (released code) of the ranking, and the
@@ -9,9 +9,18 @@ import json, math
 import pytest
 import torch
 from reasondistill.signals import TeacherSignal
-from reasondistill.methods.onpolicy import OnPolicyConfig, onpolicy_objective, OBJECTIVES
-from reasondistill.methods.tsdkd import (TSDKDConfig, tsdkd_loss, pl_nll, opener_mask, em_mask, tsdkd_config_for, train_tsdkd,
-                                 TSDKD_METHODS)
+from reasondistill.methods.onpolicy import OnPolicyConfig, RolloutConfig, LossConfig, divergence_objective
+from reasondistill.methods.tsdkd import TSDKDConfig, TSDConfig, tsdkd_loss, pl_nll, opener_mask, em_mask, train_tsdkd
+from reasondistill.registry import make_config
+
+_ROLLOUT, _LOSS = ('lmbda', 'temperature'), ('beta', 'chunk_size')
+
+def tcfg(**kw):
+    "A TSDKDConfig from flat settings (rollout, loss and TSD-KD fields by name; loss_temperature -> loss.temperature)."
+    r = {k: kw.pop(k) for k in _ROLLOUT if k in kw}
+    l = {k: kw.pop(k) for k in _LOSS if k in kw}
+    if 'loss_temperature' in kw: l['temperature'] = kw.pop('loss_temperature')
+    return TSDKDConfig(rollout=RolloutConfig(**{'lmbda': 1.0, **r}), loss=LossConfig(**{'beta': 0.9, **l}), tsd=TSDConfig(**kw))
 
 torch.set_num_threads(1)
 
@@ -29,46 +38,46 @@ def batch(seed=0, B=3, T=10, H=8, V=31):
 def grads(loss, *xs): return torch.autograd.grad(loss, xs)
 
 def naive_tsdkd(hs, W, zt, m, cfg):
-    "Card §5, summed scale: sum_t gate_t JSD_t + alpha N mean_{t in O} PL_t + N mean_{t in I} H_S(t)."
-    tau = cfg.tau
+    "The paper's equations, summed scale: sum_t gate_t JSD_t + alpha N mean_{t in O} PL_t + N mean_{t in I} H_S(t)."
+    tau, beta, T = cfg.tau, cfg.loss.beta, cfg.tsd
     s, t = torch.log_softmax(hs @ W.T / tau, -1), torch.log_softmax(zt / tau, -1)
     Hs, Ht = -(s.exp() * s).sum(-1), -(t.exp() * t).sum(-1)
-    if cfg.beta == 0: jsd = (t.exp() * (t - s)).sum(-1)
-    elif cfg.beta == 1: jsd = (s.exp() * (s - t)).sum(-1)
+    if beta == 0: jsd = (t.exp() * (t - s)).sum(-1)
+    elif beta == 1: jsd = (s.exp() * (s - t)).sum(-1)
     else:
-        mix = torch.logsumexp(torch.stack([t + math.log(cfg.beta), s + math.log(1 - cfg.beta)]), 0)
-        jsd = cfg.beta * (t.exp() * (t - mix)).sum(-1) + (1 - cfg.beta) * (s.exp() * (s - mix)).sum(-1)
-    gate = torch.sigmoid((Hs - Ht) / cfg.gate_temperature).detach() if cfg.use_gate else torch.ones_like(Hs)
+        mix = torch.logsumexp(torch.stack([t + math.log(beta), s + math.log(1 - beta)]), 0)
+        jsd = beta * (t.exp() * (t - mix)).sum(-1) + (1 - beta) * (s.exp() * (s - mix)).sum(-1)
+    gate = torch.sigmoid((Hs - Ht) / T.gate_temperature).detach() if T.use_gate else torch.ones_like(Hs)
     N = int(m.sum())
-    total = (gate * jsd)[m].sum() if cfg.use_direct else 0.0
+    total = (gate * jsd)[m].sum() if T.use_direct else 0.0
     pos = [m[b].nonzero().squeeze(1).tolist() for b in range(len(hs))]
     opener = []
-    if cfg.opener_rule == 'sequence':
+    if T.opener_rule == 'sequence':
         for b in range(len(hs)):
             tot, acc = Hs[b, pos[b]].sum().item(), 0.0
             for p in pos[b]:
-                if acc / tot < cfg.opener_share: opener.append((b, p))
+                if acc / tot < T.opener_share: opener.append((b, p))
                 acc += Hs[b, p].item()
     else:
         flat = [Hs[b, p].item() for b in range(len(hs)) for p in pos[b]]
         acc, cut = 0.0, 0
         for j, x in enumerate(flat):
             acc += x
-            if acc / sum(flat) >= cfg.opener_share: cut = j; break
+            if acc / sum(flat) >= T.opener_share: cut = j; break
         opener = [(b, p) for b in range(len(hs)) for r, p in enumerate(pos[b]) if r < cut]
-    if cfg.use_indirect and opener:
+    if T.use_indirect and opener:
         pl = []
         for b, p in opener:
             z = hs[b, p] @ W.T / tau
-            cand = sorted(range(len(z)), key=lambda x: -z[x].item())[:cfg.cand_k]
+            cand = sorted(range(len(z)), key=lambda x: -z[x].item())[:T.cand_k]
             zr = z[sorted(cand, key=lambda x: -zt[b, p, x].item())]
             k = len(zr)
-            if cfg.pl_form == 'paper': pl.append(-sum(zr[j] - torch.logsumexp(zr[j:], 0) for j in range(k)))
+            if T.pl_form == 'paper': pl.append(-sum(zr[j] - torch.logsumexp(zr[j:], 0) for j in range(k)))
             else: pl.append(-sum(zr[j] - torch.logsumexp(zr[:j + 1], 0) for j in range(k)))
-        total = total + cfg.ind_weight * N * torch.stack(pl).mean()
-    if cfg.use_em:
+        total = total + T.ind_weight * N * torch.stack(pl).mean()
+    if T.use_em:
         flat = Hs[m]
-        q = torch.quantile(flat.detach(), 1 - cfg.em_frac if cfg.em_rule == 'top' else cfg.em_frac)
+        q = torch.quantile(flat.detach(), 1 - T.em_frac if T.em_rule == 'top' else T.em_frac)
         total = total + N * flat[flat >= q].mean()
     return total, len(opener)
 
@@ -78,7 +87,7 @@ def naive_tsdkd(hs, W, zt, m, cfg):
 @pytest.mark.parametrize('chunk', [3, 7, 1000])
 def test_matches_naive_reference(pl_form, em_rule, opener_rule, chunk):
     hs, W, zt, m, seq, V = batch(1)
-    cfg = TSDKDConfig(pl_form=pl_form, em_rule=em_rule, opener_rule=opener_rule, chunk_size=chunk, opener_share=0.2, cand_k=6)
+    cfg = tcfg(pl_form=pl_form, em_rule=em_rule, opener_rule=opener_rule, chunk_size=chunk, opener_share=0.2, cand_k=6)
     got, met = tsdkd_loss(hs[m], W, None, TeacherSignal('full', 1.0, V, logits=zt[m]), seq, cfg)
     ref, n_open = naive_tsdkd(hs, W, zt, m, cfg)
     assert got.dtype == torch.float64 and got.item() == pytest.approx(ref.item(), rel=1e-10)
@@ -92,12 +101,12 @@ def test_matches_naive_reference(pl_form, em_rule, opener_rule, chunk):
 def test_matches_naive_reference_other_settings(kw):
     "Temperatures, betas at both ends, k beyond the vocabulary (clipped to V), c = 1 (every position an opener), switches."
     hs, W, zt, m, seq, V = batch(2)
-    cfg = TSDKDConfig(chunk_size=4, **kw)
+    cfg = tcfg(chunk_size=4, **kw)
     got, met = tsdkd_loss(hs[m], W, None, TeacherSignal('full', cfg.tau, V, logits=zt[m]), seq, cfg)
     ref, _ = naive_tsdkd(hs, W, zt, m, cfg)
     assert got.item() == pytest.approx(ref.item(), rel=1e-10)
     for a, b in zip(grads(got, hs, W), grads(ref, hs, W)): torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-11)
-    assert ('tsd_indirect' in met) == cfg.use_indirect and ('tsd_em' in met) == cfg.use_em and ('tsd_gate' in met) == cfg.use_direct
+    assert ('tsd_indirect' in met) == cfg.tsd.use_indirect and ('tsd_em' in met) == cfg.tsd.use_em and ('tsd_gate' in met) == cfg.tsd.use_direct
 
 def test_shared_vocabulary_and_teacher_hidden_signal():
     "A student head with extra rows (padding) is cut to the teacher's vocabulary; a hidden+head signal equals a logits one."
@@ -105,7 +114,7 @@ def test_shared_vocabulary_and_teacher_hidden_signal():
     g = torch.Generator().manual_seed(9)
     th, tw = torch.randn(int(m.sum()), 5, dtype=torch.float64, generator=g), torch.randn(V, 5, dtype=torch.float64, generator=g)
     Wbig = torch.cat([W, 5 + torch.randn(4, W.shape[1], dtype=torch.float64, generator=g)])   # 4 extra rows, large logits
-    cfg = TSDKDConfig(chunk_size=5)
+    cfg = tcfg(chunk_size=5)
     a, _ = tsdkd_loss(hs[m], Wbig, None, TeacherSignal('full', 1.0, V, hidden=th, head_weight=tw), seq, cfg)
     b, _ = tsdkd_loss(hs[m], W, None, TeacherSignal('full', 1.0, V, logits=th @ tw.T), seq, cfg)
     assert a.item() == pytest.approx(b.item(), rel=1e-12)
@@ -114,15 +123,15 @@ def test_direct_only_is_gate_weighted_jsd_and_ungated_is_gkd():
     from reasondistill.divergences import generalized_jsd
     hs, W, zt, m, seq, V = batch(4)
     sig = TeacherSignal('full', 1.0, V, logits=zt[m])
-    direct, met = tsdkd_loss(hs[m], W, None, sig, seq, TSDKDConfig(use_indirect=False, use_em=False, chunk_size=4))
+    direct, met = tsdkd_loss(hs[m], W, None, sig, seq, tcfg(use_indirect=False, use_em=False, chunk_size=4))
     s, t = torch.log_softmax(hs[m] @ W.T, -1), torch.log_softmax(zt[m], -1)
     ent = lambda x: -(x.exp() * x).sum(-1)
     ref = (torch.sigmoid(ent(s) - ent(t)).detach() * generalized_jsd(t, s, 0.9)).sum()
     assert direct.item() == pytest.approx(ref.item(), rel=1e-10)
     for a, b in zip(grads(direct, hs, W), grads(ref, hs, W)): torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-11)
     assert met['tsd_direct'] < met['tsd_jsd'] and 0 < met['tsd_gate'] < 1
-    plain, _ = tsdkd_loss(hs[m], W, None, sig, seq, TSDKDConfig(use_gate=False, use_indirect=False, use_em=False, chunk_size=4))
-    gkd, _ = onpolicy_objective(hs[m], W, None, sig, seq, OnPolicyConfig(beta=0.9, chunk_size=4))
+    plain, _ = tsdkd_loss(hs[m], W, None, sig, seq, tcfg(use_gate=False, use_indirect=False, use_em=False, chunk_size=4))
+    gkd, _ = divergence_objective(hs[m], W, None, sig, seq, OnPolicyConfig(loss=LossConfig(beta=0.9, chunk_size=4)))
     assert plain.item() == pytest.approx(gkd.item(), rel=1e-10) and plain.item() > direct.item()
 
 def test_pl_sign_convention():
@@ -147,7 +156,7 @@ def test_pl_sign_through_the_objective():
     zt = torch.tensor([[1., 4., 2., 3., 0., 0.]], dtype=torch.float64)                          # teacher: 1 > 3 > 2 > 0
     sig = TeacherSignal('full', 1.0, V, logits=zt)
     for form, best, worst in (('paper', -0.75, 13 / 12), ('released', 13 / 12, -0.75)):
-        cfg = TSDKDConfig(cand_k=4, pl_form=form, use_direct=False, use_em=False, ind_weight=1.0)
+        cfg = tcfg(cand_k=4, pl_form=form, use_direct=False, use_em=False, ind_weight=1.0)
         loss, met = tsdkd_loss(h, W, None, sig, torch.zeros(1, dtype=torch.long), cfg)
         g, = grads(loss, h)
         assert g[0, 1].item() == pytest.approx(best) and g[0, 0].item() == pytest.approx(worst)
@@ -168,7 +177,7 @@ def test_opener_is_per_sequence():
     hs, W, zt, m, seq, V = batch(5, B=2, T=12)
     with torch.no_grad():
         hs[0] *= 0.05; hs[0, 2:] *= 40     # sequence 0: near-uniform student only at its first positions
-    cfg = TSDKDConfig(opener_share=0.3, use_direct=False, use_em=False)
+    cfg = tcfg(opener_share=0.3, use_direct=False, use_em=False)
     s = torch.log_softmax(hs[m] @ W.T, -1)
     o = opener_mask(-(s.exp() * s).sum(-1), seq, 0.3)
     n0, n1 = int(o[seq == 0].sum()), int(o[seq == 1].sum())
@@ -189,65 +198,61 @@ def test_opener_and_em_edge_cases():
     assert loss.item() == 0 and met == {} and loss.requires_grad
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="signal='full'"): TSDKDConfig(signal='topk')
-    with pytest.raises(ValueError, match="loss='tsdkd'"): TSDKDConfig(loss='divergence')
-    with pytest.raises(ValueError, match='cand_k'): TSDKDConfig(cand_k=1)
-    with pytest.raises(ValueError, match='cand_k'): TSDKDConfig(cand_k=2.5)
-    with pytest.raises(ValueError, match='opener_share'): TSDKDConfig(opener_share=0)
-    with pytest.raises(ValueError, match='opener_share'): TSDKDConfig(opener_share=1.5)
-    with pytest.raises(ValueError, match='ind_weight'): TSDKDConfig(ind_weight=-0.1)
-    with pytest.raises(ValueError, match='em_frac'): TSDKDConfig(em_frac=1.0)
-    with pytest.raises(ValueError, match='pl_form'): TSDKDConfig(pl_form='standard')
-    with pytest.raises(ValueError, match='em_rule'): TSDKDConfig(em_rule='bottom')
-    with pytest.raises(ValueError, match='opener_rule'): TSDKDConfig(opener_rule='batch')
-    with pytest.raises(ValueError, match='gate_temperature'): TSDKDConfig(gate_temperature=0)
-    with pytest.raises(ValueError, match='switched off'): TSDKDConfig(use_direct=False, use_indirect=False, use_em=False)
-    with pytest.raises(ValueError, match='lmbda'): TSDKDConfig(lmbda=2)                       # the parent's checks still run
-    with pytest.raises(KeyError, match='known'): tsdkd_config_for('tsd')
-    c = tsdkd_config_for('tsd-kd')
-    assert (c.lmbda, c.beta, c.temperature, c.top_k, c.cand_k, c.opener_share, c.ind_weight, c.em_frac) == (1.0, 0.9, 1.0, 0, 10, 0.1, 0.1, 0.1)
-    assert (c.pl_form, c.em_rule, c.opener_rule, c.tau) == ('paper', 'top', 'sequence', 1.0)
-    r = tsdkd_config_for('tsd-kd-released')
+    with pytest.raises(ValueError, match="signal='full'"): TSDKDConfig(loss=LossConfig(signal='topk'))
+    with pytest.raises(ValueError, match='cand_k'): tcfg(cand_k=1)
+    with pytest.raises(ValueError, match='cand_k'): tcfg(cand_k=2.5)
+    with pytest.raises(ValueError, match='opener_share'): tcfg(opener_share=0)
+    with pytest.raises(ValueError, match='opener_share'): tcfg(opener_share=1.5)
+    with pytest.raises(ValueError, match='ind_weight'): tcfg(ind_weight=-0.1)
+    with pytest.raises(ValueError, match='em_frac'): tcfg(em_frac=1.0)
+    with pytest.raises(ValueError, match='pl_form'): tcfg(pl_form='standard')
+    with pytest.raises(ValueError, match='em_rule'): tcfg(em_rule='bottom')
+    with pytest.raises(ValueError, match='opener_rule'): tcfg(opener_rule='batch')
+    with pytest.raises(ValueError, match='gate_temperature'): tcfg(gate_temperature=0)
+    with pytest.raises(ValueError, match='switched off'): tcfg(use_direct=False, use_indirect=False, use_em=False)
+    with pytest.raises(ValueError, match='lmbda'): tcfg(lmbda=2)                       # the parent's checks still run
+    with pytest.raises(KeyError, match='unknown method'): make_config('tsd')
+    c = make_config('tsd-kd'); T = c.tsd
+    assert (c.rollout.lmbda, c.loss.beta, c.rollout.temperature, c.rollout.top_k, T.cand_k, T.opener_share, T.ind_weight, T.em_frac) == (1.0, 0.9, 1.0, 0, 10, 0.1, 0.1, 0.1)
+    assert (T.pl_form, T.em_rule, T.opener_rule, c.tau) == ('paper', 'top', 'sequence', 1.0)
+    r = make_config('tsd-kd-released').tsd
     assert (r.pl_form, r.em_rule, r.opener_rule) == ('released', 'released', 'sequence')
-    assert OBJECTIVES['tsdkd'] is tsdkd_loss and set(TSDKD_METHODS) == {'tsd-kd', 'tsd-kd-released'}
     hs, W, zt, m, seq, V = batch(0)
     sig = TeacherSignal('full', 1.0, V, logits=zt[m])
-    with pytest.raises(TypeError, match='TSDKDConfig'): tsdkd_loss(hs[m], W, None, sig, seq, OnPolicyConfig(loss='tsdkd'))
+    with pytest.raises(TypeError, match='TSDKDConfig'): tsdkd_loss(hs[m], W, None, sig, seq, OnPolicyConfig())
     with pytest.raises(ValueError, match='full teacher signal'): tsdkd_loss(hs[m], W, None, sig.to_topk(4), seq, TSDKDConfig())
     with pytest.raises(ValueError, match='positions'): tsdkd_loss(hs[m][:-1], W, None, sig, seq, TSDKDConfig())
 
 def test_registry():
-    from reasondistill.registry import load_methods
-    ms = load_methods()
+    from reasondistill.registry import get_method, entry_point
     for name in ('tsd-kd', 'tsd-kd-released'):
-        m = ms[name]
-        assert m.module == 'reasondistill.methods.tsdkd' and m.status == 'implemented' and m.kind == 'on-policy'
-        assert '2603.13260' in m.paper and m.url == 'https://arxiv.org/abs/2603.13260' and m.card.endswith('§5')
-    assert 'released' in ms['tsd-kd-released'].title
+        m = get_method(name)
+        assert m.notebook == 'methods/07_tsdkd.ipynb' and m.status == 'implemented' and m.family == 'on-policy'
+        assert m.url == 'https://arxiv.org/abs/2603.13260' and entry_point(name) is train_tsdkd
+    assert 'released' in get_method('tsd-kd-released').title
 
 def test_train_tsdkd_refuses_other_configs(tmp_path):
-    from reasondistill.methods.onpolicy import OnPolicyRun
-    from reasondistill.train import TrainConfig
-    from reasondistill.methods.sft import default_student_spec
+    from reasondistill.train import Run
     with pytest.raises(TypeError, match='TSDKDConfig'):
-        train_tsdkd([dict(prompt='x', completion='')], OnPolicyRun(default_student_spec(), TrainConfig(), str(tmp_path / 'x')))
+        train_tsdkd([dict(prompt='x', completion='')], Run(str(tmp_path / 'x'), teacher='toy:teacher'), OnPolicyConfig())
 
 def test_cli_train_tsdkd(toy, tmp_path):
     "`reasondistill train --method tsd-kd|tsd-kd-released` on the toy world, prompts only, tiny."
     from reasondistill.cli import main
-    common = ['--problems', 'toy:train:2:1,3', '--batch-size', '2', '--lora-r', '4', 'tsd.max_new_tokens=16']
-    main(['train', '--method', 'tsd-kd', '--out', str(tmp_path / 'tsd'), '--max-steps', '2', *common, 'tsd.cand_k=5', 'lr=0.001'])
+    common = ['--problems', 'toy:train:2:1,3', '--batch-size', '2', '--lora-r', '4']
+    main(['train', '--method', 'tsd-kd', '--out', str(tmp_path / 'tsd'), '--max-steps', '2', *common,
+          '--set', 'rollout.max_new_tokens=16', 'tsd.cand_k=5', 'train.lr=0.001'])
     done = json.loads((tmp_path / 'tsd' / 'train_done.json').read_text())
     assert done['global_step'] == 2 and done['method'] == 'tsd-kd' and 'toy:teacher' in done['teacher']
-    op = done['onpolicy']
-    assert op['loss'] == 'tsdkd' and op['cand_k'] == 5 and op['pl_form'] == 'paper' and done['rollouts']['on_policy'] == 2
+    op = done['config']['tsd']
+    assert op['cand_k'] == 5 and op['pl_form'] == 'paper' and done['rollouts']['on_policy'] == 2
     log = json.loads((tmp_path / 'tsd' / 'train_log.json').read_text())
     e = [x for x in log if 'tsd_indirect' in x]
     assert len(e) == 2 and all(x['tsd_indirect'] > 0 and 0 < x['tsd_gate'] < 1 and x['tsd_em_count'] >= 1 for x in e)
     main(['train', '--method', 'tsd-kd-released', '--out', str(tmp_path / 'rel'), '--max-steps', '1', *common,
-          'tsd.opener_rule=released', 'tsd.use_em=false'])
+          '--set', 'rollout.max_new_tokens=16', 'tsd.opener_rule=released', 'tsd.use_em=false'])
     done = json.loads((tmp_path / 'rel' / 'train_done.json').read_text())
-    op = done['onpolicy']
+    op = done['config']['tsd']
     assert done['global_step'] == 1 and (op['pl_form'], op['em_rule'], op['opener_rule'], op['use_em']) == ('released', 'released', 'released', False)
     with pytest.raises(ValueError, match='pl_form'):
-        main(['train', '--method', 'tsd-kd', '--out', str(tmp_path / 'bad'), '--max-steps', '1', *common, 'tsd.pl_form=x'])
+        main(['train', '--method', 'tsd-kd', '--out', str(tmp_path / 'bad'), '--max-steps', '1', *common, '--set', 'tsd.pl_form=x'])

@@ -1,4 +1,4 @@
-"""Reasoning-behaviour analysis: hesitation keywords, lengths, thought switches, truncation, token entropy, and Missing-Premise overthinking
+"""Reasoning-behaviour analysis: hesitation keywords, lengths, thought switches, truncation and token entropy
 
 Docs: https://reasondistill.github.io/reasondistill/eval/behaviour.html.md"""
 
@@ -6,23 +6,23 @@ Docs: https://reasondistill.github.io/reasondistill/eval/behaviour.html.md"""
 
 # %% ../../nbs/eval/05_behaviour.ipynb #b02229d7
 from __future__ import annotations
-import json, os, random, re, zlib
+import json, os, re
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
 from ..core import package_dir
-from ..records import Problem, Trace
+from ..records import Trace
 from .metrics import bootstrap_ci, sort_levels
-from ..verify import split_thinking, thinking_unclosed, extract_answer, _SOLUTION_OPEN, _SOLUTION_CLOSE
-from ..toyworld import MOD, QUESTION_PREFIX, ToyProblem, parse_toy_question
+from ..verify import split_thinking, thinking_unclosed, _SOLUTION_OPEN, _SOLUTION_CLOSE
+from ..tracestore import TraceStore
+from .plots import new_figure, save_figure
 
 # %% auto #0
-__all__ = ['HESITATION_KEYWORDS', 'MIP_KEYWORDS', 'SWITCH_MARKERS', 'DEFAULT_METRICS', 'OUTCOMES', 'MIP_SUFFIX', 'MIP_ANSWER',
-           'ABSTAIN_PHRASES', 'METRIC_LABELS', 'OUTCOME_COLORS', 'keyword_counts', 'split_thoughts',
-           'solution_unclosed', 'behaviour_stats', 'token_entropy', 'forking_share', 'shared_data_dir',
-           'load_labelled_traces', 'as_records', 'outcome', 'behaviour_records', 'metric_cis', 'behaviour_table',
-           'table_markdown', 'ut_score', 'is_toy', 'missing_premise', 'abstention', 'mip_report', 'mip_responses',
-           'mip_eval', 'plot_behaviour', 'plot_length_vs_correctness', 'plot_mip']
+__all__ = ['HESITATION_KEYWORDS', 'MIP_KEYWORDS', 'SWITCH_MARKERS', 'DEFAULT_METRICS', 'OUTCOMES', 'METRIC_LABELS',
+           'OUTCOME_COLORS', 'keyword_counts', 'split_thoughts', 'solution_unclosed', 'behaviour_stats',
+           'token_entropy', 'forking_share', 'shared_data_dir', 'load_labelled_traces', 'as_records', 'outcome',
+           'behaviour_records', 'metric_cis', 'behaviour_table', 'table_markdown', 'ut_score', 'plot_behaviour',
+           'plot_length_vs_correctness']
 
 # %% ../../nbs/eval/05_behaviour.ipynb #5655243f
 HESITATION_KEYWORDS = ('wait', 'hmm', 'alternatively', 'but wait', 'let me check', 'let me verify', 'double-check',
@@ -169,7 +169,7 @@ def forking_share(entropies,                  # per-token entropies: one array p
 
 # %% ../../nbs/eval/05_behaviour.ipynb #650efc5d
 def shared_data_dir() -> Path:
-    "The project's shared data folder: `$RD_SHARED_DATA` if set, else `../shared/data` beside the repository."
+    "The project's data folder: `$RD_SHARED_DATA` if set, else the `data` folder of the `shared` folder beside the repository."
     env = os.environ.get('RD_SHARED_DATA')
     return Path(env) if env else package_dir().parent.parent/'shared'/'data'
 
@@ -196,7 +196,6 @@ def _trace_record(t:Trace) -> dict:
 def as_records(records,   # list of dicts or `Trace`s, a `TraceStore`, or the path of a store / EvalRun folder
               ) -> list[dict]:
     "Per-sample dicts with `completion` (and whatever labels and metadata the input has)."
-    from reasondistill.tracestore import TraceStore
     if isinstance(records, (str, Path)):
         p = Path(records); p = p/'samples' if (p/'samples').is_dir() else p
         with TraceStore(p, readonly=True) as st: return [_trace_record(t) for t in st]
@@ -345,176 +344,6 @@ def ut_score(incorrect:list,  # per incorrect response: (thought token lengths, 
         vals.append(1 - That / T)
     return float(np.mean(vals))
 
-# %% ../../nbs/eval/05_behaviour.ipynb #059f16f5
-MIP_SUFFIX, MIP_ANSWER = '/mip', 'undetermined'
-_NUMERIC = re.compile(r'\d|(?<![a-z])(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|'
-                      r'fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|'
-                      r'eighty|ninety|hundred|thousand|million|half|twice|double|triple|dozen)(?![a-z])', re.I)
-_SENTENCE_END = re.compile(r'(?<=[.!?])\s+(?=[A-Z$\\\d])')
-_FORMAT_SENTENCE = re.compile(r'(?:express|enter|round)\b|(?:give|write|put) your answer|your answer', re.I)
-
-def _rng(problem:Problem, seed:int) -> random.Random:
-    return random.Random(zlib.crc32(f'{seed}:{problem.id}'.encode()))
-
-def _variant(problem:Problem, question:str, **info) -> Problem:
-    meta = dict(problem.meta) | dict(mip=dict(of=problem.id, original_answer=problem.answer, **info))
-    return Problem(id=problem.id + MIP_SUFFIX, question=question, answer=MIP_ANSWER, meta=meta)
-
-def _toy_numbers(tp:ToyProblem) -> list: return [tp.start] + [b for _, b in tp.steps]
-
-def _toy_answers(tp:ToyProblem, pos:int) -> set:
-    "The answers of `tp` with its `pos`-th number (0 = the start) replaced by each digit 0..MOD-1."
-    out = set()
-    for d in range(MOD):
-        nums = _toy_numbers(tp); nums[pos] = d
-        out.add(ToyProblem(nums[0], [(o, b) for (o, _), b in zip(tp.steps, nums[1:])]).answer)
-    return out
-
-def _toy_mip(problem:Problem, seed:int, position:int|None) -> Problem|None:
-    tp = parse_toy_question(problem.question)
-    n = len(tp.steps) + 1
-    ok = [k for k in range(n) if len(_toy_answers(tp, k)) > 1]
-    if position is not None:
-        if not 0 <= position < n: raise ValueError(f'position must be in 0..{n - 1}, got {position}')
-        if position not in ok: return None
-        pos = position
-    elif not ok: return None
-    else: pos = _rng(problem, seed).choice(ok)
-    shown = ['?' if k == pos else str(v) for k, v in enumerate(_toy_numbers(tp))]
-    expr = shown[0] + ''.join(o + b for (o, _), b in zip(tp.steps, shown[1:]))
-    return _variant(problem, QUESTION_PREFIX + expr, method='toy-mask-number', position=pos,
-                    removed=str(_toy_numbers(tp)[pos]), n_possible_answers=len(_toy_answers(tp, pos)))
-
-def _sentences(text:str) -> list[str]:
-    return [s for s in _SENTENCE_END.split(text.strip()) if s]
-
-def _math_mip(problem:Problem, seed:int) -> Problem|None:
-    if '[asy]' in problem.question: return None
-    sents = _sentences(problem.question)
-    asks = [i for i, s in enumerate(sents) if '?' in s]
-    q = asks[-1] if asks else max((i for i, s in enumerate(sents) if not _FORMAT_SENTENCE.match(s)), default=len(sents) - 1)
-    cands = [i for i in range(q) if _NUMERIC.search(sents[i])]
-    if not cands: return None
-    i = _rng(problem, seed).choice(cands)
-    return _variant(problem, ' '.join(s for j, s in enumerate(sents) if j != i), method='remove-numeric-sentence',
-                    removed=sents[i], n_candidates=len(cands))
-
-def is_toy(problem:Problem,  # any problem
-          ) -> bool:
-    "True for toy-world problems (source 'toy' or a toy-world question)."
-    return problem.meta.get('source') == 'toy' or problem.question.startswith(QUESTION_PREFIX)
-
-def missing_premise(problem:Problem,            # a well-posed problem
-                    seed:int=0,                 # varies which premise is removed (with the problem id)
-                    position:int|None=None,     # toy world only: which number to mask (0 = the start); None = drawn
-                   ) -> Problem|None:
-    "The ill-posed (missing-premise) variant of `problem`, or None when no premise can be removed."
-    if not isinstance(problem, Problem): raise TypeError(f'expected a Problem, got {type(problem).__name__}')
-    if is_toy(problem): return _toy_mip(problem, seed, position)
-    if position is not None: raise ValueError('`position` applies to toy-world problems only')
-    return _math_mip(problem, seed)
-
-# %% ../../nbs/eval/05_behaviour.ipynb #6b0de7c8
-ABSTAIN_PHRASES = ('cannot be determined', "can't be determined", 'cannot determine', "can't determine",
-                   'impossible to determine', 'not enough information', 'insufficient', 'missing', 'not specified',
-                   'not given', 'not provided', 'undefined', 'unanswerable', 'ill-posed')
-
-def abstention(text:str,                       # a completion
-               phrases=ABSTAIN_PHRASES,        # phrases that say a premise is missing
-               last_paragraphs:int=2,          # how many final paragraphs to read (the MiP judge reads two)
-              ) -> bool:
-    "True if the completion's final part says the question cannot be answered and commits to no numeric answer."
-    text = text or ''
-    if thinking_unclosed(text): return False
-    paras = [p for p in re.split(r'\n\s*\n', split_thinking(text)[1]) if p.strip()]
-    if not _phrase_re(tuple(phrases)).search('\n\n'.join(paras[-last_paragraphs:])): return False
-    answer = extract_answer(text)
-    return not (answer and re.search(r'\d', answer))
-
-# %% ../../nbs/eval/05_behaviour.ipynb #5c4f27b7
-def _base_id(pid) -> str: return pid[:-len(MIP_SUFFIX)] if isinstance(pid, str) and pid.endswith(MIP_SUFFIX) else pid
-
-def mip_report(records_wellposed,     # records of the well-posed questions (anything `as_records` reads)
-               records_mip,           # records of their MiP variants (problem ids '<id>/mip')
-               tokenizer=None,        # optional tokenizer for lengths in tokens
-               phrases=ABSTAIN_PHRASES,  # abstention phrases
-               n_boot:int=1000,       # bootstrap resamples
-               alpha:float=0.05,      # 1 - confidence level
-               seed:int=0,            # seed of the resampling
-              ) -> dict:
-    "Lengths, blow-up ratio, abstain rates, accuracy and truncation on well-posed vs MiP questions, with bootstrap CIs."
-    sets = []
-    for name, recs in (('wp', records_wellposed), ('mip', records_mip)):
-        raw = as_records(recs)
-        if not raw: raise ValueError(f'no {"well-posed" if name == "wp" else "MiP"} records')
-        stats = behaviour_records(raw, tokenizer=tokenizer)
-        sets.append([(r, s, abstention(r['completion'], phrases)) for r, s in zip(raw, stats)])
-    unit = 'n_tokens' if all(s['n_tokens'] is not None for recs in sets for _, s, _ in recs) else 'n_words'
-    ids, rows = {}, []
-    for k, recs in enumerate(sets):
-        for i, (r, s, ab) in enumerate(recs):
-            pid = r.get('problem_id')
-            c = ids.setdefault(_base_id(pid) if pid is not None else (k, i), len(ids))
-            o = s['outcome']
-            labelled = o in ('correct', 'wrong', 'no_answer')
-            rows.append((c, k, [s[unit], 1.0, float(ab), float(s['truncated']), float(o == 'correct'), float(labelled)]))
-    # per problem: [L, N, A, T, C, NL] for the well-posed set, then the same for the MiP set
-    sums = np.zeros((len(ids), 12))
-    for c, k, v in rows: sums[c, 6 * k:6 * k + 6] += v
-    def stat(a, axis):
-        s = np.sum(a, axis=axis)
-        L0, N0, A0, T0, C0, M0, L1, N1, A1, T1 = (s[..., j] for j in range(10))
-        with np.errstate(divide='ignore', invalid='ignore'):
-            return np.stack([L0 / N0, L1 / N1, (L1 / N1) / (L0 / N0), A1 / N1, A0 / N0, C0 / M0, T0 / N0, T1 / N1], axis=-1)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        m, lo, hi = bootstrap_ci(sums, stat=stat, n_boot=n_boot, alpha=alpha, seed=seed)
-    names = ('length_wellposed', 'length_mip', 'blowup', 'abstain_mip', 'abstain_wellposed', 'accuracy_wellposed',
-             'truncated_wellposed', 'truncated_mip')
-    out = dict(length_unit=unit[2:], n_wellposed=len(sets[0]), n_mip=len(sets[1]), n_problems=len(ids),
-               n_paired=int(np.sum((sums[:, 1] > 0) & (sums[:, 7] > 0))))
-    for j, n in enumerate(names):
-        out[n] = None if np.isnan(m[j]) else dict(mean=float(m[j]), lo=_nan_to_none(lo[j]), hi=_nan_to_none(hi[j]))
-    return out
-
-# %% ../../nbs/eval/05_behaviour.ipynb #5c45248f
-def _verifier_for(problem:Problem, verifier):
-    from reasondistill.verify import get_verifier
-    if verifier is None: verifier = 'toy' if is_toy(problem) else 'math'
-    return get_verifier(verifier) if isinstance(verifier, str) else verifier
-
-def mip_responses(model, tokenizer,              # the model under test (e.g. from `load_model`) and its tokenizer
-                  problems:list,                  # well-posed `Problem`s (those without a MiP variant are skipped)
-                  params=None,                    # `rollout.SamplingParams` (default: greedy, 256 new tokens)
-                  seed:int=0,                     # which premise `missing_premise` removes
-                  system:str|None=None,           # optional system prompt
-                  verifier=None,                  # 'toy', 'math', a callable(completion, gold) -> Verdict, or None (by problem)
-                  model_name:str|None=None,       # recorded in the records
-                  batch_size:int=64,              # sequences per generation batch
-                 ) -> tuple[list[dict], list[dict]]:
-    "Generate responses to well-posed problems and their MiP variants; returns (well-posed records, MiP records)."
-    from reasondistill.models import render_prompt
-    from reasondistill.rollout import generate, SamplingParams
-    params = params or SamplingParams(temperature=0.0, max_new_tokens=256)
-    pairs = [(p, v) for p in problems for v in [missing_premise(p, seed=seed)] if v is not None]
-    if not pairs: raise ValueError(f'none of the {len(problems)} problems has a missing-premise variant')
-    name = model_name or getattr(getattr(model, 'config', None), '_name_or_path', None) or type(model).__name__
-    qs = [p for p, _ in pairs] + [v for _, v in pairs]
-    outs = generate(model, tokenizer, [render_prompt(tokenizer, q.question, system) for q in qs], params,
-                    batch_size=batch_size, desc='MiP')
-    wp, mip = [], []
-    for k, (q, cs) in enumerate(zip(qs, outs)):
-        for j, c in enumerate(cs):
-            r = dict(problem_id=q.id, sample_idx=j, model=name, completion=c.text, n_tokens=c.n_tokens,
-                     finish_reason=c.finish_reason, level=q.meta.get('level'))
-            if k < len(pairs): r['verdict'] = _verifier_for(q, verifier)(c.text, q.answer).verdict; wp.append(r)
-            else: mip.append(r)
-    return wp, mip
-
-def mip_eval(model, tokenizer, problems:list, n_boot:int=1000, **kw) -> dict:
-    "`mip_report` of a model's responses (from `mip_responses`, which `kw` configures), with the records."
-    wp, mip = mip_responses(model, tokenizer, problems, **kw)
-    return mip_report(wp, mip, n_boot=n_boot) | dict(records_wellposed=wp, records_mip=mip)
-
 # %% ../../nbs/eval/05_behaviour.ipynb #abb1d727
 METRIC_LABELS = {'n_words': 'words', 'n_tokens': 'tokens', 'n_chars': 'characters', 'thinking_words': 'thinking words',
                  'final_words': 'final-part words', 'thinking_tokens': 'thinking tokens', 'n_keywords': 'hesitation keywords',
@@ -535,7 +364,6 @@ def plot_behaviour(tables:dict,                      # {model name: rows from `b
                    title:str|None=None,              # figure title
                   ):
     "One panel per metric with bars per outcome and model and bootstrap CI error bars."
-    from reasondistill.eval.plots import new_figure, save_figure
     if not tables: raise ValueError('plot_behaviour needs at least one model')
     present = {r['outcome'] for rows in tables.values() for r in rows if r['group'] == str(group)}
     outcomes = [o for o in OUTCOMES if o in present]
@@ -557,6 +385,7 @@ def plot_behaviour(tables:dict,                      # {model name: rows from `b
     if path is not None: save_figure(fig, path)
     return fig
 
+# %% ../../nbs/eval/05_behaviour.ipynb #c3f9a2d8
 def plot_length_vs_correctness(records_by_model:dict,     # {model name: records (anything `behaviour_table` reads)}
                                length:str='n_words',      # length statistic: 'n_words', 'n_tokens', 'thinking_words', ...
                                group_by:str|None='level', # x axis of the right panel (None: left panel only)
@@ -565,7 +394,6 @@ def plot_length_vs_correctness(records_by_model:dict,     # {model name: records
                                title:str|None=None,       # figure title
                               ):
     "Left: length distribution by outcome per model (box plots); right: mean length with CI per `group_by` value and outcome."
-    from reasondistill.eval.plots import new_figure, save_figure
     if not records_by_model: raise ValueError('plot_length_vs_correctness needs at least one model')
     recs = {m: behaviour_records(r) if not (r and isinstance(r, list) and 'n_words' in r[0]) else r for m, r in records_by_model.items()}
     fig, axes = new_figure(1, 2 if group_by else 1, figsize=(10, 3.4) if group_by else (5, 3.4))
@@ -596,35 +424,5 @@ def plot_length_vs_correctness(records_by_model:dict,     # {model name: records
         ax.set_xlabel(group_by); ax.set_ylabel(f'mean {METRIC_LABELS.get(length, length)}')
         ax.grid(alpha=0.3); ax.legend(frameon=False, fontsize='small')
     if title: fig.suptitle(title)
-    if path is not None: save_figure(fig, path)
-    return fig
-
-def plot_mip(reports:dict,           # {model name: report from `mip_report`}
-             path=None,              # save the figure here (.png or .svg)
-             title:str|None=None,    # figure title
-            ):
-    "Paired bars of mean length on well-posed vs MiP questions per model, with the MiP abstain rate on a twin axis."
-    from reasondistill.eval.plots import new_figure, save_figure
-    if not reports: raise ValueError('plot_mip needs at least one model')
-    fig, axes = new_figure(figsize=(1.5 + 1.4 * len(reports), 3.2))
-    ax = axes[0, 0]; tw = ax.twinx()
-    xs = np.arange(len(reports))
-    for k, (key, label, color) in enumerate((('length_wellposed', 'well-posed', 'tab:blue'), ('length_mip', 'MiP', 'tab:orange'))):
-        cells = [r[key] for r in reports.values()]
-        ax.bar(xs - 0.2 + 0.4 * k, [c['mean'] for c in cells], 0.38, yerr=_errs(cells), capsize=2, color=color, label=label)
-    ab = [r['abstain_mip'] for r in reports.values()]
-    tw.errorbar(xs + 0.2, [100 * c['mean'] for c in ab], yerr=100 * np.array(_errs(ab)), fmt='kD', ms=4, capsize=2, label='abstain (MiP)')
-    tw.set_ylabel('abstain rate on MiP (%)')
-    unit = next(iter(reports.values()))['length_unit']
-    ax.set_xticks(xs, list(reports)); ax.set_ylabel(f'mean response length ({unit})')
-    top = 1.3 * max(max(r[k]['hi'] or r[k]['mean'] for k in ('length_mip', 'length_wellposed')) for r in reports.values())
-    ax.set_ylim(0, top); tw.set_ylim(0, 130)
-    for x, r in zip(xs, reports.values()):                  # the blow-up ratio with its CI above each pair
-        b = r.get('blowup')
-        if b: ax.text(x, 0.9 * top, f"×{b['mean']:.2f}" + (f"\n[{b['lo']:.2f}, {b['hi']:.2f}]" if b['lo'] is not None else ''),
-                      ha='center', va='top', fontsize='x-small')
-    tw.set_yticks(range(0, 101, 20))
-    ax.legend(frameon=False, fontsize='small', loc='upper left'); tw.legend(frameon=False, fontsize='small', loc='upper right')
-    if title: ax.set_title(title)
     if path is not None: save_figure(fig, path)
     return fig

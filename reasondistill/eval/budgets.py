@@ -6,16 +6,19 @@ Docs: https://reasondistill.github.io/reasondistill/eval/budgets.html.md"""
 
 # %% ../../nbs/eval/07_budgets.ipynb #f85c6a39
 from __future__ import annotations
-import itertools, math
+import math
+from pathlib import Path
 import numpy as np
-from .metrics import bootstrap_ci, pass_at_k, sort_levels
+from .metrics import bootstrap_ci, pass_at_k, sort_levels, maj_at_k, majority_votes
 from ..rollout import SamplingParams, generate
 from ..models import render_prompt
 from ..verify import get_verifier
+from ..tracestore import TraceStore
+from .evaluate import trace_records
 
 # %% auto #0
-__all__ = ['think_length', 'budget_force', 'budget_force_wait', 'truncate_records', 'eval_run_records', 'budget_curve',
-           'vote_at_k', 'majority_votes', 'default_ks', 'sample_budget_curves', 'pareto_front']
+__all__ = ['vote_at_k', 'think_length', 'budget_force', 'budget_force_wait', 'truncate_records', 'eval_run_records',
+           'budget_curve', 'default_ks', 'sample_budget_curves', 'pareto_front']
 
 # %% ../../nbs/eval/07_budgets.ipynb #3c51df2c
 def think_length(tokenizer,                # the tokenizer that produced `token_ids`
@@ -169,9 +172,6 @@ def eval_run_records(out_dir,                  # an EvalRun folder (with samples
                      close_tag:str='</think>',
                     ) -> list:
     "Per-sample records of an EvalRun, with `n_think_tokens` when a tokenizer is given."
-    from pathlib import Path
-    from reasondistill.tracestore import TraceStore
-    from reasondistill.eval.evaluate import trace_records
     folder = Path(out_dir)/'samples'
     if not folder.exists(): raise FileNotFoundError(f'{out_dir} has no samples/ folder; is it an EvalRun (evaluate.evaluate)?')
     with TraceStore(folder, readonly=True) as st: traces = sorted(st, key=lambda t: (t.problem_id, t.sample_idx))
@@ -226,44 +226,7 @@ def budget_curve(records:list,        # per-sample records with `budget` (from `
     return rows
 
 # %% ../../nbs/eval/07_budgets.ipynb #77eadab3
-def _vote_hit(s:np.ndarray, correct:np.ndarray, tol:float=1e-12) -> float:
-    top = s.max() if len(s) else 0.0
-    if top <= 0: return 0.0
-    win = s >= top - tol * max(1.0, abs(top))
-    return float(correct[win].mean())
-
-def vote_at_k(votes,                 # [n_samples, n_candidates] vote of each sample (one-hot, soft, or zeros)
-              correct,               # [n_candidates] whether each candidate answer is right
-              k:int,                 # samples per vote
-              max_exact:int=5000,    # enumerate all subsets when there are at most this many
-              n_sub:int=2000,        # random subsets otherwise
-              seed:int=0,
-             ) -> float:
-    "Expected accuracy of the vote among `k` samples drawn without replacement (ties split evenly)."
-    V, c = np.asarray(votes, dtype=float), np.asarray(correct, dtype=bool)
-    if V.ndim != 2: raise ValueError(f'votes must be a [samples, candidates] matrix, got shape {V.shape}')
-    if V.shape[1] != len(c): raise ValueError(f'votes have {V.shape[1]} candidates but `correct` has {len(c)}')
-    n = V.shape[0]
-    if not 1 <= k <= n: raise ValueError(f'vote@{k} needs 1 <= k <= n_samples = {n}')
-    if (V < 0).any(): raise ValueError('votes must be non-negative')
-    if V.shape[1] == 0: return 0.0
-    if math.comb(n, k) <= max_exact: subsets = itertools.combinations(range(n), k)
-    else:
-        rng = np.random.default_rng(seed)
-        subsets = (rng.choice(n, k, replace=False) for _ in range(n_sub))
-    hits = [_vote_hit(V[list(s)].sum(0), c) for s in subsets]
-    return float(np.mean(hits))
-
-def majority_votes(answers:list,      # one problem's extracted answers (None = no answer), canonical keys
-                   gold_ok,           # callable(answer) -> bool, or the set of right answers
-                  ) -> tuple:
-    "One-hot `(votes, correct, candidates)` for `vote_at_k` from a problem's answers."
-    cands = list(dict.fromkeys(a for a in answers if a is not None))
-    ok = gold_ok if callable(gold_ok) else (lambda a: a in gold_ok)
-    V = np.zeros((len(answers), len(cands)))
-    for i, a in enumerate(answers):
-        if a is not None: V[i, cands.index(a)] = 1.0
-    return V, np.array([bool(ok(a)) for a in cands], dtype=bool), cands
+vote_at_k = maj_at_k   # the name soft-vote callers use (eval.judge); one definition, in eval.metrics
 
 # %% ../../nbs/eval/07_budgets.ipynb #9ba0e9a0
 def _problems(records:list) -> dict:
@@ -287,7 +250,7 @@ def sample_budget_curves(records:list,          # per-sample records with proble
                          n_boot:int=1000, alpha:float=0.05, seed:int=0,
                          max_exact:int=5000, n_sub:int=2000,
                         ) -> dict:
-    "pass@k, maj@k (vote@k over all k-subsets) and extra vote@k curves with bootstrap CIs over problems."
+    "pass@k, maj@k and extra vote@k curves (`metrics.maj_at_k` with other votes) with bootstrap CIs over problems."
     probs = _problems(records)
     if not probs: raise ValueError('sample_budget_curves needs at least one record')
     n = min(len(v) for v in probs.values())
@@ -307,7 +270,7 @@ def sample_budget_curves(records:list,          # per-sample records with proble
     cols = [[pass_at_k(n, sum(r['verdict'] == 'correct' for r in rs), k) for k in ks] for rs in probs.values()]
     for name, per in votes.items():
         for i, pid in enumerate(probs):
-            cols[i] += [vote_at_k(*per[pid], k, max_exact=max_exact, n_sub=n_sub, seed=seed) for k in ks]
+            cols[i] += [maj_at_k(*per[pid], k, max_exact=max_exact, n_sub=n_sub, seed=seed) for k in ks]
     m, lo, hi = bootstrap_ci(np.array(cols), n_boot=n_boot, alpha=alpha, seed=seed)
     out = dict(n_problems=len(probs), n_samples=n, ks=ks)
     for j, name in enumerate(['pass'] + list(votes)):

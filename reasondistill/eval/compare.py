@@ -6,15 +6,27 @@ Docs: https://reasondistill.github.io/reasondistill/eval/compare.html.md"""
 
 # %% ../../nbs/eval/03_compare.ipynb #fa98bcd4
 from __future__ import annotations
-import math
+import math, os, platform, time
+from collections import defaultdict
 from pathlib import Path
-from ..core import read_json, write_json
+import torch
+from matplotlib import colormaps
+from ..core import read_json, write_json, package_dir, git_revision, library_versions
+from ..models import load_model, load_tokenizer, ModelSpec
+from ..rollout import SamplingParams
+from ..tracestore import TraceStore
+from ..traces import generate_traces, sft_examples
 from .metrics import mean_ci_over_seeds, sort_levels
+from .evaluate import EvalConfig, evaluate
+from .fidelity import fidelity
+from . import plots
+from .plots import show_figure
 
 # %% auto #0
-__all__ = ['RESULT_FILE', 'DEFAULT_METRICS', 'BOUNDED', 'evaluate_adapter', 'save_result', 'collect_results', 'aggregate_results',
-           'paired_differences', 'format_ci', 'results_markdown', 'plot_by_level', 'plot_pass_curves',
-           'plot_token_curves', 'benchmark_results', 'show_benchmark', 'teacher_examples', 'write_benchmark']
+__all__ = ['RESULT_FILE', 'DEFAULT_METRICS', 'BOUNDED', 'TOY_BENCHMARKS', 'ARM_ALIASES', 'evaluate_adapter', 'save_result',
+           'collect_results', 'aggregate_results', 'paired_differences', 'format_ci', 'results_markdown',
+           'plot_by_level', 'plot_pass_curves', 'plot_token_curves', 'benchmark_results', 'show_benchmark',
+           'teacher_examples', 'write_benchmark', 'method_results', 'format_method_result']
 
 # %% ../../nbs/eval/03_compare.ipynb #659c8fa1
 def evaluate_adapter(adapter,                    # LoRA adapter folder of the trained student (None: the base model)
@@ -33,8 +45,6 @@ def evaluate_adapter(adapter,                    # LoRA adapter folder of the tr
                      n_boot:int=200,             # bootstrap resamples of the EvalRun CIs
                     ) -> dict:
     "Evaluate a trained student: accuracy (avg@n) overall and by level, pass@k, lengths; fidelity to `teacher` if given."
-    from reasondistill.models import load_model, ModelSpec
-    from reasondistill.eval.evaluate import EvalConfig, evaluate
     model, tok = load_model(ModelSpec(student, quant=quant, adapter=adapter))
     ec = EvalConfig(n_samples=n_samples, ks=tuple(ks), temperature=temperature, max_new_tokens=max_new_tokens,
                     verifier=verifier, n_boot=n_boot)
@@ -45,7 +55,6 @@ def evaluate_adapter(adapter,                    # LoRA adapter folder of the tr
              truncation_rate=s.get('truncation_rate'), n_problems=s['n_problems'], n_samples=s['n_samples'])
     if teacher is not None:
         if not heldout_batches: raise ValueError('fidelity needs heldout_batches (collate_tokenized batches of held-out traces)')
-        from reasondistill.methods.kd import fidelity
         f = fidelity(model, teacher, heldout_batches)
         r.update(top1_agreement=f['top1_agreement'], heldout_kl=f['kl'])
     return r
@@ -175,21 +184,17 @@ def _as_summaries(agg:dict) -> dict:
 
 def plot_by_level(agg:dict, path=None, title:str|None=None):
     "Accuracy by difficulty level per method, bars with the 95% t-interval over seeds."
-    from reasondistill.eval import plots
     n = max((g['n_seeds'] for g in agg.values()), default=0)
     return plots.plot_accuracy_by_level(_as_summaries(agg), path=path, title=title or f'accuracy by level ({n} seeds, 95% t-interval)')
 
 def plot_pass_curves(agg:dict, path=None, title:str|None=None):
     "pass@k against k per method with the interval over seeds as a band."
-    from reasondistill.eval import plots
     return plots.plot_pass_at_k(_as_summaries(agg), path=path, title=title or 'pass@k (interval over seeds)')
 
 def plot_token_curves(runs:list[dict],          # run results carrying a 'curve': [{'tokens', 'accuracy'[, 'point']}, ...]
                       methods=None,             # methods to draw (default: all that have curves), in this order
                       path=None, title:str|None=None):
     "Accuracy against training tokens per method: the seeds as faint lines, their mean as a marked line."
-    from collections import defaultdict
-    from reasondistill.eval import plots
     by = defaultdict(list)
     for r in runs:
         if r.get('curve'): by[r['method']].append(r['curve'])
@@ -197,7 +202,6 @@ def plot_token_curves(runs:list[dict],          # run results carrying a 'curve'
     names = [m for m in (methods or sorted(by)) if m in by]
     fig, axs = plots.new_figure(figsize=(7.5, 4.2))
     ax = axs[0, 0]
-    from matplotlib import colormaps
     cmap = colormaps['tab10' if len(names) <= 10 else 'tab20']
     for i, m in enumerate(names):
         col, curves = cmap(i % cmap.N), by[m]
@@ -217,7 +221,6 @@ def plot_token_curves(runs:list[dict],          # run results carrying a 'curve'
 # %% ../../nbs/eval/03_compare.ipynb #2ffa4513
 def benchmark_results(name:str) -> dict|None:
     "The JSON record of a committed benchmark (`benchmarks/results/NAME.json` of a source checkout), or None."
-    from reasondistill.core import package_dir
     p = Path(package_dir()).parent / 'benchmarks' / 'results' / f'{name}.json'
     return read_json(p) if p.exists() else None
 
@@ -231,7 +234,6 @@ def show_benchmark(name:str,                 # a committed benchmark's name (e.g
     "Print a benchmark's table for `methods` and display its figures; None when the benchmark is not in this checkout."
     res = benchmark_results(name)
     if res is None: return None
-    from reasondistill.eval.plots import show_figure
     runs = [r for r in res['runs'] if r['method'] in methods]
     order = {m: i for i, m in enumerate(methods)}
     runs.sort(key=lambda r: (order[r['method']], r['seed']))
@@ -254,12 +256,6 @@ def teacher_examples(problems:list,                 # `Problem`s to sample trace
                      seed:int=0,
                     ) -> tuple:
     "Sample and verify teacher traces (skipping those already stored) -> (SFT examples of the verified ones, stats)."
-    import time
-    from reasondistill.models import load_model, load_tokenizer
-    from reasondistill.traces import generate_traces
-    from reasondistill.tracestore import TraceStore
-    from reasondistill.rollout import SamplingParams
-    from reasondistill.methods.sft import sft_examples
     t0 = time.perf_counter()
     model, ttok = load_model(teacher)
     generate_traces(problems, model, ttok, traces_dir, n_samples=n_samples, model_name=teacher,
@@ -273,9 +269,6 @@ def write_benchmark(out:str,            # output prefix: writes OUT.md and OUT.j
                     t_start:float|None=None,   # `time.time()` at the start, for the wall time
                    ) -> dict:
     "Write a benchmark's report and its JSON record (with machine, load, git revision and library versions); print the report."
-    import os, platform, time
-    from reasondistill.core import git_revision, library_versions, package_dir
-    import torch
     res = dict(result, machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), python=platform.python_version(),
                                     load_avg_end=os.getloadavg()), git=git_revision(package_dir()), versions=library_versions())
     if t_start is not None: res['wall_seconds'] = time.time() - t_start
@@ -284,3 +277,28 @@ def write_benchmark(out:str,            # output prefix: writes OUT.md and OUT.j
     write_json(str(out) + '.json', res)
     print('\n'.join(lines))
     return res
+
+# %% ../../nbs/eval/03_compare.ipynb #7c1e0a02
+TOY_BENCHMARKS = ('kd_toy', 'onpolicy_toy', 'negatives_toy', 'recipes_toy')
+ARM_ALIASES = {'kepo': 'kepo-gate', 'redi-a0.8': 'redi', 'atesd-a0.5': 'atesd-fixed'}
+
+def method_results(benchmarks=TOY_BENCHMARKS,   # committed benchmarks to read
+                  ) -> dict:
+    "{registry name: [dict(benchmark, accuracy ci, sft ci, n_seeds)]} from the committed benchmark records."
+    out = defaultdict(list)
+    for b in benchmarks:
+        rec = benchmark_results(b)
+        if rec is None: continue
+        agg = rec.get('aggregate', {})
+        sft = agg.get('sft', agg.get('sft-start', {})).get('metrics', {}).get('accuracy')
+        for arm, a in agg.items():
+            acc = a.get('metrics', {}).get('accuracy')
+            if acc is None: continue
+            out[ARM_ALIASES.get(arm, arm)].append(dict(benchmark=b, accuracy=acc, sft=sft, n_seeds=a.get('n_seeds', 0)))
+    return dict(out)
+
+def format_method_result(rs:list) -> str:
+    "One table cell: 'acc [lo, hi] % (SFT x %; 3 seeds, benchmark)' per benchmark, or '—'."
+    if not rs: return '—'
+    return '<br>'.join(f"{format_ci(r['accuracy'], pct=True, digits=1)} % (SFT {format_ci(r['sft'], pct=True, digits=1) if r['sft'] else '—'} %; "
+                       f"{r['n_seeds']} seeds, `{r['benchmark']}`)" for r in rs)

@@ -13,6 +13,8 @@ from .metrics import bootstrap_ci
 from ..models import render_prompt
 from ..rollout import SamplingParams, generate
 from ..verify import split_thinking, thinking_unclosed, compare_answers
+import torch
+import inspect
 
 # %% auto #0
 __all__ = ['JUDGE_TEMPLATE', 'continuation_logprobs', 'reasoning_context', 'cot_answer_scores', 'cot_votes', 'soft_votes',
@@ -23,7 +25,6 @@ __all__ = ['JUDGE_TEMPLATE', 'continuation_logprobs', 'reasoning_context', 'cot_
 # %% ../../nbs/eval/08_judge.ipynb #e92ad48a
 def _joined_logprobs(model, ctx_ids, cont_ids, pad:int, batch_size:int) -> list:
     "Score context+continuation sequences one padded batch at a time."
-    import torch
     out = []
     for s in range(0, len(ctx_ids), batch_size):
         seqs = [a + b for a, b in zip(ctx_ids[s:s + batch_size], cont_ids[s:s + batch_size])]
@@ -38,13 +39,11 @@ def _joined_logprobs(model, ctx_ids, cont_ids, pad:int, batch_size:int) -> list:
 
 def _cache_kw(model) -> str:
     "The forward argument that takes a KV cache: `cache` in recent transformers, `past_key_values` before."
-    import inspect
     base = getattr(model, 'get_base_model', lambda: model)()
     return 'cache' if 'cache' in inspect.signature(base.forward).parameters else 'past_key_values'
 
 def _shared_prefix_logprobs(model, ctx_ids, cont_ids, pad:int, batch_size:int) -> list:
     "Run each distinct context once, then all its continuations on copies of its KV cache."
-    import torch
     groups, out = {}, [0.0] * len(ctx_ids)
     for i, a in enumerate(ctx_ids): groups.setdefault(tuple(a), []).append(i)
     for a, idxs in groups.items():
@@ -86,6 +85,7 @@ def continuation_logprobs(model, tokenizer,
     try: return (_shared_prefix_logprobs if share_prefix else _joined_logprobs)(model, ctx_ids, cont_ids, pad, batch_size)
     finally: model.train(was_training)
 
+# %% ../../nbs/eval/08_judge.ipynb #dfa66496
 def reasoning_context(completion:str,                # a sampled completion
                       close_tag:str='</think>',      # end of the thinking
                       after_close:str='\n',          # text the model writes after the close tag
@@ -125,6 +125,7 @@ def cot_answer_scores(model, tokenizer,
     for n, m in shape: out.append(np.array(flat[s:s + n * m]).reshape(n, m)); s += n * m
     return out
 
+# %% ../../nbs/eval/08_judge.ipynb #389b9648
 def cot_votes(model, tokenizer,
               problems:list,                   # `Problem`s
               completions:list,                # per problem, its sampled completions
@@ -202,7 +203,6 @@ def cot_verdict_scores(model, tokenizer,
                        batch_size:int=16,
                       ) -> list:
     "Per prompt: dict(p_true, reasoning, n_tokens) with p_true = P(true) renormalised over {true, false}."
-    import torch
     t_ids, f_ids = _first_token_ids(tokenizer, true_words), _first_token_ids(tokenizer, false_words)
     if set(t_ids) & set(f_ids): raise ValueError(f'true and false words share a first token: {set(t_ids) & set(f_ids)}')
     p = params or SamplingParams(temperature=0.0, max_new_tokens=512)

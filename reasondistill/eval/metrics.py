@@ -6,15 +6,15 @@ Docs: https://reasondistill.github.io/reasondistill/eval/metrics.html.md"""
 
 # %% ../../nbs/eval/00_metrics.ipynb #0880eb47
 from __future__ import annotations
-import math, re
+import itertools, math, re
 from functools import lru_cache
 import numpy as np
 from ..records import VERDICTS
 
 # %% auto #0
-__all__ = ['DEFAULT_KS', 'pass_at_k', 'avg_at_n', 'pass_at_k_mean', 'majority_vote', 'maj_at_k', 'bootstrap_ci',
-           'paired_bootstrap_diff', 't_quantile', 'mean_ci_over_seeds', 'sort_levels', 'summarize', 'get_metric',
-           'results_table']
+__all__ = ['DEFAULT_KS', 'pass_at_k', 'avg_at_n', 'pass_at_k_mean', 'majority_votes', 'maj_at_k', 'maj_at_k_mean',
+           'majority_vote', 'bootstrap_ci', 'paired_bootstrap_diff', 't_quantile', 'mean_ci_over_seeds', 'sort_levels',
+           'summarize', 'get_metric', 'results_table']
 
 # %% ../../nbs/eval/00_metrics.ipynb #1623b9bc
 def pass_at_k(n:int,  # samples drawn for the problem
@@ -43,6 +43,89 @@ def pass_at_k_mean(correct:list[list[bool]],  # per problem, the verdicts of its
     return float(np.mean([pass_at_k(len(c), int(np.sum(c)), k) for c in correct]))
 
 # %% ../../nbs/eval/00_metrics.ipynb #ae6f4d51
+def majority_votes(answers:list,      # one problem's extracted answers (None = no answer), canonical strings
+                   gold_ok,           # callable(answer) -> bool, or the set of right answers
+                  ) -> tuple:
+    "One-hot `(votes, correct, candidates)` for `maj_at_k` from a problem's answers (candidates in first-seen order)."
+    cands = list(dict.fromkeys(a for a in answers if a is not None))
+    ok = gold_ok if callable(gold_ok) else (lambda a: a in gold_ok)
+    V = np.zeros((len(answers), len(cands)))
+    for i, a in enumerate(answers):
+        if a is not None: V[i, cands.index(a)] = 1.0
+    return V, np.array([bool(ok(a)) for a in cands], dtype=bool), cands
+
+# %% ../../nbs/eval/00_metrics.ipynb #0e7b2c95
+def _pmf_row(c:int, k:int) -> np.ndarray:
+    "C(c, x) / 2**c for x = 0..k: the ways to draw x of c votes, scaled so that large n does not overflow."
+    return np.array([math.comb(c, x) / 2 ** c for x in range(k + 1)])
+
+@lru_cache(maxsize=65536)
+def _maj_counts(counts:tuple,  # sorted (votes, is_right) of every candidate with at least one vote
+                n:int,         # samples of the problem
+                k:int,         # samples per vote
+               ) -> float:
+    "Exact all-subsets maj@k of one-hot votes from the candidates' vote counts (ties split evenly)."
+    tri = np.subtract.outer(np.arange(k + 1), np.arange(k + 1))          # s - s' of the convolution matrices
+    total = 0.0
+    for t in range(1, min(k, max((c for c, _ in counts), default=0)) + 1):
+        top = [(c, ok) for c, ok in counts if c >= t]                     # candidates that can reach t votes
+        n_low = n - sum(c for c, _ in top)                                # no answer, or fewer than t votes
+        W, R = len(top), sum(ok for _, ok in top)
+        S = np.zeros((k + 1, W + 1, R + 1)); S[0, 0, 0] = 1.0             # [votes drawn, winners, right winners]
+        for c, ok in top:
+            row = _pmf_row(c, k)
+            below = np.where((tri >= 0) & (tri < t), row[np.clip(tri, 0, k)], 0.0)
+            new = np.tensordot(below, S, axes=(1, 0))                     # this candidate gets fewer than t votes
+            new[t:, 1:, int(ok):] += row[t] * S[:k + 1 - t, :-1, :R + 1 - int(ok)]   # exactly t: one more winner
+            S = new
+        rest = _pmf_row(n_low, k)[::-1]                                   # the other k - s votes from the rest
+        by_wr = np.tensordot(rest, S, axes=(0, 0))                        # weight of (winners, right winners)
+        total += float((by_wr[1:] * np.arange(R + 1)[None, :] / np.arange(1, W + 1)[:, None]).sum())
+    return total / (math.comb(n, k) / 2 ** n)
+
+# %% ../../nbs/eval/00_metrics.ipynb #b5e0c3a1
+def _vote_hit(s:np.ndarray, correct:np.ndarray, tol:float=1e-12) -> float:
+    "Hit of one subset from its column sums `s`: the share of right answers among the winners (0 if nobody voted)."
+    top = s.max() if len(s) else 0.0
+    if top <= 0: return 0.0
+    win = s >= top - tol * max(1.0, abs(top))
+    return float(correct[win].mean())
+
+def maj_at_k(votes,                 # [n_samples, n_candidates] vote of each sample (one-hot, soft, or zeros)
+             correct,               # [n_candidates] whether each candidate answer is right
+             k:int,                 # samples per vote
+             max_exact:int=5000,    # soft votes: enumerate all subsets when there are at most this many
+             n_sub:int=2000,        # soft votes: random subsets otherwise
+             seed:int=0,            # seed of those random subsets
+            ) -> float:
+    "Expected accuracy of the vote among `k` of the problem's samples, averaged over all k-subsets (ties split evenly)."
+    V, c = np.asarray(votes, dtype=float), np.asarray(correct, dtype=bool)
+    if V.ndim != 2: raise ValueError(f'votes must be a [samples, candidates] matrix, got shape {V.shape}')
+    if V.shape[1] != len(c): raise ValueError(f'votes have {V.shape[1]} candidates but `correct` has {len(c)}')
+    n = V.shape[0]
+    if not 1 <= k <= n: raise ValueError(f'maj@{k} needs 1 <= k <= n_samples = {n}')
+    if (V < 0).any(): raise ValueError('votes must be non-negative')
+    if V.shape[1] == 0: return 0.0
+    if np.isin(V, (0.0, 1.0)).all() and (V.sum(1) <= 1).all():            # one-hot: exact from the vote counts
+        counts = sorted((int(v), bool(ok)) for v, ok in zip(V.sum(0), c) if v > 0)
+        return _maj_counts(tuple(counts), n, k)
+    if math.comb(n, k) <= max_exact: subsets = itertools.combinations(range(n), k)
+    else:
+        rng = np.random.default_rng(seed)
+        subsets = (rng.choice(n, k, replace=False) for _ in range(n_sub))
+    return float(np.mean([_vote_hit(V[list(s)].sum(0), c) for s in subsets]))
+
+def maj_at_k_mean(samples:list[list[tuple[str|None, bool]]],  # per problem, its samples' (answer, is_correct) pairs
+                  k:int,                                       # samples per vote
+                 ) -> float:
+    "Mean over problems of the all-subsets maj@k estimate."
+    if not samples: raise ValueError("maj@k needs at least one problem")
+    if k < 1: raise ValueError(f"maj@k needs k >= 1, got {k}")
+    short = [i for i, s in enumerate(samples) if len(s) < k]
+    if short: raise ValueError(f"maj@{k} needs at least k samples per problem; problem #{short[0]} has {len(samples[short[0]])}")
+    return float(np.mean([maj_at_k(*majority_votes([a for a, _ in s], {a for a, ok in s if ok})[:2], k) for s in samples]))
+
+# %% ../../nbs/eval/00_metrics.ipynb #a8c0f3d6
 def majority_vote(samples:list[tuple[str|None, bool]],  # (answer, is_correct) pairs of one problem
                  ) -> tuple[str|None, bool]:
     "The most frequent non-None answer (ties: first to appear) and its verdict; (None, False) if none answered."
@@ -55,16 +138,6 @@ def majority_vote(samples:list[tuple[str|None, bool]],  # (answer, is_correct) p
     best = max(counts.values())
     voted = next(a for a in counts if counts[a] == best)   # dicts keep first-appearance order
     return voted, first[voted]
-
-def maj_at_k(samples:list[list[tuple[str|None, bool]]],  # per problem, its samples' (answer, is_correct) pairs
-             k:int,                                       # vote among each problem's first k samples
-            ) -> float:
-    "Fraction of problems whose majority answer among the first `k` samples is correct."
-    if not samples: raise ValueError("maj@k needs at least one problem")
-    if k < 1: raise ValueError(f"maj@k needs k >= 1, got {k}")
-    short = [i for i, s in enumerate(samples) if len(s) < k]
-    if short: raise ValueError(f"maj@{k} needs at least k samples per problem; problem #{short[0]} has {len(samples[short[0]])}")
-    return float(np.mean([majority_vote(s[:k])[1] for s in samples]))
 
 # %% ../../nbs/eval/00_metrics.ipynb #d82f37c5
 def _as_scalar(x): return float(x) if np.ndim(x) == 0 else np.asarray(x, dtype=float)
@@ -192,9 +265,9 @@ def _summary(probs:list[dict], ks, n_boot:int, alpha:float, seed:int) -> dict:
     rows = []
     for p in probs:
         ok = [r['verdict'] == 'correct' for r in p['samples']]
-        pairs = [(r.get('answer'), r['verdict'] == 'correct') for r in p['samples']]
-        rows.append([np.mean(ok)] + [pass_at_k(len(ok), sum(ok), k) for k in ks]
-                    + [float(majority_vote(pairs[:k])[1]) for k in ks])
+        answers = [r.get('answer') if r['verdict'] != 'no_answer' else None for r in p['samples']]
+        V, right, _ = majority_votes(answers, {a for a, o in zip(answers, ok) if o})
+        rows.append([np.mean(ok)] + [pass_at_k(len(ok), sum(ok), k) for k in ks] + [maj_at_k(V, right, k) for k in ks])
     m, lo, hi = bootstrap_ci(np.array(rows, dtype=float).reshape(len(probs), -1), n_boot=n_boot, alpha=alpha, seed=seed)
     col = lambda j: _ci(m[j], lo[j], hi[j])
     recs = [r for p in probs for r in p['samples']]

@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from .metrics import bootstrap_ci
 from ..records import Trace
+import torch
+from ..signals import ModelTeacher
+from ..models import render_prompt
+from .plots import new_figure, save_figure
 
 # %% auto #0
 __all__ = ['MARKERS', 'UNITS', 'CATEGORIES', 'CATEGORY_COLORS', 'RULES', 'SELECTION_SCORES', 'sentence_spans', 'split_sentences',
@@ -109,8 +113,6 @@ def completion_logprobs(model,                       # causal LM (HF or PEFT)
                         max_length:int|None=None,    # cut longer sequences (default: the model's context length)
                        ) -> list[dict]:
     "Per trace: `logp` of each scored completion token, its `offsets` in the completion, and `n_cut` tokens past `max_length`."
-    import torch
-    from reasondistill.signals import ModelTeacher
     if len(prompts) != len(completions): raise ValueError(f'{len(prompts)} prompts but {len(completions)} completions')
     teacher = ModelTeacher(model, kind='sampled', temperature=1.0, disable_adapter=disable_adapter)
     max_length = max_length or getattr(getattr(model, 'config', None), 'max_position_embeddings', None) or 10**9
@@ -182,7 +184,6 @@ def score_traces(traces,                  # dicts (completion + prompt or questi
                  max_length:int|None=None,  # cut longer sequences (default: each model's context)
                 ) -> list[TraceProvenance]:
     "Segment every trace and score its sentences under every model (one forward pass per model and trace)."
-    from reasondistill.models import render_prompt
     items = [_as_item(x, i) for i, x in enumerate(traces)]
     if not scorers: raise ValueError('need at least one scorer')
     out = [TraceProvenance(it['completion'], sentence_spans(it['completion'], unit),
@@ -211,7 +212,7 @@ def classify(g_teacher,                   # log geometric-mean prob. under the t
              g_student,                   # ... under the original student S0
              g_distilled=None,            # ... under the distilled student D (None: no boosted category)
              delta:float=math.log(2),     # log-ratio margin
-             rule:str='ratio',            # 'ratio' (data §6) or 'threshold' (card E5)
+             rule:str='ratio',            # 'ratio' or 'threshold' (see the table above)
              tau:float=math.log(0.5),     # plausibility threshold of rule='threshold'
             ) -> np.ndarray:
     "The provenance category of each sentence ('teacher', 'student', 'boosted', 'shared', 'unexplained' or 'unscored')."
@@ -331,7 +332,6 @@ def rank_sentences(traces:list, top:int=20, teacher:str='teacher', student:str='
 def plot_category_shares(shares:dict,          # {bar label: `dataset_shares` output}
                          path=None, title:str|None=None):
     "Stacked bars of category shares per bar (teacher at the bottom), with the teacher share's CI."
-    from reasondistill.eval.plots import new_figure, save_figure
     if not shares: raise ValueError('plot_category_shares needs at least one set of shares')
     cats = [c for c in CATEGORIES if any(s[c]['mean'] > 0 for s in shares.values())]
     fig, axes = new_figure(figsize=(1.8 + 1.3 * len(shares), 3.4)); ax = axes[0, 0]
@@ -353,7 +353,6 @@ def plot_category_shares(shares:dict,          # {bar label: `dataset_shares` ou
 
 def plot_shares_by_position(by_pos:dict, path=None, title:str|None=None):
     "Stacked area of category shares against relative position in the trace (from `shares_by_position`)."
-    from reasondistill.eval.plots import new_figure, save_figure
     fig, axes = new_figure(figsize=(5.5, 3.2)); ax = axes[0, 0]
     bins = len(by_pos['n']); xs = (np.arange(bins) + 0.5) / bins
     cats = [c for c in CATEGORIES if np.nansum(by_pos[c]) > 0]
@@ -367,7 +366,6 @@ def plot_shares_by_position(by_pos:dict, path=None, title:str|None=None):
 def plot_gap_scatter(traces:list, teacher:str='teacher', student:str='student', distilled:str='distilled',
                      delta:float=math.log(2), path=None, title:str|None=None):
     "Per sentence: g_T - g_S (x) against g_D - g_S (y), coloured by category, with the +-delta lines."
-    from reasondistill.eval.plots import new_figure, save_figure
     fig, axes = new_figure(figsize=(4.8, 4)); ax = axes[0, 0]
     x, y, c = [], [], []
     for tp in traces:

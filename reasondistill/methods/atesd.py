@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import transformers
+from fastcore.basics import patch
 from ..models import render_prompt, inference_mode
 from ..signals import collate_tokenized, tokenize_example, final_hidden, lm_head_weight
 from ..divergences import token_logprobs
@@ -137,6 +138,7 @@ def _mean_logp(model, tok, prompts:list, completions:list, batch_size:int=8) -> 
         for c in range(0, len(h), 128): top.append((h[c:c + 128].to(w.dtype) @ w.T).float().softmax(-1).amax(-1))
     return per, torch.cat(top).mean().item() if top else float('nan')
 
+# %% ../../nbs/methods/10_atesd.ipynb #a7e5d004
 class ExposureSchedule(transformers.TrainerCallback):
     "Runs the ATESD trainer's schedule: restore, decide before a step, update after it, save with checkpoints."
     def __init__(self, trainer): self.t = trainer
@@ -167,82 +169,90 @@ class ATESDTrainer(OPSDTrainer):
         self.confidence, self.ctrl_updates = 0.0, 0
         self.add_callback(ExposureSchedule(self))
 
-    # --- signals -------------------------------------------------------------------------------------------
-    def _probe_signals(self):
-        "(probe NLL of the references under the student's prompt, grounding of the exposed teacher, student confidence)."
-        m, tok, op = self.model, self.processing_class, self.op
-        sp = [render_prompt(tok, q) for q, _ in self.probe]
-        tmpl, unit = op.self_teacher.template_for(None), op.exposure.unit
-        tp = [render_prompt(tok, tmpl.format(question=q, solution=expose(r, self.ratio, unit))) for q, r in self.probe]
-        answers = [reference_segments(r, unit)[1] or r for _, r in self.probe]
-        with torch.no_grad(), inference_mode(m):
-            lp, conf = _mean_logp(m, tok, sp, [r for _, r in self.probe])
-            ctx = m.disable_adapter() if op.self_teacher.teacher == 'base' and hasattr(m, 'disable_adapter') else nullcontext()
-            with ctx: g, _ = _mean_logp(m, tok, tp, answers)
-        return -sum(lp) / len(lp), sum(g) / len(g), conf
+# %% ../../nbs/methods/10_atesd.ipynb #a7e5d006
+@patch
+def _probe_signals(self:ATESDTrainer):
+    "(probe NLL of the references under the student's prompt, grounding of the exposed teacher, student confidence)."
+    m, tok, op = self.model, self.processing_class, self.op
+    sp = [render_prompt(tok, q) for q, _ in self.probe]
+    tmpl, unit = op.self_teacher.template_for(None), op.exposure.unit
+    tp = [render_prompt(tok, tmpl.format(question=q, solution=expose(r, self.ratio, unit))) for q, r in self.probe]
+    answers = [reference_segments(r, unit)[1] or r for _, r in self.probe]
+    with torch.no_grad(), inference_mode(m):
+        lp, conf = _mean_logp(m, tok, sp, [r for _, r in self.probe])
+        ctx = m.disable_adapter() if op.self_teacher.teacher == 'base' and hasattr(m, 'disable_adapter') else nullcontext()
+        with ctx: g, _ = _mean_logp(m, tok, tp, answers)
+    return -sum(lp) / len(lp), sum(g) / len(g), conf
 
-    def _ema(self, k, x):
-        e = self.ema[k]; self.ema[k] = x if e is None else self.op.exposure.ema * e + (1 - self.op.exposure.ema) * x
+@patch
+def _ema(self:ATESDTrainer, k, x):
+    e = self.ema[k]; self.ema[k] = x if e is None else self.op.exposure.ema * e + (1 - self.op.exposure.ema) * x
 
-    def _state(self, state):
-        e = lambda k, d=0.0: d if self.ema[k] is None else self.ema[k]
-        return torch.tensor([state.global_step / max(state.max_steps, 1), e('ratio', self.ratio), e('loss'),
-                             e('probe_nll'), e('grounding'), self.confidence], dtype=torch.float32)
+@patch
+def _state(self:ATESDTrainer, state):
+    e = lambda k, d=0.0: d if self.ema[k] is None else self.ema[k]
+    return torch.tensor([state.global_step / max(state.max_steps, 1), e('ratio', self.ratio), e('loss'),
+                         e('probe_nll'), e('grounding'), self.confidence], dtype=torch.float32)
 
-    # --- the schedule ----------------------------------------------------------------------------------------
-    def _decide(self, state):
-        op, t = self.op.exposure, state.global_step
-        if not self.nll:                                     # ell before any update (also after a resume without state)
-            n, g, c = self._probe_signals(); self.nll.append(n); self.grounding.append(g); self.confidence = c
-        if t % op.hold or op.mode == 'fixed': return
-        if op.mode == 'random': self.ratio = self.rng.uniform(op.reveal_min, op.reveal_max); return
-        s = self._state(state)
-        with torch.no_grad(): d = self.ctrl.dist(s); a = d.sample()
-        self.ratio = float(a.clamp(op.reveal_min, op.reveal_max))
-        self.pending.append(dict(t0=t, state=s.tolist(), ratio=float(a), a=float(d.concentration1), b=float(d.concentration0)))
+# %% ../../nbs/methods/10_atesd.ipynb #a7e5d008
+@patch
+def _decide(self:ATESDTrainer, state):
+    op, t = self.op.exposure, state.global_step
+    if not self.nll:                                     # ell before any update (also after a resume without state)
+        n, g, c = self._probe_signals(); self.nll.append(n); self.grounding.append(g); self.confidence = c
+    if t % op.hold or op.mode == 'fixed': return
+    if op.mode == 'random': self.ratio = self.rng.uniform(op.reveal_min, op.reveal_max); return
+    s = self._state(state)
+    with torch.no_grad(): d = self.ctrl.dist(s); a = d.sample()
+    self.ratio = float(a.clamp(op.reveal_min, op.reveal_max))
+    self.pending.append(dict(t0=t, state=s.tolist(), ratio=float(a), a=float(d.concentration1), b=float(d.concentration0)))
 
-    def _after_step(self, state):
-        op = self.op.exposure
-        n, g, c = self._probe_signals()
-        self.nll.append(n); self.grounding.append(g); self.confidence = c
-        kd = self._metrics['train'].get('kd_loss') or [float('nan')]
-        self._ema('ratio', self.ratio); self._ema('loss', kd[-1]); self._ema('probe_nll', n); self._ema('grounding', g)
-        self.history.append(dict(step=state.global_step, ratio=self.ratio, probe_nll=n, grounding=g, confidence=c, loss=kd[-1]))
-        self._metrics['train']['reveal'].append(self.ratio); self._metrics['train']['probe_nll'].append(n)
-        for p in [p for p in self.pending if len(self.nll) >= p['t0'] + op.lookahead + 1]:
-            p['reward'] = decision_reward(self.nll, self.grounding, p['t0'], op.lookahead, op.gamma, op.lam_gt)
-            self.pending.remove(p); self.done.append(p); self.decisions.append(p)
-        if len(self.done) >= op.ctrl_batch:
-            loss, ent = controller_loss(self.ctrl, [torch.tensor(p['state']) for p in self.done], [p['ratio'] for p in self.done],
-                                        [p['reward'] for p in self.done], op.entropy_target, op.entropy_coef)
-            self.ctrl_opt.zero_grad(); loss.backward(); self.ctrl_opt.step()
-            self.ctrl_updates += 1; self.done = []
-            self._metrics['train']['ctrl_entropy'].append(ent)
+@patch
+def _after_step(self:ATESDTrainer, state):
+    op = self.op.exposure
+    n, g, c = self._probe_signals()
+    self.nll.append(n); self.grounding.append(g); self.confidence = c
+    kd = self._metrics['train'].get('kd_loss') or [float('nan')]
+    self._ema('ratio', self.ratio); self._ema('loss', kd[-1]); self._ema('probe_nll', n); self._ema('grounding', g)
+    self.history.append(dict(step=state.global_step, ratio=self.ratio, probe_nll=n, grounding=g, confidence=c, loss=kd[-1]))
+    self._metrics['train']['reveal'].append(self.ratio); self._metrics['train']['probe_nll'].append(n)
+    for p in [p for p in self.pending if len(self.nll) >= p['t0'] + op.lookahead + 1]:
+        p['reward'] = decision_reward(self.nll, self.grounding, p['t0'], op.lookahead, op.gamma, op.lam_gt)
+        self.pending.remove(p); self.done.append(p); self.decisions.append(p)
+    if len(self.done) >= op.ctrl_batch:
+        loss, ent = controller_loss(self.ctrl, [torch.tensor(p['state']) for p in self.done], [p['ratio'] for p in self.done],
+                                    [p['reward'] for p in self.done], op.entropy_target, op.entropy_coef)
+        self.ctrl_opt.zero_grad(); loss.backward(); self.ctrl_opt.step()
+        self.ctrl_updates += 1; self.done = []
+        self._metrics['train']['ctrl_entropy'].append(ent)
 
-    # --- resume -----------------------------------------------------------------------------------------------
-    _KEYS = ('nll', 'grounding', 'history', 'pending', 'done', 'decisions', 'ema', 'ratio', 'confidence', 'ctrl_updates')
-    def _save_state(self, args, state):
-        "The schedule's state beside the checkpoint: tensors as a weights-only torch file, the rest as JSON."
-        d = Path(args.output_dir) / f'checkpoint-{state.global_step}'
-        d.mkdir(parents=True, exist_ok=True)
-        torch.save(dict(ctrl=self.ctrl.state_dict(), opt=self.ctrl_opt.state_dict()), d / 'atesd_controller.pt')
-        (d / 'atesd_state.json').write_text(json.dumps(dict(rng=self.rng.getstate(), **{k: getattr(self, k) for k in self._KEYS})))
-    def _restore(self, args, state):
-        d = Path(args.output_dir) / f'checkpoint-{state.global_step}'
-        if state.global_step == 0 or not (d / 'atesd_state.json').exists(): return
-        st = torch.load(d / 'atesd_controller.pt', weights_only=True)
-        self.ctrl.load_state_dict(st['ctrl']); self.ctrl_opt.load_state_dict(st['opt'])
-        js = json.loads((d / 'atesd_state.json').read_text())
-        v, internal, g = js['rng']; self.rng.setstate((v, tuple(internal), g))
-        for k in self._KEYS: setattr(self, k, js[k])
+# %% ../../nbs/methods/10_atesd.ipynb #a7e5d00a
+ATESDTrainer._KEYS = ('nll', 'grounding', 'history', 'pending', 'done', 'decisions', 'ema', 'ratio', 'confidence', 'ctrl_updates')
+@patch
+def _save_state(self:ATESDTrainer, args, state):
+    "The schedule's state beside the checkpoint: tensors as a weights-only torch file, the rest as JSON."
+    d = Path(args.output_dir) / f'checkpoint-{state.global_step}'
+    d.mkdir(parents=True, exist_ok=True)
+    torch.save(dict(ctrl=self.ctrl.state_dict(), opt=self.ctrl_opt.state_dict()), d / 'atesd_controller.pt')
+    (d / 'atesd_state.json').write_text(json.dumps(dict(rng=self.rng.getstate(), **{k: getattr(self, k) for k in self._KEYS})))
+@patch
+def _restore(self:ATESDTrainer, args, state):
+    d = Path(args.output_dir) / f'checkpoint-{state.global_step}'
+    if state.global_step == 0 or not (d / 'atesd_state.json').exists(): return
+    st = torch.load(d / 'atesd_controller.pt', weights_only=True)
+    self.ctrl.load_state_dict(st['ctrl']); self.ctrl_opt.load_state_dict(st['opt'])
+    js = json.loads((d / 'atesd_state.json').read_text())
+    v, internal, g = js['rng']; self.rng.setstate((v, tuple(internal), g))
+    for k in self._KEYS: setattr(self, k, js[k])
 
-    def extra_summary(self) -> dict:
-        fp = None
-        if self.op.exposure.mode == 'controller':
-            with torch.no_grad(): d = self.ctrl.dist(self._state(self.state))
-            fp = dict(a=float(d.concentration1), b=float(d.concentration0), mean=float(d.mean))
-        return dict(super().extra_summary(), exposure_history=self.history, decisions=self.decisions,
-                    controller_updates=self.ctrl_updates, final_policy=fp)
+@patch
+def extra_summary(self:ATESDTrainer) -> dict:
+    fp = None
+    if self.op.exposure.mode == 'controller':
+        with torch.no_grad(): d = self.ctrl.dist(self._state(self.state))
+        fp = dict(a=float(d.concentration1), b=float(d.concentration0), mean=float(d.mean))
+    return dict(OPSDTrainer.extra_summary(self), exposure_history=self.history, decisions=self.decisions,
+                controller_updates=self.ctrl_updates, final_policy=fp)
 
 # %% ../../nbs/methods/10_atesd.ipynb #98b1a7cc
 def train_atesd(examples:list,           # reference examples (prompt, question, reference per problem)

@@ -16,8 +16,8 @@ from ..core import write_json
 from ..models import inference_mode
 from ..train import (MethodConfig, BudgetConfig, Run, DistillTrainer, prepare_run, run_training, done_summary)
 from ..signals import TeacherSignal, ModelTeacher
-from ..divergences import chunked_sum, fp32
-from ..eval.diagnostics import token_entropy, entropy_profile, entropy_split
+from ..divergences import chunked_sum, fp32, entropy
+from ..eval.diagnostics import entropy_profile, entropy_split
 
 # %% auto #0
 __all__ = ['TAU_MODES', 'REFERENCES', 'REFERENCE_FILE', 'entropy_target', 'adaptive_tau', 'curio_tau', 'curiosft_loss',
@@ -44,9 +44,9 @@ def adaptive_tau(ref_logits,             # reference logits [N, V] (any float dt
     with torch.no_grad():
         z = fp32(ref_logits.detach())
         v = torch.topk(z, topk, -1).values if topk < z.shape[-1] else z
-        h0 = token_entropy(v)
+        h0 = entropy(v)
         target = entropy_target(h0, boost, center, slope)
-        H = lambda t: token_entropy(v / t[..., None])
+        H = lambda t: entropy(v / t[..., None])
         lo, hi = torch.full_like(h0, tau_min), torch.full_like(h0, tau_max)
         tau = torch.where(target <= H(lo), lo, torch.where(target >= H(hi), hi, (lo + hi) / 2))
         lo, hi = torch.where(tau == hi, hi, lo), torch.where(tau == lo, lo, hi)    # clamped rows: a zero-width bracket
@@ -54,7 +54,7 @@ def adaptive_tau(ref_logits,             # reference logits [N, V] (any float dt
             up = H(tau) < target
             lo, hi = torch.where(up, tau, lo), torch.where(up, hi, tau)
             tau = (lo + hi) / 2
-        full = h0 if v is z else token_entropy(z)
+        full = h0 if v is z else entropy(z)
         return torch.where(full <= floor, torch.full_like(tau, tau_min), tau)
 
 # %% ../../nbs/methods/08_curiosft.ipynb #f8cde3ab
@@ -91,7 +91,7 @@ def curiosft_loss(student_hidden,        # student final hidden states at the N 
             ref_lp.append((zr / t[:, None]).log_softmax(-1).gather(-1, y).squeeze(-1))
             ls = fp32(h[rows] @ w.T).log_softmax(-1)
             s_lp.append(ls.gather(-1, y).squeeze(-1)); s_ent.append(-(ls.exp() * ls).sum(-1))
-            r_ent.append(token_entropy(zr)); taus.append(t)
+            r_ent.append(entropy(zr)); taus.append(t)
     cat = lambda xs: torch.cat(xs) if xs else torch.zeros(0, dtype=fp32(h[:0]).dtype, device=h.device)
     ref_lp, s_lp = cat(ref_lp), cat(s_lp)
     a = float(cfg.sd_weight)

@@ -1,4 +1,4 @@
-"""Choosing which teacher traces to train on: DeepDistill's pass-rate / coefficient-of-variation grading, and DASD's temperature schedule, divergence-aware selection and mixed-policy traces
+"""DASD: temperature-scheduled teacher sampling, divergence-aware (teacher-sentence) selection and mixed-policy traces, trained stage by stage
 
 Docs: https://reasondistill.github.io/reasondistill/methods/dasd.html.md"""
 
@@ -6,99 +6,25 @@ Docs: https://reasondistill.github.io/reasondistill/methods/dasd.html.md"""
 
 # %% ../../nbs/methods/16_dasd.ipynb #9d59a21c
 from __future__ import annotations
-import json, math, random
-import numpy as np
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field, asdict, replace
+import math, random
+from collections import Counter
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
+import numpy as np
 from ..core import read_json, write_json
 from ..records import Problem, Trace
 from ..tracestore import TraceStore
 from ..rollout import SamplingParams, generate
-from ..traces import generate_traces
+from ..traces import generate_traces, sft_examples
 from ..verify import get_verifier, split_thinking
-from ..models import render_prompt, load_model, load_tokenizer, ModelSpec
-from ..registry import Method, register_method
-from .sft import sft_examples, SFTRun, train_sft, default_student_spec
-from ..train import TrainConfig
+from ..models import render_prompt, load_model, ModelSpec
+from ..eval.provenance import score_traces, category_shares
+from ..train import MethodConfig, TrainConfig, Run
+from .sft import train_sft
 
 # %% auto #0
-__all__ = ['DIFFICULTY_LABELS', 'verify_scores', 'pass_rate', 'coefficient_of_variation', 'difficulty_label', 'grade_problems',
-           'deepdistill_select', 'schedule_traces', 'das_scores', 'das_select', 'random_select', 'MixedPolicyConfig',
-           'mixed_policy_traces', 'mixed_examples', 'DASDConfig', 'dasd_select', 'dasd_train', 'DeepDistillConfig',
-           'cli_train']
-
-# %% ../../nbs/methods/16_dasd.ipynb #1b1d7d2d
-DIFFICULTY_LABELS = ('unsolved', 'unstable', 'stable')
-
-def verify_scores(traces, n:int|None=None) -> dict:
-    "{problem_id: [v_i, ...]} with v = 1.0 for a correct trace and 0.0 otherwise, by sample_idx (the first `n` if given)."
-    by = defaultdict(list)
-    for t in traces: by[t.problem_id].append((t.sample_idx, 1.0 if t.verdict == 'correct' else 0.0))
-    return {k: [v for _, v in sorted(xs)][:n] for k, xs in by.items()}
-
-def pass_rate(scores, thr:float=0.99) -> float:
-    "Share of responses whose verify score exceeds `thr`."
-    if len(scores) == 0: raise ValueError('pass_rate of no scores')
-    return sum(s > thr for s in scores) / len(scores)
-
-def coefficient_of_variation(scores) -> float:
-    "Population std / mean of the verify scores (NaN when the mean is 0)."
-    if len(scores) == 0: raise ValueError('coefficient_of_variation of no scores')
-    m = sum(scores) / len(scores)
-    if m == 0: return float('nan')
-    return math.sqrt(sum((s - m) ** 2 for s in scores) / len(scores)) / m
-
-def difficulty_label(scores, thr:float=0.99, cv_threshold:float=0.0) -> str:
-    "'unsolved' (no response passes), 'unstable' (CV > cv_threshold) or 'stable'."
-    if max(scores) <= thr: return 'unsolved'
-    return 'unstable' if coefficient_of_variation(scores) > cv_threshold else 'stable'
-
-def grade_problems(problems:list,            # `Problem`s
-                   traces,                   # teacher traces with verdicts (n per problem)
-                   n:int|None=None,          # use the first n samples of each problem (None: all)
-                   thr:float=0.99,           # pass threshold on the verify score (paper: 0.99 for math)
-                   cv_threshold:float=0.0,   # CV_t (UNVERIFIED; paper: per category)
-                  ) -> tuple:
-    "Problems with `meta['deepdistill']` and `meta['difficulty']` set (ungraded ones unchanged), and label counts."
-    sc = verify_scores(traces, n)
-    out, cnt = [], Counter()
-    for p in problems:
-        s = sc.get(p.id)
-        if not s: out.append(p); cnt['ungraded'] += 1; continue
-        lab = difficulty_label(s, thr, cv_threshold)
-        g = dict(n=len(s), pass_rate=pass_rate(s, thr), cv=coefficient_of_variation(s), label=lab)
-        out.append(replace(p, meta={**p.meta, 'deepdistill': g, 'difficulty': lab})); cnt[lab] += 1
-    return out, dict(cnt)
-
-# %% ../../nbs/methods/16_dasd.ipynb #c77032ff
-def deepdistill_select(traces,                  # teacher traces with verdicts
-                       graded:list,             # problems from `grade_problems`
-                       stage:str='I',           # 'I' or 'II'
-                       keep_stable:float=0.0,   # stage I: probability of keeping a stable query (paper: 0.5 for other/multi-turn, else 0)
-                       budget:int|None=None,    # stage II: number of queries (None: all unstable)
-                       seed:int=0,
-                      ) -> tuple:
-    "The traces DeepDistill trains on, and counts by reason."
-    if stage not in ('I', 'II'): raise ValueError(f"stage must be 'I' or 'II', got {stage!r}")
-    g = {p.id: p.meta['deepdistill'] for p in graded if 'deepdistill' in p.meta}
-    if not g: raise ValueError('no graded problems: run grade_problems first')
-    ok = defaultdict(list)
-    for t in traces:
-        if t.problem_id in g and t.verdict == 'correct' and t.finish_reason != 'length': ok[t.problem_id].append(t)
-    rng, kept, why = random.Random(seed), [], Counter()
-    if stage == 'I':
-        for pid in sorted(g):
-            lab = g[pid]['label']
-            if lab == 'unsolved': why['unsolved'] += 1; continue
-            if lab == 'stable' and not rng.random() < keep_stable: why['stable'] += 1; continue
-            kept += sorted(ok[pid], key=lambda t: t.sample_idx)
-    else:
-        order = sorted((pid for pid in g if g[pid]['label'] == 'unstable' and ok[pid]), key=lambda pid: (-g[pid]['cv'], pid))
-        why['not unstable'] = sum(g[pid]['label'] != 'unstable' for pid in g)
-        for pid in order[:budget]: kept.append(rng.choice(sorted(ok[pid], key=lambda t: t.sample_idx)))
-        why['over budget'] = max(len(order) - (budget if budget is not None else len(order)), 0)
-    return kept, dict(kept=len(kept), problems=len({t.problem_id for t in kept}), dropped_queries=dict(why))
+__all__ = ['schedule_traces', 'das_scores', 'das_select', 'random_select', 'MixedPolicyConfig', 'mixed_policy_traces',
+           'mixed_examples', 'DASDConfig', 'dasd_select', 'stage_config', 'train_dasd']
 
 # %% ../../nbs/methods/16_dasd.ipynb #2e7388c4
 def schedule_traces(problems:list, teacher, tokenizer, root,   # root folder: one TraceStore per temperature
@@ -119,12 +45,11 @@ def schedule_traces(problems:list, teacher, tokenizer, root,   # root folder: on
 # %% ../../nbs/methods/16_dasd.ipynb #ed1088ca
 def das_scores(traces,                     # `Trace`s (teacher responses)
                teacher, student,           # (model, tokenizer) pairs
-               delta:float=math.log(2),    # log-ratio margin of a teacher / student sentence (UNVERIFIED)
-               unit:str='sentence',        # segmentation unit (`provenance.sentence_spans`)
+               delta:float=math.log(2),    # log-ratio margin of a teacher / student sentence (the project's choice)
+               unit:str='sentence',        # segmentation unit (`eval.provenance.sentence_spans`)
                batch_size:int=16,
               ) -> list:
     "Per trace: problem_id, sample_idx, n sentences, teacher and student shares, and das = teacher - student share."
-    from reasondistill.eval.provenance import score_traces, category_shares
     traces = list(traces)
     if not traces: return []
     tp = score_traces(traces, {'teacher': teacher, 'student': student}, unit=unit, batch_size=batch_size)
@@ -242,120 +167,75 @@ def mixed_examples(traces, problems:list, tokenizer, system:str|None=None) -> tu
 
 # %% ../../nbs/methods/16_dasd.ipynb #cba78d1c
 @dataclass
-class DASDConfig:
-    "DASD recipe settings."
-    temperatures: tuple = (0.6, 1.0)    # the schedule (paper: 0.6 then 1.0)
+class DASDConfig(MethodConfig):
+    "DASD: the temperature schedule, divergence-aware selection, the optional mixed-policy stage, and the SFT settings (`train`)."
+    temperatures: tuple = (0.6, 1.0)    # the schedule: one teacher sampling and one SFT stage per temperature (the paper: 0.6 then 1.0)
     n_samples: int = 4                  # teacher samples per problem and temperature
-    max_new_tokens: int = 256
-    selection: str = 'das'              # 'das' or 'random' (the ablation)
-    delta: float = math.log(2)          # teacher-sentence margin (UNVERIFIED)
+    max_new_tokens: int = 256           # teacher (and mixed-policy) response budget in tokens
+    selection: str = 'das'              # 'das' (divergence-aware) or 'random' (the equal-size ablation)
+    delta: float = math.log(2)          # teacher-sentence margin in log-probability per token (the project's choice)
     per_problem: int = 1                # responses kept per problem and stage
     budget: int|None = None             # responses kept per stage (None: one per problem)
     mixed: bool = False                 # add the mixed-policy stage
-    mixed_triggers: tuple = ('truncated',)
-    verifier: str = 'toy'
-    seed: int = 0
+    mixed_triggers: tuple = ('truncated',)  # student responses the teacher continues: 'truncated' and/or 'wrong'
+    stage_steps: tuple = ()             # optimizer steps of each stage in order, the mixed stage last (empty: train.max_steps)
+    traces: str|None = None             # root of the per-temperature trace stores ROOT/T<t> (None: OUT/traces)
+    verifier: str = 'toy'               # answer checker of the traces: 'toy' or 'math'
+    seed: int|None = None               # teacher sampling, random selection and mixed-policy seed (None: train.seed)
     def __post_init__(self):
         self.temperatures = tuple(self.temperatures); self.mixed_triggers = tuple(self.mixed_triggers)
+        self.stage_steps = tuple(self.stage_steps)
         if self.selection not in ('das', 'random'): raise ValueError(f"selection must be 'das' or 'random', got {self.selection!r}")
         if not self.temperatures: raise ValueError('temperatures must not be empty')
+        if any(not s >= 1 for s in self.stage_steps): raise ValueError(f'stage_steps must be >= 1, got {self.stage_steps}')
+
+def _seed(cfg) -> int: return cfg.train.seed if cfg.seed is None else cfg.seed
 
 def dasd_select(traces, problems:list, cfg:DASDConfig, teacher=None, student=None) -> tuple:
     "One stage's selection (DAS or random) from its traces; `teacher`/`student` are (model, tokenizer) pairs for DAS."
     ids = {p.id for p in problems}; traces = [t for t in traces if t.problem_id in ids]
-    if cfg.selection == 'random': return random_select(traces, cfg.per_problem, cfg.budget, cfg.seed)
+    if cfg.selection == 'random': return random_select(traces, cfg.per_problem, cfg.budget, _seed(cfg))
     if teacher is None or student is None: raise ValueError('DAS selection needs the teacher and the student')
     return das_select(traces, das_scores(_eligible(traces), teacher, student, cfg.delta), cfg.per_problem, cfg.budget)
 
-def dasd_train(problems:list, teacher_name:str, student_name:str, out, tc:TrainConfig, cfg:DASDConfig|None=None,
-               traces_root=None, quant:str='4bit', lora_r:int=16) -> dict:
+def stage_config(cfg:DASDConfig, i:int) -> DASDConfig:
+    "The config of stage `i` (0-based): `cfg` with `train.max_steps` from `stage_steps` when it names that stage."
+    return cfg if i >= len(cfg.stage_steps) else replace(cfg, train=replace(cfg.train, max_steps=cfg.stage_steps[i]))
+
+def train_dasd(problems:list,              # the `Problem`s
+               run:Run,                    # teacher, student (LoRA/QLoRA spec of stage 1), output folder
+               cfg:DASDConfig|None=None,
+               method:str='dasd',          # name recorded with the runs
+              ) -> dict:
     "Sample the temperature schedule, select per stage, and train stage by stage (each from the previous adapter)."
-    cfg = cfg or DASDConfig(); out = Path(out); root = Path(traces_root) if traces_root else out / 'traces'
-    teacher, tok = load_model(teacher_name); student, stok = load_model(student_name)
+    cfg = cfg or DASDConfig(); out = Path(run.output_dir)
+    if (out / 'dasd.json').exists(): return read_json(out / 'dasd.json')
+    if run.teacher in (None, 'self'): raise ValueError(f'{method} needs a teacher model (--teacher NAME), got {run.teacher!r}')
+    root, seed = Path(cfg.traces) if cfg.traces else out / 'traces', _seed(cfg)
+    teacher, tok = load_model(run.teacher if isinstance(run.teacher, ModelSpec) else ModelSpec(run.teacher))
+    student, stok = load_model(ModelSpec(run.student.name_or_path))
     stores = schedule_traces(problems, teacher, tok, root, cfg.temperatures, cfg.n_samples, cfg.max_new_tokens,
-                             cfg.verifier, seed=cfg.seed, model_name=teacher_name)
+                             cfg.verifier, seed=seed, model_name=run.teacher_name)
+    stage = lambda d, adapter: Run(str(out / d), run.student if adapter is None else replace(run.student, lora=None, adapter=adapter), run.teacher)
     res, adapter, prev_ex = dict(config=asdict(cfg), stages=[]), None, []
     for i, T in enumerate(cfg.temperatures):
         with TraceStore(stores[T], readonly=True) as st: kept, sel = dasd_select(list(st), problems, cfg, (teacher, tok), (student, stok))
         ex, dstats = sft_examples(kept, problems, stok)
-        spec = default_student_spec(student_name, quant, lora_r) if adapter is None else ModelSpec(student_name, quant=quant, adapter=adapter)
-        summ = train_sft(ex, SFTRun(spec, tc, str(out / f'stage{i + 1}-T{T}')), method='dasd')
+        summ = train_sft(ex, stage(f'stage{i + 1}-T{T}', adapter), stage_config(cfg, i), method=method)
         res['stages'].append(dict(temperature=T, selection=sel, data=dstats, train=summ))
         adapter, prev_ex = summ['final'], ex
     if cfg.mixed:
         ref = {t.problem_id: t.n_completion_tokens for t in kept}
-        dstudent, _ = load_model(ModelSpec(student_name, quant=quant, adapter=adapter))
+        dstudent, _ = load_model(replace(run.student, lora=None, adapter=adapter))
         ms = mixed_policy_traces(problems, dstudent, teacher, tok, out / 'mixed-traces', ref,
                                  MixedPolicyConfig(max_new_tokens=cfg.max_new_tokens, triggers=cfg.mixed_triggers),
-                                 cfg.verifier, seed=cfg.seed)
+                                 cfg.verifier, seed=seed)
         with TraceStore(out / 'mixed-traces', readonly=True) as st: mex, mstats = mixed_examples(list(st), problems, stok)
         if mex:
-            summ = train_sft(mex + prev_ex, SFTRun(ModelSpec(student_name, quant=quant, adapter=adapter), tc, str(out / 'stage-mixed')), method='dasd')
+            summ = train_sft(mex + prev_ex, stage('stage-mixed', adapter), stage_config(cfg, len(cfg.temperatures)), method=method)
             res['stages'].append(dict(mixed=ms, data=mstats, train=summ)); adapter = summ['final']
         else: res['stages'].append(dict(mixed=ms, data=mstats, train=None, note='no verified mixed traces: stage skipped'))
-    res['final'] = adapter
+    last = next(s['train'] for s in reversed(res['stages']) if s['train'])     # the CLI reports the last stage's steps and loss
+    res.update(final=adapter, global_step=last['global_step'], train_loss=last['train_loss'])
     write_json(out / 'dasd.json', res)
     return res
-
-@dataclass
-class DeepDistillConfig:
-    "DeepDistill recipe settings."
-    n_samples: int = 4              # teacher responses per query (paper: 4 per model)
-    thr: float = 0.99
-    cv_threshold: float = 0.0       # CV_t (UNVERIFIED)
-    stage: str = 'I'
-    keep_stable: float = 0.0
-    budget: int|None = None
-    temperature: float = 1.0
-    max_new_tokens: int = 256
-    verifier: str = 'toy'
-    seed: int = 0
-
-def _split(overrides, prefix):
-    p = prefix + '.'
-    return [o for o in overrides or [] if not o.startswith(p)], [o[len(p):] for o in overrides or [] if o.startswith(p)]
-
-def cli_train(args, method) -> dict:
-    "`reasondistill train --method dasd|deepdistill`: sample (or read) teacher traces, select, train with `train_sft`."
-    from reasondistill.cli import parse_problems, apply_overrides
-    prefix = {'dasd': 'dasd', 'deepdistill': 'deepdistill'}.get(method.name)
-    if prefix is None: raise ValueError(f'{method.name!r} is not a recipe of reasondistill.methods.dasd')
-    own, mine = _split(args.overrides, prefix)
-    tc = apply_overrides(TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
-                                     max_length=args.max_length, seed=args.seed), own)
-    probs, out = parse_problems(args.problems), Path(args.out)
-    if method.name == 'dasd':
-        cfg = apply_overrides(DASDConfig(seed=args.seed), mine)
-        return dasd_train(probs, args.teacher, args.student, out, tc, cfg, args.traces, args.quant, args.lora_r)
-    cfg = apply_overrides(DeepDistillConfig(seed=args.seed), mine)
-    store = Path(args.traces) if args.traces else out / 'traces'
-    if not args.traces:
-        teacher, tok = load_model(args.teacher)
-        generate_traces(probs, teacher, tok, store, n_samples=cfg.n_samples, verifier=cfg.verifier, model_name=args.teacher,
-                        params=SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed))
-    with TraceStore(store, readonly=True) as st: traces = list(st)
-    graded, counts = grade_problems(probs, traces, cfg.n_samples, cfg.thr, cfg.cv_threshold)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / 'graded_problems.jsonl').write_text(''.join(json.dumps(p.to_dict(), default=str) + '\n' for p in graded))
-    kept, sel = deepdistill_select(traces, graded, cfg.stage, cfg.keep_stable, cfg.budget, cfg.seed)
-    stok = load_tokenizer(args.student)
-    ex, dstats = sft_examples(kept, probs, stok)
-    res = dict(config=asdict(cfg), grades=counts, selection=sel, data=dstats)
-    res['train'] = train_sft(ex, SFTRun(default_student_spec(args.student, args.quant, args.lora_r), tc, str(out)), method='deepdistill')
-    write_json(out / 'deepdistill.json', res)
-    return res
-
-# %% ../../nbs/methods/16_dasd.ipynb #4cba2984
-register_method(Method('dasd', 'DASD: temperature-scheduled teacher samples (0.6 then 1.0), divergence-aware (teacher-sentence) selection, optional mixed-policy stage',
-    'data', 'Yan et al. 2026, Distribution-Aligned Sequence Distillation for Superior Long-CoT Reasoning',
-    'https://arxiv.org/abs/2601.09088', 'research/methods_objectives.md §6; methods_data.md §6', 'reasondistill.methods.dasd', 'implemented',
-    'DAS score = teacher-sentence share - student-sentence share (card rule; delta = log 2 UNVERIFIED; sentences and '
-    'probabilities from reasondistill.eval.provenance); one response per problem and stage; stage 2 starts from the stage-1 '
-    'adapter; mixed policy: student budget 1.5 x teacher length, cut ~ U[|s|/2, |s|], teacher continues, loss on all tokens, '
-    'triggered by truncation (wrong answers optional); no regex/n-gram quality filters; LoRA/QLoRA'))
-register_method(Method('deepdistill', 'DeepDistill: grade queries by pass rate and coefficient of variation over n teacher samples; train on the unstable ones',
-    'data', 'Tian et al. 2025, DeepDistill: Enhancing LLM Reasoning Capabilities via Large-Scale Difficulty-Graded Data Training',
-    'https://arxiv.org/abs/2504.17565', 'research/methods_data.md §5', 'reasondistill.methods.dasd', 'implemented',
-    'binary verify scores; CV = population std / mean; CV_t = 0 (UNVERIFIED: keeps every query solved sometimes but not always); '
-    'stage I keeps all passing responses of unstable queries, stage II one random passing response of the highest-CV '
-    'queries; labels in Problem.meta; no PPL / n-gram quality filters'))

@@ -1,4 +1,4 @@
-"""Baselines that learn from wrong traces: DPO and SimPO through TRL on REDI's pairs, and QCRD (quality-guided contrastive rationale distillation)
+"""Preference baselines on REDI's pairs: DPO and SimPO through TRL, from the same stage-1 adapter with the same budget
 
 Docs: https://reasondistill.github.io/reasondistill/methods/prefs.html.md"""
 
@@ -6,59 +6,47 @@ Docs: https://reasondistill.github.io/reasondistill/methods/prefs.html.md"""
 
 # %% ../../nbs/methods/12_prefs.ipynb #2fda6478
 from __future__ import annotations
-import functools, math, random
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field, asdict, replace
-from pathlib import Path
-from ..core import require, read_json, write_json, set_seed
-from ..registry import Method, register_method
-from ..models import ModelSpec, load_model, load_tokenizer, render_prompt
-from ..train import TrainConfig, training_kwargs, run_training, is_done
-from ..signals import tokenize_example, collate_tokenized, final_hidden
-from .redi import (pairs_dataset, preference_config, stage2_callbacks, completion_logps, two_stage, cli_setup,
-                                split_probe, preference_pairs)
+import warnings
+from dataclasses import dataclass, asdict, replace
+import trl
+with warnings.catch_warnings():                    # SimPO lives in TRL's experimental CPO trainer: a known, chosen dependency
+    warnings.filterwarnings('ignore', message=".*trl.experimental.*")
+    from trl.experimental.cpo import CPOConfig, CPOTrainer
+from ..models import load_model
+from ..train import training_kwargs, run_training, done_summary, Run
+from ..core import set_seed
+from ..traces import LabelledTraces
+from .redi import TwoStageConfig, pairs_dataset, preference_config, stage2_callbacks, stage2_adapter_dtype, two_stage
 
 # %% auto #0
-__all__ = ['PrefConfig', 'train_preference', 'self_consistent', 'rationale_features', 'Discriminator', 'qcrd_loss',
-           'qcrd_trainer_cls', 'QCRDConfig', 'train_qcrd', 'tf_args', 'cli_train']
+__all__ = ['PrefConfig', 'train_preference', 'train_preference_two_stage']
 
 # %% ../../nbs/methods/12_prefs.ipynb #d2858c73
 @dataclass
-class PrefConfig:
-    "DPO / SimPO settings on REDI's pairs (stage 2)."
+class PrefConfig(TwoStageConfig):
+    "DPO / SimPO on REDI's pairs: stage-1 SFT (`train`), then the preference objective."
     loss: str = 'dpo'                      # 'dpo' (TRL DPOTrainer, sigmoid) or 'simpo' (TRL CPOTrainer, loss_type='simpo')
     beta: float|None = None                # None: 0.1 for DPO (TRL default), 2.0 for SimPO (the REDI paper's SimPO ablation)
-    simpo_gamma: float = 1.0               # SimPO margin gamma (REDI paper ablation: 1)
-    lr: float|None = None                  # stage-2 lr (None: stage-1 lr / 10, as REDI)
-    epochs: float = 1.0
-    max_steps: int = -1
-    max_prompt_tokens: int|None = 800      # pair filters (as REDI)
-    max_completion_tokens: int|None = 19000
-    sft_adapter: str|None = None           # finished stage-1 adapter (None: train stage 1)
-    log_every_step: bool = True
-    probe_pairs: int = 16
-    probe_every: int = 10
+    simpo_gamma: float = 1.0               # SimPO margin gamma (REDI paper's SimPO ablation: 1)
     def __post_init__(self):
+        super().__post_init__()
         if self.loss not in ('dpo', 'simpo'): raise ValueError(f"loss must be 'dpo' or 'simpo', got {self.loss!r}")
         if self.beta is not None and self.beta <= 0: raise ValueError(f'beta must be > 0, got {self.beta}')
     @property
     def beta_(self) -> float: return self.beta if self.beta is not None else (0.1 if self.loss == 'dpo' else 2.0)
 
 def train_preference(pairs:list,               # `redi.preference_pairs` output
-                     student:ModelSpec,        # the student, `adapter=` the stage-1 adapter
-                     tc:TrainConfig,           # stage-2 hyper-parameters
-                     output_dir,
-                     cfg:PrefConfig|None=None,
+                     run:Run,                  # output folder; student with `adapter=` the stage-1 adapter
+                     cfg:PrefConfig|None=None, # `cfg.train` are this run's hyper-parameters
                      method:str|None=None,     # name recorded with the run (default: cfg.loss)
                      probe:list|None=None,     # held-out pairs for the log-prob probe
                      callbacks:list|None=None,
                     ) -> dict:
-    "DPO or SimPO with TRL's own trainers on `pairs`, from `student`; resumable; returns the summary."
+    "DPO or SimPO with TRL's own trainers on `pairs`, from the student in `run`; resumable; returns the summary."
     cfg = cfg or PrefConfig()
-    out = Path(output_dir)
-    if is_done(out): return read_json(out / 'train_done.json')
-    trl = require('trl', 'preference training')
+    if (s := done_summary(run)) is not None: return s
     ds = pairs_dataset(pairs)
+    tc, out, student = cfg.train, run.output_dir, run.student
     set_seed(tc.seed)
     model, tok = load_model(student, trainable=True)
     tok.padding_side = 'right'
@@ -67,291 +55,21 @@ def train_preference(pairs:list,               # `redi.preference_pairs` output
         args = preference_config(tc, out, cfg.log_every_step, beta=cfg.beta_, loss_type=['sigmoid'])
         trainer = trl.DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=cbs)
     else:
-        from trl.experimental.cpo import CPOConfig, CPOTrainer
         t = replace(tc, logging_steps=1) if cfg.log_every_step else tc
         args = CPOConfig(**training_kwargs(t, out), max_length=tc.max_length, loss_type='simpo', cpo_alpha=0.0,
                          beta=cfg.beta_, simpo_gamma=cfg.simpo_gamma, dataset_num_proc=None)
         trainer = CPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=cbs)
     return run_training(trainer, out, dict(method=method or cfg.loss, n_pairs=len(pairs), student=student.name_or_path,
-                                           start_adapter=student.adapter, quant=student.quant, pref=asdict(cfg), beta=cfg.beta_))
+                                           start_adapter=student.adapter, quant=student.quant, config=asdict(cfg), beta=cfg.beta_),
+                        adapter_dtype=stage2_adapter_dtype(tc))
 
-# %% ../../nbs/methods/12_prefs.ipynb #cbd79b34
-def self_consistent(traces,                 # teacher `Trace`s (several temperature samples per problem)
-                    problems:list,
-                    n_pos:int=2,            # positives kept per problem (lowest sample_idx first)
-                    use_gold:bool=True,     # drop problems whose majority answer is not the gold answer
-                   ) -> tuple:
-    "({problem_id: dict(pos=[Trace], neg=[Trace], majority=str)}, stats): majority-vote positives and inconsistent negatives."
-    by_id = {p.id: p for p in problems}
-    groups, why = defaultdict(list), Counter()
-    for t in sorted(traces, key=lambda t: (t.problem_id, t.sample_idx)):
-        if t.problem_id not in by_id: why['trace of another problem'] += 1; continue
-        if t.finish_reason == 'length': why['truncated trace'] += 1; continue
-        groups[t.problem_id].append(t)
-    out, pwhy = {}, Counter()
-    for p in problems:
-        ts = [t for t in groups.get(p.id, []) if t.answer not in (None, '')]
-        if not ts: pwhy['no answered trace'] += 1; continue
-        votes = Counter(t.answer for t in ts)
-        top = votes.most_common()
-        if len(top) > 1 and top[0][1] == top[1][1]: pwhy['no majority (tie)'] += 1; continue
-        maj = top[0][0]
-        agree = [t for t in ts if t.answer == maj]
-        if use_gold and not any(t.verdict == 'correct' for t in agree): pwhy['majority disagrees with gold'] += 1; continue
-        pos = [t for t in agree if not use_gold or t.verdict == 'correct'][:n_pos]
-        neg = [t for t in groups[p.id] if t.answer != maj]
-        out[p.id] = dict(pos=pos, neg=neg, majority=maj)
-    stats = dict(problems=len(out), problems_total=len(problems), positives=sum(len(g['pos']) for g in out.values()),
-                 teacher_negatives=sum(len(g['neg']) for g in out.values()), problems_dropped_by_reason=dict(pwhy),
-                 traces_dropped_by_reason=dict(why))
-    return out, stats
-
-# %% ../../nbs/methods/12_prefs.ipynb #421792ed
-def rationale_features(model, tokenizer, items:list, max_length:int=1024, batch_size:int=32):
-    "Mean final hidden state over the completion tokens of each (prompt, completion) in `items` [N, H] (no gradient, adapters off)."
-    import torch
-    from contextlib import nullcontext
-    from reasondistill.methods.kd import inference_mode
-    dev = next(model.parameters()).device
-    feats = []
-    off = model.disable_adapter() if hasattr(model, 'disable_adapter') else nullcontext()
-    with torch.no_grad(), inference_mode(model), off:
-        for i in range(0, len(items), batch_size):
-            rows = [tokenize_example(tokenizer, p, c, max_length) for p, c in items[i:i + batch_size]]
-            b = collate_tokenized(rows, tokenizer.pad_token_id)
-            h = final_hidden(model, b['input_ids'].to(dev), b['attention_mask'].to(dev)).float()
-            m = (b['labels'] != -100).to(dev).float()[..., None]
-            feats.append((h * m).sum(1) / m.sum(1).clamp(min=1))
-    return torch.cat(feats) if feats else torch.zeros(0, 1)
-
-@dataclass
-class Discriminator:
-    "Logistic-regression quality scorer on fixed features: s = sigmoid(w·(x − mu)/sd + b)."
-    w: object = None; b: float = 0.0; mu: object = None; sd: object = None
-    @classmethod
-    def fit(cls, x, y, l2:float=1e-2, steps:int=300, lr:float=0.1, seed:int=0):
-        "Fit on features `x` [N, H] and labels `y` (1 positive, 0 negative), classes weighted to balance."
-        import torch
-        y = torch.as_tensor(y, dtype=torch.float32)
-        if len(set(y.tolist())) < 2: raise ValueError('the discriminator needs both positives and negatives')
-        torch.manual_seed(seed)
-        mu, sd = x.mean(0), x.std(0).clamp(min=1e-6)
-        z = (x - mu) / sd
-        w = torch.zeros(x.shape[1], requires_grad=True); b = torch.zeros((), requires_grad=True)
-        cw = torch.where(y > 0, 0.5 / y.mean(), 0.5 / (1 - y.mean()))
-        opt = torch.optim.Adam([w, b], lr=lr)
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = (cw * torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y, reduction='none')).mean() + l2 * (w ** 2).sum()
-            loss.backward(); opt.step()
-        return cls(w.detach(), b.item(), mu, sd)
-    def __call__(self, x):
-        import torch
-        return torch.sigmoid(((x - self.mu) / self.sd) @ self.w + self.b)
-
-# %% ../../nbs/methods/12_prefs.ipynb #7f9591b3
-def qcrd_loss(nll,            # mean token NLL per sequence [S]
-              group,          # problem index of each sequence [S]
-              role,           # +1 positive, -1 negative [S]
-              weight,         # quality weight per sequence (s for positives, 1 − s for negatives) [S]
-              w_pos:float=0.5, w_neg:float=0.5, delta:float=3.0) -> tuple:
-    "Mean over problems of w_pos·min_j(s_j·CE_j) − w_neg·min_k((1 − s_k)·min(CE_k − δ, 0)); and metrics."
-    import torch
-    losses, lp, ln, act = [], [], [], 0
-    for g in torch.unique(group):
-        sel = group == g
-        pos, neg = sel & (role > 0), sel & (role < 0)
-        if not pos.any(): raise ValueError(f'problem group {int(g)} has no positive rationale')
-        l_pos = (weight[pos] * nll[pos]).min()
-        l = w_pos * l_pos
-        lp.append(nll[pos].mean().item())
-        if neg.any():
-            hinge = weight[neg] * torch.clamp(nll[neg] - delta, max=0)
-            l = l - w_neg * hinge.min()
-            ln.append(nll[neg].mean().item()); act += int((nll[neg] < delta).sum().item())
-        losses.append(l)
-    loss = torch.stack(losses).mean()
-    return loss, dict(pos_nll=sum(lp) / len(lp), neg_nll=sum(ln) / len(ln) if ln else float('nan'), active_negatives=act)
-
-class _QCRDCollator:
-    def __init__(self, pad_id): self.pad_id = pad_id
-    def __call__(self, rows):
-        import torch
-        seqs = [dict(input_ids=ids, completion_mask=cm) for r in rows for ids, cm in zip(r['input_ids'], r['completion_mask'])]
-        b = collate_tokenized(seqs, self.pad_id)
-        b['group'] = torch.tensor([i for i, r in enumerate(rows) for _ in r['input_ids']])
-        b['role'] = torch.tensor([x for r in rows for x in r['role']])
-        b['weight'] = torch.tensor([x for r in rows for x in r['weight']], dtype=torch.float32)
-        return b
-
-@functools.cache
-def qcrd_trainer_cls():
-    "The `QCRDTrainer` class: a `transformers.Trainer` whose loss is `qcrd_loss` over problem groups."
-    tf = require('transformers')
-    class QCRDTrainer(tf.Trainer):
-        def __init__(self, *args, w_pos=0.5, w_neg=0.5, delta=3.0, **kw):
-            super().__init__(*args, **kw)
-            self.w_pos, self.w_neg, self.delta = w_pos, w_neg, delta
-            self._qm = defaultdict(list)
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            lp, m = completion_logps(model, inputs)
-            nll = -(lp * m).sum(-1) / m.sum(-1).clamp(min=1)
-            loss, met = qcrd_loss(nll, inputs['group'], inputs['role'], inputs['weight'], self.w_pos, self.w_neg, self.delta)
-            for k, v in met.items(): self._qm[k].append(v)
-            return (loss, None) if return_outputs else loss
-        def log(self, logs, start_time=None):
-            logs.update({k: sum(v) / len(v) for k, v in self._qm.items() if v}); self._qm.clear()
-            super().log(logs, start_time)
-    return QCRDTrainer
-
-# %% ../../nbs/methods/12_prefs.ipynb #78bc5c73
-@dataclass
-class QCRDConfig:
-    "QCRD settings (choices on the card's UNVERIFIED points are documented in the module intro)."
-    n_pos: int = 2                     # self-consistent teacher positives per problem
-    n_student: int = 1                 # student samples per problem per round (negatives when wrong)
-    student_temperature: float = 1.5   # card: 1.5
-    max_new_tokens: int = 256          # student sample length
-    rounds: int = 2                    # negative refreshes (stage-2 steps are split evenly)
-    w_pos: float = 0.5                 # alpha_2
-    w_neg: float = 0.5                 # alpha_3 (round 0)
-    neg_decay: float = 0.9             # alpha_3 *= neg_decay per round
-    delta: float = 3.0                 # margin on the mean token NLL of negatives (card: 3)
-    discriminator: bool = True         # quality weights from the discriminator (False: all 1)
-    use_gold: bool = True              # gold answers filter the majority vote and the student negatives
-    verifier: str = 'toy'              # verifier of the student samples
-    lr: float|None = None              # stage-2 lr (None: stage-1 lr / 10)
-    epochs: float = 1.0
-    max_steps: int = -1
-    max_prompt_tokens: int|None = 800  # (used by the shared two-stage driver's pair statistics)
-    max_completion_tokens: int|None = 19000
-    sft_adapter: str|None = None
-    probe_pairs: int = 16
-    probe_every: int = 10
-    log_every_step: bool = True
-    def __post_init__(self):
-        if self.rounds < 1 or self.n_pos < 1 or self.n_student < 0: raise ValueError('rounds and n_pos must be >= 1, n_student >= 0')
-        if self.delta <= 0: raise ValueError(f'delta must be > 0, got {self.delta}')
-
-def _rows(tok, groups:dict, problems:dict, extra_neg:dict, scores:dict, max_length:int) -> list:
-    rows = []
-    for pid, g in groups.items():
-        prompt = render_prompt(tok, problems[pid].question)
-        items = [(t.completion, 1) for t in g['pos']] + [(c, -1) for c in [t.completion for t in g['neg']] + extra_neg.get(pid, [])]
-        toks = [tokenize_example(tok, prompt, c, max_length) for c, _ in items]
-        w = [scores.get((pid, c), 1.0) if r > 0 else 1.0 - scores.get((pid, c), 0.0) for c, r in items]
-        rows.append(dict(input_ids=[t['input_ids'] for t in toks], completion_mask=[t['completion_mask'] for t in toks],
-                         role=[r for _, r in items], weight=w, problem_id=pid))
-    return rows
-
-def train_qcrd(teacher_traces,           # teacher `Trace`s with several samples per problem
-               problems:list,
-               student:ModelSpec,        # the student, `adapter=` the stage-1 adapter
-               tc:TrainConfig,           # stage-2 hyper-parameters (max_steps split over the rounds)
-               output_dir,
-               cfg:QCRDConfig|None=None,
-               method:str='qcrd',
-               probe:list|None=None,     # held-out (prompt, chosen, rejected) pairs for the log-prob probe
-              ) -> dict:
-    "QCRD stage 2: per round, student negatives from the round's starting adapter, discriminator refit, contrastive training."
-    cfg = cfg or QCRDConfig()
-    out = Path(output_dir)
-    if is_done(out): return read_json(out / 'train_done.json')
-    if student.adapter is None: raise ValueError('QCRD starts from a trained (stage-1) adapter: give ModelSpec(adapter=...)')
-    from reasondistill.traces import generate_traces
-    from reasondistill.tracestore import TraceStore
-    from reasondistill.rollout import SamplingParams
-    groups, dstats = self_consistent(teacher_traces, problems, cfg.n_pos, cfg.use_gold)
-    if not groups: raise ValueError('QCRD: no problem has a self-consistent positive')
-    by_id = {p.id: p for p in problems}
-    gprobs = [by_id[pid] for pid in groups]
-    if tc.max_steps > 0: steps = [tc.max_steps // cfg.rounds + (r < tc.max_steps % cfg.rounds) for r in range(cfg.rounds)]
-    else: steps = [-1] * cfg.rounds
-    adapter, rounds = student.adapter, []
-    for r in range(cfg.rounds):
-        rdir = out / f'round{r}'
-        if is_done(rdir):
-            rounds.append(read_json(rdir / 'train_done.json')); adapter = rounds[-1]['final']; continue
-        spec = replace(student, adapter=adapter)
-        neg, nstats = {}, dict(sampled=0, kept=0)
-        if cfg.n_student:                                          # the previous-iteration student's own rationales
-            m, t = load_model(spec)                                # resumable: only missing samples are drawn
-            generate_traces(gprobs, m, t, rdir / 'student_samples', n_samples=cfg.n_student, verifier=cfg.verifier,
-                            params=SamplingParams(temperature=cfg.student_temperature, max_new_tokens=cfg.max_new_tokens,
-                                                  seed=tc.seed * 1000 + r), model_name=f'student-round{r}')
-            del m
-            with TraceStore(rdir / 'student_samples', readonly=True) as st:
-                for s in st:
-                    nstats['sampled'] += 1
-                    if s.finish_reason == 'length' or (cfg.use_gold and s.verdict == 'correct'): continue
-                    neg.setdefault(s.problem_id, []).append(s.completion); nstats['kept'] += 1
-        set_seed(tc.seed + r)
-        model, tok = load_model(spec, trainable=True)
-        tok.padding_side = 'right'
-        scores, dinfo = {}, None
-        if cfg.discriminator:
-            items = [(pid, t.completion, 1) for pid, g in groups.items() for t in g['pos']] + \
-                    [(pid, t.completion, 0) for pid, g in groups.items() for t in g['neg']] + \
-                    [(pid, c, 0) for pid, cs in neg.items() for c in cs]
-            if len({y for *_, y in items}) == 2:
-                x = rationale_features(model, tok, [(render_prompt(tok, by_id[p].question), c) for p, c, _ in items], tc.max_length)
-                disc = Discriminator.fit(x, [y for *_, y in items], seed=tc.seed + r)
-                s = disc(x).tolist()
-                scores = {(p, c): v for (p, c, _), v in zip(items, s)}
-                pos_s = [v for (_, _, y), v in zip(items, s) if y == 1]; neg_s = [v for (_, _, y), v in zip(items, s) if y == 0]
-                dinfo = dict(n=len(items), mean_s_pos=sum(pos_s) / len(pos_s), mean_s_neg=sum(neg_s) / len(neg_s),
-                             train_accuracy=sum((v > 0.5) == (y == 1) for (_, _, y), v in zip(items, s)) / len(items))
-        rows = _rows(tok, groups, by_id, neg, scores, tc.max_length)
-        rtc = replace(tc, max_steps=steps[r], batch_size=max(1, tc.batch_size // 2), logging_steps=1 if cfg.log_every_step else tc.logging_steps)
-        args = tf_args(rtc, rdir)
-        cbs = stage2_callbacks(tok, probe or [], cfg.probe_every, tc.max_length)
-        trainer = qcrd_trainer_cls()(model=model, args=args, train_dataset=rows, data_collator=_QCRDCollator(tok.pad_token_id),
-                                     processing_class=tok, callbacks=cbs, w_pos=cfg.w_pos,
-                                     w_neg=cfg.w_neg * cfg.neg_decay ** r, delta=cfg.delta)
-        summ = run_training(trainer, rdir, dict(round=r, student_negatives=nstats, discriminator=dinfo,
-                                                w_neg=cfg.w_neg * cfg.neg_decay ** r, start_adapter=adapter))
-        rounds.append(summ); adapter = summ['final']
-        del model, trainer
-    summary = dict(method=method, final=adapter, data=dstats, rounds=rounds, qcrd=asdict(cfg),
-                   global_step=sum(s['global_step'] for s in rounds), train_loss=rounds[-1].get('train_loss'),
-                   seconds=sum(s.get('seconds', 0) for s in rounds), start_adapter=student.adapter)
-    write_json(out / 'train_done.json', summary)
-    return summary
-
-def tf_args(tc:TrainConfig, out):
-    "`transformers.TrainingArguments` for `tc` keeping every dataset column (QCRD rows are plain dicts)."
-    tf = require('transformers')
-    return tf.TrainingArguments(**{**training_kwargs(tc, out), 'remove_unused_columns': False})
-
-# %% ../../nbs/methods/12_prefs.ipynb #94128516
-def cli_train(args, method) -> dict:
-    "`reasondistill train --method dpo|simpo|qcrd`: stage 1 then the method's stage 2 (see the module docs)."
-    name = method.name
-    if name in ('dpo', 'simpo'):
-        probs, traces, tc, cfg = cli_setup(args, name, PrefConfig(loss=name))
-        def stage2(pairs, probe, spec, tc2, out):
-            return train_preference(pairs, spec, tc2, out, cfg, method=name, probe=probe)
-    elif name == 'qcrd':
-        probs, traces, tc, cfg = cli_setup(args, name, QCRDConfig())
-        def stage2(pairs, probe, spec, tc2, out):
-            return train_qcrd(traces, probs, spec, tc2, out, cfg, method=name, probe=probe)
-    else: raise ValueError(f'reasondistill.methods.prefs does not implement {name!r}')
-    return two_stage(traces, probs, args.out, tc, stage2, cfg, student=args.student, quant=args.quant, lora_r=args.lora_r,
-                     per_problem=args.per_problem)
-
-register_method(Method('dpo', 'DPO on (positive, negative) teacher traces from the SFT student (baseline for REDI)', 'preference',
-    'Rafailov et al. 2023, Direct Preference Optimization: Your Language Model is Secretly a Reward Model',
-    'https://arxiv.org/abs/2305.18290', 'research/methods_objectives.md §1 (ablation baselines)', 'reasondistill.methods.prefs', 'implemented',
-    "TRL DPOTrainer, loss_type='sigmoid', beta 0.1 (REDI paper: 0.001 under full fine-tuning), reference = the stage-1 adapter "
-    '(frozen copy); same pairs, start and budget as redi'))
-register_method(Method('simpo', 'SimPO on (positive, negative) teacher traces from the SFT student (baseline for REDI)', 'preference',
-    'Meng, Xia & Chen 2024, SimPO: Simple Preference Optimization with a Reference-Free Reward',
-    'https://arxiv.org/abs/2405.14734', 'research/methods_objectives.md §1 (ablation baselines)', 'reasondistill.methods.prefs', 'implemented',
-    "TRL trl.experimental.cpo.CPOTrainer(loss_type='simpo', cpo_alpha=0), beta 2, gamma 1 (REDI paper's SimPO ablation); "
-    'same pairs, start and budget as redi'))
-register_method(Method('qcrd', 'QCRD: contrastive distillation with self-consistent positives, student-checkpoint negatives and discriminator weights',
-    'preference', 'Wang et al. 2025, Quality-guided Contrastive Rationale Distillation for Large Language Models (EMNLP)',
-    'https://arxiv.org/abs/2405.13014', 'research/methods_objectives.md §11; methods_data.md §11', 'reasondistill.methods.prefs', 'implemented',
-    'loss form, weights and discriminator UNVERIFIED (card): majority-vote positives (gold-checked), negatives = inconsistent '
-    'teacher samples + wrong samples (T 1.5) of the round-start student, logistic-regression discriminator on frozen-base '
-    'features refit each round, w_pos = w_neg = 0.5, delta 3 on mean token NLL, w_neg *= 0.9 per round; no label task'))
+def train_preference_two_stage(data:LabelledTraces,      # the teacher's traces with verdicts, and their problems
+                               run:Run,                  # output folder (stage1/, stage2/) and student
+                               cfg:PrefConfig|None=None,
+                               method:str|None=None,     # name recorded with the stage-2 run (default: cfg.loss)
+                               probe:list|None=None,     # held-out probe pairs (None: split off the pairs)
+                               callbacks:list|None=None, # extra stage-2 callbacks
+                              ) -> dict:
+    "DPO / SimPO: stage-1 SFT on the positives (or `cfg.sft_adapter`), then `train_preference` on REDI's pairs; resumable."
+    return two_stage(data, run, cfg or PrefConfig(),
+                     lambda pairs, pb, run2, cfg2: train_preference(pairs, run2, cfg2, method, pb, callbacks), probe)

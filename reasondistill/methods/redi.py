@@ -6,22 +6,25 @@ Docs: https://reasondistill.github.io/reasondistill/methods/redi.html.md"""
 
 # %% ../../nbs/methods/11_redi.ipynb #a5fdc681
 from __future__ import annotations
-import functools, math
+import math, random
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field, asdict, replace
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
-from ..core import require, read_json, write_json, set_seed
-from ..registry import Method, register_method
-from ..models import ModelSpec, LoraSpec, load_model, load_tokenizer, render_prompt
-from ..train import TrainConfig, training_kwargs, run_training, is_done
-from .sft import SFTRun, sft_examples, train_sft, default_student_spec
+import torch
+import transformers
+import trl
+import datasets
+from ..core import read_json, write_json, set_seed
+from ..models import load_model, load_tokenizer, render_prompt, inference_mode
+from ..train import TrainConfig, MethodConfig, Run, training_kwargs, run_training, done_summary
+from ..traces import sft_examples, LabelledTraces
 from ..signals import tokenize_example, collate_tokenized, final_hidden, lm_head_weight
+from .sft import SFTConfig, train_sft
 
 # %% auto #0
-__all__ = ['preference_pairs', 'redi_loss', 'completion_logps', 'pair_batch', 'pair_logps', 'redi_trainer_cls',
-           'probe_callback_cls', 'update_norm_callback_cls', 'REDIConfig', 'REDIRun', 'fp32_adapter_callback_cls',
-           'stage2_callbacks', 'preference_config', 'pairs_dataset', 'train_redi', 'log_curves', 'split_probe',
-           'two_stage', 'cli_split', 'cli_setup', 'cli_train']
+__all__ = ['preference_pairs', 'redi_loss', 'completion_logps', 'pair_batch', 'pair_logps', 'REDITrainer', 'stage2_adapter_dtype',
+           'PairProbeCallback', 'UpdateNormCallback', 'stage2_callbacks', 'log_curves', 'TwoStageConfig', 'REDIConfig',
+           'preference_config', 'pairs_dataset', 'train_redi', 'split_probe', 'two_stage', 'train_redi_two_stage']
 
 # %% ../../nbs/methods/11_redi.ipynb #a9ed489d
 def preference_pairs(traces,                              # iterable of `Trace` with verdicts (e.g. a `TraceStore`)
@@ -94,7 +97,6 @@ def completion_logps(model,               # a causal LM (HF or PEFT)
                      chunk_size:int=256,  # positions per LM-head chunk
                     ) -> tuple:
     "(per-token log-probs [B, T-1] (0 outside completions), mask [B, T-1]) of each completion token given its prefix."
-    import torch
     labels = batch['labels'][:, 1:]
     mask = labels != -100
     h = final_hidden(model, batch['input_ids'], batch.get('attention_mask'))[:, :-1][mask]
@@ -113,8 +115,6 @@ def pair_batch(tokenizer, pairs:list, max_length:int|None=None) -> dict:
 
 def pair_logps(model, tokenizer, pairs:list, max_length:int|None=None, batch_size:int=16) -> dict:
     "Mean per-token log-prob of the chosen and of the rejected completions of `pairs` under `model` (no gradient)."
-    import torch
-    from reasondistill.methods.kd import inference_mode
     dev = next(model.parameters()).device
     cw, cl, n = 0.0, 0.0, 0
     with torch.no_grad(), inference_mode(model):
@@ -127,145 +127,67 @@ def pair_logps(model, tokenizer, pairs:list, max_length:int|None=None, batch_siz
     return dict(chosen_logps=cw / max(n, 1), rejected_logps=cl / max(n, 1), n_pairs=n)
 
 # %% ../../nbs/methods/11_redi.ipynb #4d0de72d
-@functools.cache
-def redi_trainer_cls():
-    "The `REDITrainer` class: TRL's `DPOTrainer` with the REDI loss and no reference model (built on first use)."
-    trl = require('trl', 'REDI training')
-    class REDITrainer(trl.DPOTrainer):
-        "DPOTrainer whose loss is `redi_loss` with weight `alpha` on the rejected term."
-        def __init__(self, *args, alpha:float=0.8, **kw):
-            super().__init__(*args, **kw)
-            self.alpha = float(alpha)
-            m = self.accelerator.unwrap_model(self.model)
-            if 'ref' in (getattr(m, 'peft_config', None) or {}): m.delete_adapter('ref')   # REDI is reference-free
+class REDITrainer(trl.DPOTrainer):
+    "TRL's `DPOTrainer` whose loss is `redi_loss` with weight `alpha` on the rejected term, and no reference model."
+    def __init__(self, *args, alpha:float=0.8, **kw):
+        super().__init__(*args, **kw)
+        self.alpha = float(alpha)
+        m = self.accelerator.unwrap_model(self.model)
+        if 'ref' in (getattr(m, 'peft_config', None) or {}): m.delete_adapter('ref')   # REDI is reference-free
 
-        def _compute_loss(self, model, inputs, return_outputs):
-            mode = 'train' if self.model.training else 'eval'
-            cm = inputs['completion_mask']
-            labels = inputs['input_ids'].masked_fill(cm == 0, -100)
-            out = model(input_ids=inputs['input_ids'], attention_mask=inputs['attention_mask'], labels=labels,
-                        fused_lm_head=True, use_cache=False)
-            shift = cm[:, 1:]
-            lp = out.log_probs[:, -shift.size(1):]
-            (lw, ll), (mw, ml) = lp.chunk(2, dim=0), shift.chunk(2, dim=0)
-            loss, metrics = redi_loss(lw, mw, ll, ml, self.alpha)
-            for k, v in metrics.items(): self._metrics[mode][k].append(v)
-            if mode == 'train':
-                self._total_train_tokens += int(inputs['attention_mask'].sum().item())
-            self._metrics[mode]['num_tokens'] = [self._total_train_tokens]
-            return (loss, out) if return_outputs else loss
-    return REDITrainer
+    def _compute_loss(self, model, inputs, return_outputs):
+        mode = 'train' if self.model.training else 'eval'
+        cm = inputs['completion_mask']
+        labels = inputs['input_ids'].masked_fill(cm == 0, -100)
+        out = model(input_ids=inputs['input_ids'], attention_mask=inputs['attention_mask'], labels=labels,
+                    fused_lm_head=True, use_cache=False)
+        shift = cm[:, 1:]
+        lp = out.log_probs[:, -shift.size(1):]
+        (lw, ll), (mw, ml) = lp.chunk(2, dim=0), shift.chunk(2, dim=0)
+        loss, metrics = redi_loss(lw, mw, ll, ml, self.alpha)
+        for k, v in metrics.items(): self._metrics[mode][k].append(v)
+        if mode == 'train':
+            self._total_train_tokens += int(inputs['attention_mask'].sum().item())
+        self._metrics[mode]['num_tokens'] = [self._total_train_tokens]
+        return (loss, out) if return_outputs else loss
 
-@functools.cache
-def probe_callback_cls():
-    "`PairProbeCallback`: per-token chosen/rejected log-probs on fixed pairs before training, every `every` steps and at the end."
-    tf = require('transformers')
-    class PairProbeCallback(tf.TrainerCallback):
-        def __init__(self, tokenizer, pairs:list, every:int=10, max_length:int|None=None):
-            self.tok, self.pairs, self.every, self.max_length, self.seen = tokenizer, list(pairs), every, max_length, set()
-        def _measure(self, state, model):
-            if state.global_step in self.seen: return
-            self.seen.add(state.global_step)
-            r = pair_logps(model, self.tok, self.pairs, self.max_length)
-            state.log_history.append({'step': state.global_step, 'probe/chosen_logps': r['chosen_logps'],
-                                      'probe/rejected_logps': r['rejected_logps']})
-        def on_train_begin(self, args, state, control, model=None, **kw):
-            if state.global_step == 0 and self.pairs: self._measure(state, model)
-        def on_step_end(self, args, state, control, model=None, **kw):
-            if self.pairs and self.every and state.global_step % self.every == 0: self._measure(state, model)
-        def on_train_end(self, args, state, control, model=None, **kw):
-            if self.pairs: self._measure(state, model)
-    return PairProbeCallback
+# %% ../../nbs/methods/11_redi.ipynb #8d2f4b61
+def stage2_adapter_dtype(tc:TrainConfig) -> str:
+    "The adapter storage of a stage-2 run: fp32 unless `tc.adapter_dtype` asks for another."
+    return 'fp32' if tc.adapter_dtype == 'auto' else tc.adapter_dtype
 
-@functools.cache
-def update_norm_callback_cls():
-    "`UpdateNormCallback`: the L2 norm of each optimizer step's change of the trainable parameters, into the log history."
-    tf = require('transformers')
-    class UpdateNormCallback(tf.TrainerCallback):
-        def __init__(self): self.prev = None
-        def _params(self, model): return [p for p in model.parameters() if p.requires_grad]
-        def on_step_begin(self, args, state, control, model=None, **kw):
-            self.prev = [p.detach().float().clone() for p in self._params(model)]
-        def on_step_end(self, args, state, control, model=None, **kw):
-            if self.prev is None: return
-            sq = sum(((p.detach().float() - q) ** 2).sum().item() for p, q in zip(self._params(model), self.prev))
-            state.log_history.append({'step': state.global_step, 'update_norm': math.sqrt(sq)})
-            self.prev = None
-    return UpdateNormCallback
+class PairProbeCallback(transformers.TrainerCallback):
+    "Per-token chosen/rejected log-probs on fixed pairs before training, every `every` steps and at the end, into the log history."
+    def __init__(self, tokenizer, pairs:list, every:int=10, max_length:int|None=None):
+        self.tok, self.pairs, self.every, self.max_length, self.seen = tokenizer, list(pairs), every, max_length, set()
+    def _measure(self, state, model):
+        if state.global_step in self.seen: return
+        self.seen.add(state.global_step)
+        r = pair_logps(model, self.tok, self.pairs, self.max_length)
+        state.log_history.append({'step': state.global_step, 'probe/chosen_logps': r['chosen_logps'],
+                                  'probe/rejected_logps': r['rejected_logps']})
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        if state.global_step == 0 and self.pairs: self._measure(state, model)
+    def on_step_end(self, args, state, control, model=None, **kw):
+        if self.pairs and self.every and state.global_step % self.every == 0: self._measure(state, model)
+    def on_train_end(self, args, state, control, model=None, **kw):
+        if self.pairs: self._measure(state, model)
 
-# %% ../../nbs/methods/11_redi.ipynb #ef082637
-@dataclass
-class REDIConfig:
-    "REDI settings (stage 2) and how stage 1 is obtained."
-    alpha: float = 0.8                     # weight of the negative term (paper: 0.8; 1.0 is the symmetric objective)
-    lr: float|None = None                  # stage-2 learning rate (None: the stage-1 lr / 10 — a LoRA choice, UNVERIFIED)
-    epochs: float = 1.0                    # stage-2 passes over the pairs (paper: 1)
-    max_steps: int = -1                    # stage-2 steps (overrides epochs when > 0)
-    max_prompt_tokens: int|None = 800      # pair filter (paper: 800)
-    max_completion_tokens: int|None = 19000  # pair filter (paper: 19,000)
-    sft_adapter: str|None = None           # a finished stage-1 adapter to start from (None: train stage 1 here)
-    log_every_step: bool = True            # log loss, log-probs and gradient norm every step
-    probe_pairs: int = 16                  # held-out pairs whose log-probs are measured during training (0: none)
-    probe_every: int = 10                  # steps between probes
-    def __post_init__(self):
-        if not 0 <= self.alpha <= 1: raise ValueError(f'alpha must be in [0, 1], got {self.alpha}')
-        if self.lr is not None and self.lr <= 0: raise ValueError(f'lr must be > 0, got {self.lr}')
+class UpdateNormCallback(transformers.TrainerCallback):
+    "The L2 norm of each optimizer step's change of the trainable parameters, into the log history."
+    def __init__(self): self.prev = None
+    def _params(self, model): return [p for p in model.parameters() if p.requires_grad]
+    def on_step_begin(self, args, state, control, model=None, **kw):
+        self.prev = [p.detach().float().clone() for p in self._params(model)]
+    def on_step_end(self, args, state, control, model=None, **kw):
+        if self.prev is None: return
+        sq = sum(((p.detach().float() - q) ** 2).sum().item() for p, q in zip(self._params(model), self.prev))
+        state.log_history.append({'step': state.global_step, 'update_norm': math.sqrt(sq)})
+        self.prev = None
 
-@dataclass
-class REDIRun:
-    "What `train_redi` (stage 2) needs besides the pairs."
-    student: ModelSpec                     # the student, with `adapter=` the stage-1 adapter (or `lora=` to start fresh)
-    train: TrainConfig                     # stage-2 hyper-parameters
-    output_dir: str
-    redi: REDIConfig = field(default_factory=REDIConfig)
-
-@functools.cache
-def fp32_adapter_callback_cls():
-    "`Fp32AdapterCallback`: cast the trainable parameters to float32 when training starts (before the first optimizer step)."
-    tf = require('transformers')
-    class Fp32AdapterCallback(tf.TrainerCallback):
-        def on_train_begin(self, args, state, control, model=None, **kw):
-            import torch
-            for p in model.parameters():
-                if p.requires_grad and p.dtype != torch.float32: p.data = p.data.float()
-    return Fp32AdapterCallback
-
-def stage2_callbacks(tokenizer, probe:list, every:int, max_length:int, fp32_adapters:bool=True) -> list:
-    "The callbacks every stage-2 method (REDI, DPO, SimPO, QCRD, continued SFT) runs with: fp32 adapters, log-prob probe, update norm."
-    return (([fp32_adapter_callback_cls()()] if fp32_adapters else []) +
-            ([probe_callback_cls()(tokenizer, probe, every, max_length)] if probe else []) + [update_norm_callback_cls()()])
-
-def preference_config(tc:TrainConfig, out, log_every_step:bool=True, **kw):
-    "A TRL `DPOConfig` implementing `tc` (per-step logs when `log_every_step`)."
-    trl = require('trl')
-    if log_every_step: tc = replace(tc, logging_steps=1)
-    return trl.DPOConfig(**training_kwargs(tc, out), max_length=tc.max_length, dataset_num_proc=None, **kw)
-
-def pairs_dataset(pairs:list):
-    "A `datasets.Dataset` of prompt / chosen / rejected strings."
-    datasets = require('datasets')
-    if not pairs: raise ValueError('no preference pairs: the data recipe kept nothing (does the teacher ever fail?)')
-    return datasets.Dataset.from_list([dict(prompt=p['prompt'], chosen=p['chosen'], rejected=p['rejected']) for p in pairs])
-
-def train_redi(pairs:list,                 # `preference_pairs` output
-               run:REDIRun,
-               method:str='redi',          # name recorded with the run
-               probe:list|None=None,       # held-out pairs for `PairProbeCallback`
-               callbacks:list|None=None,
-              ) -> dict:
-    "Stage 2 of REDI on `pairs`, from the student in `run` (normally the stage-1 adapter); resumable; returns the summary."
-    out = Path(run.output_dir)
-    if is_done(out): return read_json(out / 'train_done.json')
-    ds = pairs_dataset(pairs)
-    cfg, tc = run.redi, run.train
-    set_seed(tc.seed)
-    model, tok = load_model(run.student, trainable=True)
-    tok.padding_side = 'right'
-    cbs = stage2_callbacks(tok, probe or [], cfg.probe_every, tc.max_length) + list(callbacks or [])
-    trainer = redi_trainer_cls()(model=model, args=preference_config(tc, out, cfg.log_every_step), train_dataset=ds,
-                                 processing_class=tok, callbacks=cbs, alpha=cfg.alpha)
-    return run_training(trainer, out, dict(method=method, n_pairs=len(pairs), alpha=cfg.alpha, student=run.student.name_or_path,
-                                           start_adapter=run.student.adapter, quant=run.student.quant, redi=asdict(cfg)))
+def stage2_callbacks(tokenizer, probe:list, every:int, max_length:int) -> list:
+    "The callbacks every stage-2 method (REDI, DPO, SimPO, QCRD, continued SFT) runs with: log-prob probe, update norm."
+    return ([PairProbeCallback(tokenizer, probe, every, max_length)] if probe else []) + [UpdateNormCallback()]
 
 def log_curves(output_dir) -> dict:
     "Per-step curves from a run's `train_log.json`: {key: [(step, value), ...]} for the loss, log-probs, norms and probes."
@@ -274,73 +196,113 @@ def log_curves(output_dir) -> dict:
             'probe/chosen_logps', 'probe/rejected_logps', 'learning_rate')
     return {k: [(e['step'], e[k]) for e in log if k in e] for k in keys if any(k in e for e in log)}
 
+# %% ../../nbs/methods/11_redi.ipynb #ef082637
+@dataclass
+class TwoStageConfig(MethodConfig):
+    "Stage 1 (SFT on the positives: `train`) and the stage-2 settings every two-stage method shares."
+    lr: float|None = None                  # stage-2 learning rate (None: the stage-1 lr / 10)
+    epochs: float = 1.0                    # stage-2 passes over the pairs (paper: 1)
+    max_steps: int = -1                    # stage-2 steps (overrides epochs when > 0)
+    max_prompt_tokens: int|None = 800      # pair filter: longest rendered prompt (paper: 800)
+    max_completion_tokens: int|None = 19000  # pair filter: longest trace (paper: 19,000)
+    sft_adapter: str|None = None           # a finished stage-1 adapter to start from (None: train stage 1 here)
+    per_problem: int|None = None           # stage 1: at most this many positives per problem (None: all)
+    log_every_step: bool = True            # stage 2: log loss, log-probs and gradient norm every step
+    probe_pairs: int = 16                  # held-out pairs whose log-probs are measured during stage 2 (0: none)
+    probe_every: int = 10                  # stage-2 steps between probes
+    def __post_init__(self):
+        if self.lr is not None and self.lr <= 0: raise ValueError(f'lr must be > 0, got {self.lr}')
+        if self.max_steps <= 0 and self.epochs <= 0: raise ValueError('stage 2 needs epochs > 0 or max_steps > 0')
+        if self.probe_pairs < 0 or self.probe_every < 0: raise ValueError('probe_pairs and probe_every must be >= 0')
+        if self.per_problem is not None and self.per_problem < 1: raise ValueError(f'per_problem must be >= 1, got {self.per_problem}')
+
+@dataclass
+class REDIConfig(TwoStageConfig):
+    "REDI: stage-1 SFT (`train`), then the REDI objective with weight `alpha` on the negatives."
+    alpha: float = 0.8                     # weight of the negative term (paper: 0.8; 1.0 is the symmetric objective)
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.alpha <= 1: raise ValueError(f'alpha must be in [0, 1], got {self.alpha}')
+
 # %% ../../nbs/methods/11_redi.ipynb #bf371103
+def preference_config(tc:TrainConfig, out, log_every_step:bool=True, **kw):
+    "A TRL `DPOConfig` implementing `tc` (per-step logs when `log_every_step`)."
+    if log_every_step: tc = replace(tc, logging_steps=1)
+    return trl.DPOConfig(**training_kwargs(tc, out), max_length=tc.max_length, dataset_num_proc=None, **kw)
+
+def pairs_dataset(pairs:list):
+    "A `datasets.Dataset` of prompt / chosen / rejected strings."
+    if not pairs: raise ValueError('no preference pairs: the data recipe kept nothing (does the teacher ever fail?)')
+    return datasets.Dataset.from_list([dict(prompt=p['prompt'], chosen=p['chosen'], rejected=p['rejected']) for p in pairs])
+
+def train_redi(pairs:list,                 # `preference_pairs` output
+               run:Run,                    # output folder; student with `adapter=` the stage-1 adapter (or `lora=` to start fresh)
+               cfg:REDIConfig|None=None,   # `cfg.train` are this run's hyper-parameters
+               method:str='redi',          # name recorded with the run
+               probe:list|None=None,       # held-out pairs for `PairProbeCallback`
+               callbacks:list|None=None,
+              ) -> dict:
+    "Stage 2 of REDI on `pairs`, from the student in `run`; resumable; returns the summary."
+    cfg = cfg or REDIConfig()
+    if (s := done_summary(run)) is not None: return s
+    ds = pairs_dataset(pairs)
+    tc = cfg.train
+    set_seed(tc.seed)
+    model, tok = load_model(run.student, trainable=True)
+    tok.padding_side = 'right'
+    cbs = stage2_callbacks(tok, probe or [], cfg.probe_every, tc.max_length) + list(callbacks or [])
+    trainer = REDITrainer(model=model, args=preference_config(tc, run.output_dir, cfg.log_every_step), train_dataset=ds,
+                          processing_class=tok, callbacks=cbs, alpha=cfg.alpha)
+    return run_training(trainer, run.output_dir, dict(method=method, n_pairs=len(pairs), alpha=cfg.alpha,
+                                                      student=run.student.name_or_path, start_adapter=run.student.adapter,
+                                                      quant=run.student.quant, config=asdict(cfg)),
+                        adapter_dtype=stage2_adapter_dtype(tc))
+
 def split_probe(pairs:list, n:int, seed:int=0) -> tuple:
     "(training pairs, probe pairs): `n` pairs (at most a fifth) held out for the log-prob probe."
-    import random
     n = min(n, len(pairs) // 5)
     pick = set(random.Random(seed).sample(range(len(pairs)), n)) if n > 0 else set()
     return [p for i, p in enumerate(pairs) if i not in pick], [p for i, p in enumerate(pairs) if i in pick]
 
-def two_stage(traces,                       # `Trace`s with verdicts
-              problems:list,
-              out,                          # output folder: stage1/ and stage2/
-              stage1:TrainConfig,           # stage-1 SFT hyper-parameters
-              stage2_fn,                    # callable(pairs, probe, spec, stage-2 TrainConfig, out_dir) -> summary
-              stage2_cfg,                   # an object with lr, epochs, max_steps, max_prompt_tokens, max_completion_tokens, sft_adapter, probe_pairs
-              student:str='toy:student', quant:str='4bit', lora_r:int=16,
-              per_problem:int|None=None,    # stage-1 cap on positives per problem
+def two_stage(data:LabelledTraces,         # the teacher's traces with verdicts, and their problems
+              run:Run,                     # output folder (stage1/, stage2/) and the student (base + LoRA settings)
+              cfg:TwoStageConfig,          # stage 1 (`train`) and stage-2 settings
+              stage2_fn,                   # callable(pairs, probe, stage-2 Run, cfg with the stage-2 `train`) -> summary
+              probe:list|None=None,        # held-out pairs for the probe (None: `cfg.probe_pairs` split off the pairs)
              ) -> dict:
-    "Stage 1 (SFT on the positives, unless `stage2_cfg.sft_adapter`) then stage 2 on the preference pairs; returns both summaries."
-    out = Path(out)
-    tok = load_tokenizer(student)
-    traces = list(traces)
-    pairs, pstats = preference_pairs(traces, problems, tok, stage2_cfg.max_prompt_tokens, stage2_cfg.max_completion_tokens)
+    "Stage 1 (SFT on the positives, unless `cfg.sft_adapter`) then stage 2 on the preference pairs; returns both summaries (`final`, `global_step`, `train_loss`: stage 2's)."
+    out = Path(run.output_dir)
+    if (out / 'two_stage.json').exists(): return read_json(out / 'two_stage.json')
+    student = run.student
+    tok = load_tokenizer(student.name_or_path)
+    traces, problems = list(data.traces), data.problems
+    pairs, pstats = preference_pairs(traces, problems, tok, cfg.max_prompt_tokens, cfg.max_completion_tokens)
     res = dict(pairs=pstats)
-    adapter = stage2_cfg.sft_adapter
+    adapter = cfg.sft_adapter
     if adapter is None:
-        ex, sstats = sft_examples(traces, problems, tok, per_problem=per_problem)
+        ex, sstats = sft_examples(traces, problems, tok, per_problem=cfg.per_problem)
         res['positives'] = sstats
-        res['stage1'] = train_sft(ex, SFTRun(default_student_spec(student, quant, lora_r), stage1, str(out / 'stage1')), method='sft')
+        res['stage1'] = train_sft(ex, Run(str(out / 'stage1'), student), SFTConfig(train=cfg.train), method='sft')
         adapter = res['stage1']['final']
     elif not (Path(adapter) / 'adapter_config.json').exists():
         raise FileNotFoundError(f'sft_adapter {adapter!r} holds no adapter (adapter_config.json)')
-    tc2 = replace(stage1, lr=stage2_cfg.lr or stage1.lr / 10, epochs=stage2_cfg.epochs, max_steps=stage2_cfg.max_steps)
-    train_pairs, probe = split_probe(pairs, stage2_cfg.probe_pairs, stage1.seed)
-    res['stage2'] = stage2_fn(train_pairs, probe, ModelSpec(student, quant=quant, adapter=adapter), tc2, str(out / 'stage2'))
-    res['final'] = res['stage2']['final']
+    tc = cfg.train
+    cfg2 = replace(cfg, train=replace(tc, lr=cfg.lr or tc.lr / 10, epochs=cfg.epochs, max_steps=cfg.max_steps))
+    if probe is None: train_pairs, probe = split_probe(pairs, cfg.probe_pairs, tc.seed)
+    else: train_pairs = pairs
+    run2 = Run(str(out / 'stage2'), replace(student, lora=None, adapter=adapter))
+    res['stage2'] = stage2_fn(train_pairs, probe, run2, cfg2)
+    res.update(final=res['stage2']['final'], global_step=res['stage2']['global_step'], train_loss=res['stage2'].get('train_loss'))
     write_json(out / 'two_stage.json', res)
     return res
 
-def cli_split(overrides:list, prefix:str) -> tuple:
-    "(stage-1 TrainConfig overrides, method-config overrides without `prefix.`)."
-    p = prefix + '.'
-    return [o for o in overrides if not o.startswith(p)], [o[len(p):] for o in overrides if o.startswith(p)]
-
-def cli_setup(args, prefix:str, cfg):
-    "Parse the `reasondistill train` namespace: (problems, traces, stage-1 TrainConfig, method config with overrides)."
-    from reasondistill.cli import parse_problems, apply_overrides
-    from reasondistill.tracestore import TraceStore
-    if not args.traces: raise SystemExit(f'--traces is required for --method {args.method}')
-    own, mine = cli_split(args.overrides or [], prefix)
-    tc = apply_overrides(TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
-                                     max_length=args.max_length, seed=args.seed), own)
-    cfg = apply_overrides(cfg, mine)
-    with TraceStore(args.traces, readonly=True) as st: traces = list(st)
-    return parse_problems(args.problems), traces, tc, cfg
-
-def cli_train(args, method) -> dict:
-    "`reasondistill train --method redi`: stage-1 SFT (or `redi.sft_adapter=PATH`) then REDI; overrides `redi.key=value`."
-    probs, traces, tc, cfg = cli_setup(args, 'redi', REDIConfig())
-    def stage2(pairs, probe, spec, tc2, out):
-        return train_redi(pairs, REDIRun(spec, tc2, out, cfg), method=method.name, probe=probe)
-    return two_stage(traces, probs, args.out, tc, stage2, cfg, student=args.student, quant=args.quant, lora_r=args.lora_r,
-                     per_problem=args.per_problem)
-
-# %% ../../nbs/methods/11_redi.ipynb #ed810a09
-register_method(Method('redi', 'REDI: SFT on positives, then a reference-free objective on (positive, negative) teacher traces',
-    'preference', 'Xu et al. 2025, Harnessing Negative Signals: Reinforcement Distillation from Teacher Data for LLM Reasoning',
-    'https://arxiv.org/abs/2505.24850', 'research/methods_objectives.md §1; methods_data.md §0', 'reasondistill.methods.redi', 'implemented',
-    'stage 1 train_sft on verified positives; stage 2 loss −mean log p(y_w) + alpha·mean log p(y_l) (per-token means, alpha 0.8), '
-    'one negative per problem, lowest sample_idx chosen/rejected, truncated traces never used; TRL DPOTrainer subclass with '
-    'no reference; LoRA/QLoRA (paper: full fine-tuning) so stage-2 lr defaults to stage-1 lr / 10 (UNVERIFIED)'))
+def train_redi_two_stage(data:LabelledTraces,      # the teacher's traces with verdicts, and their problems
+                         run:Run,                  # output folder and student
+                         cfg:REDIConfig|None=None,
+                         method:str='redi',        # name recorded with the stage-2 run
+                         probe:list|None=None,     # held-out probe pairs (None: split off the pairs)
+                         callbacks:list|None=None, # extra stage-2 callbacks
+                        ) -> dict:
+    "REDI: stage-1 SFT on the positives (or `cfg.sft_adapter`), then `train_redi` on the pairs; resumable."
+    return two_stage(data, run, cfg or REDIConfig(),
+                     lambda pairs, pb, run2, cfg2: train_redi(pairs, run2, cfg2, method, pb, callbacks), probe)

@@ -1,4 +1,4 @@
-"""Student-aware trace generation: Reverse Speculative Decoding (teacher proposes, student accepts) and Gen-SSD (the student picks the teacher's next chunk by its own perplexity)
+"""Reverse speculative decoding: the teacher proposes every token, the student accepts it or writes its own; SFT on these student-tailored traces
 
 Docs: https://reasondistill.github.io/reasondistill/methods/rsd.html.md"""
 
@@ -6,40 +6,49 @@ Docs: https://reasondistill.github.io/reasondistill/methods/rsd.html.md"""
 
 # %% ../../nbs/methods/14_rsd.ipynb #73082eb1
 from __future__ import annotations
-import bisect, math, random, time
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field, asdict, replace
+import math, time
+from collections import Counter
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from ..core import require, progress, read_json, write_json
+import numpy as np
+import torch
+from transformers import DynamicCache
+from ..core import progress, read_json, write_json
 from ..records import Problem, Trace
 from ..tracestore import TraceStore
-from ..rollout import SamplingParams, Completion, generate
+from ..rollout import Completion
 from ..verify import get_verifier, split_thinking
 from ..models import render_prompt, load_model, load_tokenizer, ModelSpec
-from ..registry import Method, register_method
-from .sft import sft_examples, SFTRun, train_sft, default_student_spec
-from ..train import TrainConfig
+from ..eval.provenance import completion_logprobs
+from ..traces import sft_examples
+from ..train import MethodConfig, TrainConfig, Run
+from .sft import train_sft
 
 # %% auto #0
-__all__ = ['THRESHOLD_ON', 'RSDConfig', 'rsd_step', 'RSDCompletion', 'check_shared_vocab', 'rsd_generate', 'rsd_traces',
-           'select_rsd', 'student_token_stats', 'GenSSDConfig', 'chunk_ppls', 'calibrate_tau', 'gen_ssd_traces',
-           'select_gen_ssd', 'recipe_examples', 'cli_train']
+__all__ = ['THRESHOLD_ON', 'RSD_SAMPLING', 'RSDConfig', 'rsd_step', 'RSDCompletion', 'check_shared_vocab', 'eos_ids',
+           'rsd_generate', 'open_store', 'rsd_traces', 'select_rsd', 'student_token_stats', 'recipe_store',
+           'recipe_seed', 'recipe_models', 'recipe_examples', 'train_recipe', 'train_rsd']
 
 # %% ../../nbs/methods/14_rsd.ipynb #f3256385
 THRESHOLD_ON = ('raw', 'tempered')
+RSD_SAMPLING = ('threshold', 'teacher_topk', 'student_topk', 'trials', 'temperature', 'threshold_on', 'max_new_tokens')
 
 @dataclass
-class RSDConfig:
-    "Reverse speculative decoding settings (defaults: the authors' `datagen.py`, card §1)."
+class RSDConfig(MethodConfig):
+    "Reverse speculative decoding: the decoding rule, the trace filter, the trace store, and the SFT settings (`train`)."
     threshold: float = 0.01          # p_th: the student accepts a proposal only if p_S(y) >= threshold
     teacher_topk: int = 20           # teacher proposal pool: its top-k, renormalised
     student_topk: int = 20           # the proposal must be in the student's top-k; fallback pool = student's top-k
     trials: int = 5                  # proposals per token before the student samples itself
     temperature: float = 0.7         # sampling temperature of both pools
     threshold_on: str = 'raw'        # 'raw' or 'tempered' student probability for the threshold
-    max_new_tokens: int = 256
+    max_new_tokens: int = 256        # trace budget in tokens
     n_samples: int = 16              # RSD traces per question
     max_fallback: float = 0.5        # drop traces with a larger share of fallback tokens
+    traces: str|None = None          # trace store folder (None: OUT/traces); an unfinished one is resumed
+    student_adapter: str|None = None # acceptor: the student base with these adapters (None: the base itself)
+    verifier: str = 'toy'            # answer checker of the traces: 'toy' or 'math'
+    seed: int|None = None            # sampling seed of the traces (None: train.seed)
     def __post_init__(self):
         if not 0 <= self.threshold <= 1: raise ValueError(f'threshold must be in [0, 1], got {self.threshold}')
         for k in ('teacher_topk', 'student_topk', 'trials', 'max_new_tokens', 'n_samples'):
@@ -54,7 +63,6 @@ def rsd_step(teacher_logits,        # [B, V] next-token logits (or log-probs) of
              generator=None,        # torch.Generator on the logits' device
             ) -> tuple:
     "One RSD token per row: (token [B], fallback [B] bool, raw teacher log-prob [B], raw student log-prob [B])."
-    import torch
     if teacher_logits.shape != student_logits.shape:
         raise ValueError(f'teacher and student logits differ in shape: {tuple(teacher_logits.shape)} vs {tuple(student_logits.shape)}')
     t_raw, s_raw = torch.log_softmax(teacher_logits.float(), -1), torch.log_softmax(student_logits.float(), -1)
@@ -92,13 +100,13 @@ def check_shared_vocab(teacher_tokenizer, student_tokenizer):
                          f'({len(set(a.items()) ^ set(b.items()))} entries, e.g. {diff}). Mapping special tokens between '
                          f'related tokenizers (the authors\' Qwen2.5 -> Qwen3 case) is not implemented.')
 
-def _eos_ids(model, tokenizer) -> set:
+def eos_ids(model, tokenizer) -> set:
+    "Every token id that ends a sequence of `model` (its generation config's and the tokenizer's EOS)."
     eos = model.generation_config.eos_token_id
     return {e for e in (eos if isinstance(eos, list) else [eos]) + [tokenizer.eos_token_id] if e is not None}
 
 def _forward(model, ids, am, pos, cache):
     "Last-position logits; `cache` (a transformers `Cache`, updated in place) or None for a full forward."
-    import torch
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=am, position_ids=pos, cache=cache, use_cache=cache is not None, logits_to_keep=1)
     return out.logits[:, -1], cache
@@ -114,7 +122,6 @@ def rsd_generate(teacher, student,          # causal LMs sharing the vocabulary 
                  desc:str='rsd',
                 ) -> list:
     "RSD completions: one list of `n` `RSDCompletion`s per prompt, in order."
-    import torch
     cfg = cfg or RSDConfig()
     if isinstance(prompts, str): raise TypeError('prompts must be a list of strings')
     tokenizer.padding_side = 'left'
@@ -124,7 +131,7 @@ def rsd_generate(teacher, student,          # causal LMs sharing the vocabulary 
     lens = [len(tokenizer(p, add_special_tokens=False)['input_ids']) for p in prompts]
     for i, L in enumerate(lens):
         if L >= ctx: raise ValueError(f'prompt {i} has {L} tokens, which does not fit the context of {ctx} tokens')
-    eos = _eos_ids(teacher, tokenizer) | _eos_ids(student, tokenizer)
+    eos = eos_ids(teacher, tokenizer) | eos_ids(student, tokenizer)
     jobs = sorted(((i, j) for i in range(len(prompts)) for j in range(n)), key=lambda ij: (lens[ij[0]], ij))
     out = [[None] * n for _ in prompts]
     dev = next(teacher.parameters()).device
@@ -138,10 +145,7 @@ def rsd_generate(teacher, student,          # causal LMs sharing the vocabulary 
             B, plen = ids.shape
             pos = (am.cumsum(-1) - 1).clamp_min(0)
             g = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + b)
-            past = (None, None)
-            if use_cache:
-                from transformers import DynamicCache
-                past = (DynamicCache(), DynamicCache())
+            past = (DynamicCache(), DynamicCache()) if use_cache else (None, None)
             tl, tp = _forward(teacher, ids, am, pos, past[0])
             sl, sp = _forward(student, ids, am, pos, past[1])
             gen, recs = [], [dict(fb=[], lt=[], ls=[]) for _ in range(B)]
@@ -176,7 +180,8 @@ def rsd_generate(teacher, student,          # causal LMs sharing the vocabulary 
     return out
 
 # %% ../../nbs/methods/14_rsd.ipynb #75a66fa0
-def _store(store, meta:dict):
+def open_store(store, meta:dict) -> tuple:
+    "(store, whether we opened it): `store` itself if it is a `TraceStore`, else a `TraceStore` on that folder with `meta`."
     return (store, False) if isinstance(store, TraceStore) else (TraceStore(store, meta=meta), True)
 
 def rsd_traces(problems:list,                 # `Problem`s
@@ -194,8 +199,8 @@ def rsd_traces(problems:list,                 # `Problem`s
     cfg = cfg or RSDConfig()
     verify = get_verifier(verifier) if isinstance(verifier, str) else verifier
     name = f'rsd({names[0]}->{names[1]})'
-    sampling = dict(recipe='rsd', **{k: v for k, v in asdict(cfg).items() if k not in ('n_samples', 'max_fallback')}, seed=seed)
-    store, own = _store(store, dict(model=name, sampling=sampling, system=system))
+    sampling = dict(recipe='rsd', **{k: getattr(cfg, k) for k in RSD_SAMPLING}, seed=seed)
+    store, own = open_store(store, dict(model=name, sampling=sampling, system=system))
     try:
         todo = store.missing(problems, cfg.n_samples)
         stats = dict(requested=len(problems) * cfg.n_samples, already_done=len(problems) * cfg.n_samples - len(todo),
@@ -224,9 +229,9 @@ def rsd_traces(problems:list,                 # `Problem`s
         if own: store.close()
 
 def select_rsd(traces,                      # RSD `Trace`s (e.g. a `TraceStore`)
-               max_fallback:float=0.5,      # drop traces with a larger fallback share (card: 50%)
+               max_fallback:float=0.5,      # drop traces with a larger fallback share (the paper: 50%)
                ) -> tuple:
-    "The card's filter: per problem, the shortest verified, finished, well-formed trace with fallback <= max_fallback; returns (traces, stats)."
+    "The paper's filter: per problem, the shortest verified, finished, well-formed trace with fallback <= max_fallback; returns (traces, stats)."
     best, why, seen = {}, Counter(), set()
     for t in traces:
         seen.add(t.problem_id)
@@ -244,13 +249,11 @@ def select_rsd(traces,                      # RSD `Trace`s (e.g. a `TraceStore`)
 
 # %% ../../nbs/methods/14_rsd.ipynb #b12fc33e
 def student_token_stats(traces,                # `Trace`s or prompt/completion dicts
-                        model, tokenizer,      # the student (its base, for the card's statistic)
+                        model, tokenizer,      # the student (its base, for the paper's statistic)
                         threshold:float=0.01,  # "surprising" below this probability
                         batch_size:int=16,
                        ) -> dict:
     "Share of completion tokens with p_S < threshold, mean log p_S, per-trace mean PPL, token counts."
-    import numpy as np
-    from reasondistill.eval.provenance import completion_logprobs
     items = [(t.prompt, t.completion) if isinstance(t, Trace) else (t['prompt'], t['completion']) for t in traces]
     if not items: return dict(n_traces=0, n_tokens=0, low_prob_share=float('nan'), mean_logp=float('nan'), mean_ppl=float('nan'))
     res = completion_logprobs(model, tokenizer, [p for p, _ in items], [c for _, c in items], batch_size=batch_size)
@@ -261,208 +264,47 @@ def student_token_stats(traces,                # `Trace`s or prompt/completion d
                 mean_logp=float(allp.mean()) if allp.size else float('nan'), mean_ppl=float(np.mean(ppl)) if ppl else float('nan'),
                 mean_tokens=float(np.mean([len(x) for x in lps])))
 
-# %% ../../nbs/methods/14_rsd.ipynb #1535ff92
-@dataclass
-class GenSSDConfig:
-    "Gen-SSD settings (all UNVERIFIED choices, card §2)."
-    k: int = 4                       # teacher candidates per chunk
-    chunk_stop: str = '\n'           # chunk boundary (one reasoning line)
-    max_chunk_tokens: int = 48       # cap on a chunk
-    tau: float|None = None           # PPL acceptance threshold (None: calibrate on teacher traces)
-    tau_quantile: float = 0.9        # quantile of the student's chunk PPL used when calibrating
-    temperature: float = 1.0         # teacher sampling temperature
-    max_new_tokens: int = 256        # trace budget
-    attempts: int = 2                # tries per problem (a pruned branch restarts from scratch)
-    def __post_init__(self):
-        if self.k < 1 or self.max_chunk_tokens < 1 or self.attempts < 1 or self.max_new_tokens < 1:
-            raise ValueError('k, max_chunk_tokens, attempts and max_new_tokens must be >= 1')
-        if self.tau is not None and not self.tau >= 1: raise ValueError(f'tau is a perplexity (>= 1), got {self.tau}')
-        if not 0 < self.tau_quantile <= 1: raise ValueError(f'tau_quantile must be in (0, 1], got {self.tau_quantile}')
-        if not self.chunk_stop: raise ValueError('chunk_stop must be a non-empty string')
-
-def _chunk_ppl(model, tokenizer, contexts:list, chunks:list, batch_size:int=32) -> list:
-    "Student PPL of each chunk given its context (inf when the chunk has no scorable token)."
-    from reasondistill.eval.provenance import completion_logprobs
-    res = completion_logprobs(model, tokenizer, contexts, chunks, batch_size=batch_size)
-    return [math.exp(-float(sum(r['logp'])) / len(r['logp'])) if len(r['logp']) else math.inf for r in res]
-
-def chunk_ppls(traces, model, tokenizer, chunk_stop:str='\n', batch_size:int=16) -> list:
-    "Per trace, the student's PPL of each `chunk_stop`-delimited chunk (one forward pass per trace)."
-    import numpy as np
-    from reasondistill.eval.provenance import completion_logprobs
-    items = [(t.prompt, t.completion) if isinstance(t, Trace) else (t['prompt'], t['completion']) for t in traces]
-    res = completion_logprobs(model, tokenizer, [p for p, _ in items], [c for _, c in items], batch_size=batch_size)
-    out = []
-    for (_, c), r in zip(items, res):
-        ends = [i + len(chunk_stop) for i in range(len(c)) if c.startswith(chunk_stop, i)]
-        idx = [bisect.bisect_right(ends, a) for a, _ in r['offsets']]     # chunk of each token (by its start)
-        sums, cnt = defaultdict(float), Counter()
-        for j, lp in zip(idx, r['logp']): sums[j] += float(lp); cnt[j] += 1
-        out.append([math.exp(-sums[j] / cnt[j]) for j in sorted(cnt)])
-    return out
-
-def calibrate_tau(traces, model, tokenizer, quantile:float=0.9, chunk_stop:str='\n') -> float:
-    "The `quantile` of the student's chunk PPL over `traces` (e.g. verified plain teacher traces)."
-    import numpy as np
-    xs = [x for row in chunk_ppls(traces, model, tokenizer, chunk_stop) for x in row]
-    if not xs: raise ValueError('no chunks to calibrate tau on')
-    return float(np.quantile(xs, quantile))
-
-def gen_ssd_traces(problems:list,
-                   teacher, student, tokenizer,   # teacher samples chunks, student scores them (shared tokenizer)
-                   store,                         # a `TraceStore` or its folder
-                   cfg:GenSSDConfig,              # with `tau` set (see `calibrate_tau`)
-                   verifier='toy', system:str|None=None, seed:int=0, batch_size:int=64,
-                   names:tuple=('teacher', 'student'),
-                  ) -> dict:
-    "One Gen-SSD trace per problem (sample_idx 0) into `store`, pruned problems recorded as `no_answer`; returns counts."
-    if cfg.tau is None: raise ValueError('GenSSDConfig.tau is not set: calibrate it first (calibrate_tau) or give it')
-    verify = get_verifier(verifier) if isinstance(verifier, str) else verifier
-    name = f'gen-ssd({names[0]}|{names[1]})'
-    sampling = dict(recipe='gen-ssd', **asdict(cfg), seed=seed)
-    store, own = _store(store, dict(model=name, sampling=sampling, system=system))
-    eos = _eos_ids(teacher, tokenizer)
-    try:
-        todo = [p for p, _ in store.missing(problems, 1)]
-        stats = dict(requested=len(problems), already_done=len(problems) - len(todo), generated=0, pruned=0,
-                     restarts=0, teacher_tokens=0, chunks=0, seconds=0.0)
-        t0 = time.perf_counter()
-        prompt = {p.id: render_prompt(tokenizer, p.question, system) for p in todo}
-        live = {p.id: dict(p=p, prefix='', ntok=0, attempt=1, ppl=[], spent=0, pruned_at=[]) for p in todo}
-        finished, rnd = [], 0
-        while live:
-            keys = list(live)
-            ctx = [prompt[k] + live[k]['prefix'] for k in keys]
-            room = max(1, min(cfg.max_chunk_tokens, cfg.max_new_tokens - min(live[k]['ntok'] for k in keys)))
-            outs = generate(teacher, tokenizer, ctx, SamplingParams(n=cfg.k, temperature=cfg.temperature, max_new_tokens=room,
-                            stop=(cfg.chunk_stop,), seed=seed * 7919 + rnd), batch_size=batch_size, desc='gen-ssd chunks')
-            rnd += 1
-            texts, ends = [], []
-            for cs in outs:
-                for c in cs:
-                    end = bool(c.token_ids) and c.token_ids[-1] in eos
-                    txt = tokenizer.decode([t for t in c.token_ids if t not in eos], skip_special_tokens=True)
-                    texts.append(txt); ends.append(end)
-            ppl = _chunk_ppl(student, tokenizer, [x for x in ctx for _ in range(cfg.k)],
-                             [t + (tokenizer.eos_token if e else '') for t, e in zip(texts, ends)], batch_size=batch_size)
-            for i, k in enumerate(keys):
-                st, cs = live[k], outs[i]
-                st['spent'] += sum(c.n_tokens for c in cs); stats['teacher_tokens'] += sum(c.n_tokens for c in cs)
-                j = min(range(cfg.k), key=lambda q: (ppl[i * cfg.k + q], q))
-                best, b_ppl, b_end = cs[j], ppl[i * cfg.k + j], ends[i * cfg.k + j]
-                stats['chunks'] += 1
-                if b_ppl > cfg.tau:                                  # no acceptable candidate: prune
-                    st['pruned_at'].append(st['ntok'])
-                    if st['attempt'] < cfg.attempts:
-                        st.update(prefix='', ntok=0, attempt=st['attempt'] + 1, ppl=[]); stats['restarts'] += 1; continue
-                    finished.append((st, 'pruned')); del live[k]; continue
-                st['prefix'] += texts[i * cfg.k + j]; st['ntok'] += best.n_tokens; st['ppl'].append(round(b_ppl, 4))
-                if b_end: finished.append((st, 'stop')); del live[k]
-                elif st['ntok'] >= cfg.max_new_tokens: finished.append((st, 'length')); del live[k]
-        traces = []
-        for st, how in finished:
-            p = st['p']; text = st['prefix']
-            v = verify(text, p.answer) if how != 'pruned' else None
-            thinking, _ = split_thinking(text)
-            rec = dict(pruned=how == 'pruned', attempts=st['attempt'], chunk_ppl=st['ppl'], teacher_tokens=st['spent'],
-                       pruned_at=st['pruned_at'])
-            traces.append(Trace(problem_id=p.id, sample_idx=0, model=name, prompt=prompt[p.id], completion=text,
-                                thinking=thinking, answer=v.answer if v else None, verdict=v.verdict if v else 'no_answer',
-                                n_prompt_tokens=len(tokenizer(prompt[p.id], add_special_tokens=False)['input_ids']),
-                                n_completion_tokens=st['ntok'], finish_reason=None if how == 'pruned' else how,
-                                sampling=sampling, meta=dict(level=p.meta.get('level'), source=p.meta.get('source'),
-                                                             system=system, gen_ssd=rec)))
-            stats['pruned'] += how == 'pruned'
-        stats['generated'] = store.append(traces)
-        stats['seconds'] = time.perf_counter() - t0
-        return stats
-    finally:
-        if own: store.close()
-
-def select_gen_ssd(traces) -> tuple:
-    "Gen-SSD's kept traces: not pruned, finished, verified correct; returns (traces, stats)."
-    kept, why, seen = [], Counter(), set()
-    for t in traces:
-        seen.add(t.problem_id)
-        r = (t.meta or {}).get('gen_ssd')
-        if r is None: raise ValueError(f'trace {t.problem_id}#{t.sample_idx} has no Gen-SSD record (meta["gen_ssd"])')
-        if r['pruned']: why['pruned'] += 1; continue
-        if t.finish_reason != 'stop': why['truncated'] += 1; continue
-        if t.verdict != 'correct': why[f'verdict {t.verdict}'] += 1; continue
-        kept.append(t)
-    return kept, dict(kept=len(kept), problems=len(seen), yield_=len(kept) / max(len(seen), 1), dropped_by_reason=dict(why))
-
 # %% ../../nbs/methods/14_rsd.ipynb #17af919b
-def recipe_examples(traces, problems:list, tokenizer, system:str|None=None) -> tuple:
-    "SFT prompt/completion examples (`sft.sft_examples`) from a recipe's selected traces."
-    return sft_examples(traces, problems, tokenizer, system=system)
+def recipe_store(run:Run, cfg) -> Path:
+    "The recipe's trace store: `cfg.traces`, else `OUT/traces`."
+    return Path(cfg.traces) if cfg.traces else Path(run.output_dir) / 'traces'
 
-@dataclass
-class _RecipeCLI:
-    student_adapter: str|None = None     # acceptor/scorer adapter (None: the student base)
-    seed: int = 0
-    verifier: str = 'toy'                # 'toy' or 'math'
+def recipe_seed(cfg) -> int:
+    "The sampling seed of the recipe's traces: `cfg.seed`, else the training seed."
+    return cfg.train.seed if cfg.seed is None else cfg.seed
 
-_EXTRA = ('student_adapter', 'seed', 'verifier')
-
-def _cli_common(args, prefix:str, cfg):
-    from reasondistill.cli import parse_problems, apply_overrides
-    own = [o for o in (args.overrides or []) if not o.startswith(prefix + '.')]
-    mine = [o[len(prefix) + 1:] for o in (args.overrides or []) if o.startswith(prefix + '.')]
-    extra = _RecipeCLI(seed=args.seed)
-    cfg = apply_overrides(cfg, [o for o in mine if o.split('=')[0] not in _EXTRA])
-    extra = apply_overrides(extra, [o for o in mine if o.split('=')[0] in _EXTRA])
-    tc = apply_overrides(TrainConfig(lr=args.lr, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
-                                     max_length=args.max_length, seed=args.seed), own)
-    return parse_problems(args.problems), cfg, extra, tc
-
-def _models(args, extra):
-    teacher, tok = load_model(args.teacher)
-    student, _ = load_model(ModelSpec(args.student, adapter=extra.student_adapter))
+def recipe_models(run:Run, adapter:str|None=None, method:str='rsd') -> tuple:
+    "(teacher, student, tokenizer): the run's teacher, and the student's base (with `adapter`) as acceptor/scorer."
+    if run.teacher in (None, 'self'): raise ValueError(f'{method} needs a teacher model (--teacher NAME), got {run.teacher!r}')
+    teacher, tok = load_model(run.teacher if isinstance(run.teacher, ModelSpec) else ModelSpec(run.teacher))
+    student, _ = load_model(ModelSpec(run.student.name_or_path, adapter=adapter))
     return teacher, student, tok
 
-def cli_train(args, method) -> dict:
-    "`reasondistill train --method rsd|gen-ssd`: generate (or resume) the recipe's traces, select, `train_sft`."
-    out = Path(args.out); store = Path(args.traces) if args.traces else out / 'traces'
-    stok = load_tokenizer(args.student)
-    if method.name == 'rsd':
-        probs, cfg, extra, tc = _cli_common(args, 'rsd', RSDConfig())
-        teacher, student, tok = _models(args, extra)
-        gen = rsd_traces(probs, teacher, student, tok, store, cfg, verifier=extra.verifier, seed=extra.seed,
-                         names=(args.teacher, args.student))
-        with TraceStore(store, readonly=True) as st: kept, sel = select_rsd(t for t in st if t.problem_id in {p.id for p in probs})
-    elif method.name == 'gen-ssd':
-        probs, cfg, extra, tc = _cli_common(args, 'gen_ssd', GenSSDConfig())
-        teacher, student, tok = _models(args, extra)
-        if cfg.tau is None:
-            cal = generate(teacher, tok, [render_prompt(tok, p.question) for p in probs[:64]],
-                           SamplingParams(n=1, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=extra.seed))
-            vf = get_verifier(extra.verifier)
-            ok = [dict(prompt=render_prompt(tok, p.question), completion=cs[0].text) for p, cs in zip(probs, cal)
-                  if vf(cs[0].text, p.answer).verdict == 'correct']
-            cfg.tau = calibrate_tau(ok, student, tok, cfg.tau_quantile, cfg.chunk_stop)
-        gen = gen_ssd_traces(probs, teacher, student, tok, store, cfg, verifier=extra.verifier, seed=extra.seed,
-                         names=(args.teacher, args.student))
-        with TraceStore(store, readonly=True) as st: kept, sel = select_gen_ssd(t for t in st if t.problem_id in {p.id for p in probs})
-    else: raise ValueError(f'{method.name!r} is not a recipe of reasondistill.methods.rsd')
-    ex, stats = recipe_examples(kept, probs, stok)
-    spec = default_student_spec(args.student, args.quant, args.lora_r)
-    res = dict(generation=gen, selection=sel, data=stats, config=asdict(cfg))
-    res['train'] = train_sft(ex, SFTRun(spec, tc, str(out)), method=method.name)
-    write_json(out / 'recipe.json', res)
+def recipe_examples(traces, problems:list, tokenizer, system:str|None=None) -> tuple:
+    "SFT prompt/completion examples (`traces.sft_examples`) from a recipe's selected traces."
+    return sft_examples(traces, problems, tokenizer, system=system)
+
+def train_recipe(kept:list, problems:list, run:Run, cfg:MethodConfig, method:str, **info) -> dict:
+    "SFT of `run.student` on the `kept` traces in `run.output_dir`; writes and returns the summary (`info`, data, config, train, final)."
+    ex, stats = recipe_examples(kept, problems, load_tokenizer(run.student.name_or_path))
+    res = dict(**info, data=stats, config=asdict(cfg))
+    res['train'] = train_sft(ex, run, cfg, method=method)
+    res['final'] = res['train']['final']
+    write_json(Path(run.output_dir) / 'recipe.json', res)
     return res
 
-# %% ../../nbs/methods/14_rsd.ipynb #1f1460be
-register_method(Method('rsd', 'Reverse speculative decoding: teacher proposes, student accepts (p_S >= 1% in its top-20) or samples itself; SFT on the shortest verified trace',
-    'data', 'Kim et al. 2025, In Their Own Words: Reasoning Traces Tailored for Small Models Make Them Better Reasoners',
-    'https://arxiv.org/abs/2509.22230', 'research/methods_data.md §1', 'reasondistill.methods.rsd', 'implemented',
-    "authors' datagen.py rule: teacher top-20 pool renormalised at T=0.7, 5 proposals, accept iff in student top-20 and raw "
-    'p_S >= 0.01 (threshold on raw vs tempered p_S is a knob), else a student sample from its top-20; 16 traces per question, '
-    'drop > 50% fallback, keep the shortest verified; HF backend with two KV caches; shared vocabulary required '
-    '(no Qwen2.5->Qwen3 special-token mapping); LLM-judge fallback of the verifier not used'))
-register_method(Method('gen-ssd', 'Gen-SSD: the student picks, chunk by chunk, the teacher candidate with its lowest perplexity; prune when none is acceptable',
-    'data', 'Gen-SSD, student-in-the-loop generation-time selection for distillation (arXiv 2604.02819)',
-    'https://arxiv.org/abs/2604.02819', 'research/methods_data.md §2', 'reasondistill.methods.rsd', 'implemented',
-    'UNVERIFIED choices (no code or full text): chunk = one line (stop "\\n", cap 48 tokens), K = 4 at T = 1, tau = 90th '
-    'percentile of student chunk PPL on plain teacher traces, 2 attempts per problem, one trace per problem; cold start = '
-    'any student adapter (rsd/gen_ssd.student_adapter)'))
+def train_rsd(problems:list,              # the `Problem`s to write traces for
+              run:Run,                    # teacher (the proposer), student (acceptor's base, and the trained one), output folder
+              cfg:RSDConfig|None=None,
+              method:str='rsd',           # name recorded with the run
+             ) -> dict:
+    "Generate (or resume) the RSD traces, keep the shortest verified one per problem, and fine-tune the student on them."
+    cfg = cfg or RSDConfig()
+    if (Path(run.output_dir) / 'recipe.json').exists(): return read_json(Path(run.output_dir) / 'recipe.json')
+    store = recipe_store(run, cfg)
+    teacher, student, tok = recipe_models(run, cfg.student_adapter, method)
+    gen = rsd_traces(problems, teacher, student, tok, store, cfg, verifier=cfg.verifier, seed=recipe_seed(cfg),
+                     names=(run.teacher_name, run.student.name_or_path))
+    ids = {p.id for p in problems}
+    with TraceStore(store, readonly=True) as st: kept, sel = select_rsd((t for t in st if t.problem_id in ids), cfg.max_fallback)
+    return train_recipe(kept, problems, run, cfg, method, generation=gen, selection=sel)

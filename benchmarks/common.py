@@ -1,0 +1,76 @@
+"""What every benchmark script shares: one argument parser, the tiny (smoke) mode, and the run set-up.
+
+    from common import bench_parser, parse_args, start
+    ap = bench_parser('kd_toy', __doc__, methods=METHODS, seeds=3, train_per_level=40, lr=6e-3)   # defaults of this benchmark
+    ap.add_argument('--topk', type=int, default=64)                                           # and its own options
+    a = parse_args(ap, tiny=dict(seeds=1, train_per_level=1, steps=2), known=METHODS)
+    work, log = start(a)
+
+Groups of arguments (a benchmark takes the groups it uses): `run` (--threads, --out, --tiny), `work` (--work), `seeds`
+(--seeds), `methods` (--methods), `data` (--train-per-level, --samples, --heldout-per-level), `train` (--batch-size, --lr,
+--max-length), `eval` (--eval-levels, --eval-per-level, --eval-samples, --max-new-tokens). The defaults of a group can be
+given per benchmark; `--tiny` replaces the values named in `tiny` (a few problems, a couple of steps, one seed: a smoke run
+whose numbers are meaningless, which the tests run)."""
+import argparse, os, sys, time
+from pathlib import Path
+
+GROUPS = {
+    'run': (('--threads', int, 0, 'torch intra-op threads (0: all cores)'),
+            ('--out', str, None, 'output prefix: writes OUT.md, OUT.json and figures')),
+    'work': (('--work', str, None, 'folder of the runs (resumable: finished runs are reused)'),),
+    'seeds': (('--seeds', int, 3, 'training seeds'),),
+    'methods': (('--methods', str, None, 'comma-separated methods to run'),),
+    'data': (('--train-per-level', int, 40, 'training problems per level (levels 1-8)'),
+             ('--samples', int, 2, 'teacher samples per training problem (T = 1)'),
+             ('--heldout-per-level', int, 4, 'dev problems per level whose verified teacher traces are held out')),
+    'train': (('--batch-size', int, 16, 'sequences per optimizer step'), ('--lr', float, 6e-3, 'learning rate'),
+              ('--max-length', int, 256, 'longest training sequence')),
+    'eval': (('--eval-levels', str, '2,4,6,8', 'test levels'), ('--eval-per-level', int, 50, 'test problems per level'),
+             ('--eval-samples', int, 2, 'samples per test problem (T = 1)'), ('--max-new-tokens', int, 256, 'generation budget')),
+}
+_QUIET = []
+DEFAULT_GROUPS = ('run', 'work', 'seeds', 'methods', 'data', 'train', 'eval')
+
+def bench_parser(name:str, doc:str|None=None, methods=(), groups=DEFAULT_GROUPS, **defaults) -> argparse.ArgumentParser:
+    "The argument parser of benchmark `name`: the shared groups with this benchmark's defaults (`--out benchmarks/results/NAME`)."
+    ap = argparse.ArgumentParser(prog=f'benchmarks/{name}.py', description=(doc or '').split('\n\n')[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    base = dict(out=f'benchmarks/results/{name}', work=f'runs/{name}', methods=','.join(methods))
+    unknown = set(defaults) - {flag[2:].replace('-', '_') for g in groups for flag, *_ in GROUPS[g]}
+    if unknown: raise ValueError(f'no shared argument {sorted(unknown)} in groups {groups}: add it with ap.add_argument')
+    for g in groups:
+        for flag, typ, default, help in GROUPS[g]:
+            key = flag[2:].replace('-', '_')
+            ap.add_argument(flag, type=typ, default=defaults.get(key, base.get(key, default)), help=help)
+    ap.add_argument('--tiny', action='store_true', help='smoke run: a few problems, a couple of steps, one seed (numbers meaningless)')
+    ap.add_argument('--verbose', action='store_true', help='also show library logs and warnings (always in WORK/benchmark.log)')
+    return ap
+
+def parse_args(ap:argparse.ArgumentParser, argv=None, tiny:dict|None=None, known=None) -> argparse.Namespace:
+    "Parse, apply the tiny overrides, and turn `eval_levels` and `methods` into tuples (checking methods against `known`)."
+    a = ap.parse_args(argv)
+    if a.tiny:
+        for k, v in (tiny or {}).items(): setattr(a, k, v)
+    if isinstance(getattr(a, 'eval_levels', None), str): a.eval_levels = tuple(int(x) for x in a.eval_levels.split(','))
+    if isinstance(getattr(a, 'methods', None), str):
+        a.methods = tuple(m for m in a.methods.split(',') if m)
+        unknown = set(a.methods) - set(known or a.methods)
+        if unknown: ap.error(f'unknown methods {sorted(unknown)}; known: {tuple(known)}')
+    return a
+
+def start(a:argparse.Namespace) -> tuple:
+    """Set the threads, make the work folder, route library logs and warnings to WORK/benchmark.log (`core.quiet_output`),
+    and return `(work folder or None, log function)`; records the start time."""
+    from reasondistill.core import set_threads, quiet_output
+    set_threads(a.threads or None)
+    a.t_start, a.load_start = time.time(), os.getloadavg()
+    work = Path(a.work) if getattr(a, 'work', None) else None
+    if work is not None: work.mkdir(parents=True, exist_ok=True)
+    q = quiet_output(work / 'benchmark.log' if work is not None else None, verbose=getattr(a, 'verbose', False))
+    q.__enter__(); _QUIET.append(q)           # for the rest of the process
+    log = lambda m: print(f'[{time.time() - a.t_start:6.0f}s] {m}', flush=True)
+    return work, log
+
+def tiny_note(a) -> str:
+    "The report-title suffix of a smoke run."
+    return ' (TINY smoke run: numbers are meaningless)' if getattr(a, 'tiny', False) else ''
