@@ -158,7 +158,9 @@ def run_demo(run_dir='runs/demo', cfg:DemoConfig|None=None, log=print) -> dict:
     log(f'[1/5] problems: {len(train_p)} train, {len(test_p)} test')
     with timed(times, 'traces'): gen = stage_traces(rd, cfg, train_p)
     with TraceStore(rd / 'traces', readonly=True) as st: ts = st.stats()
-    log(f'[2/5] teacher traces: {ts}')
+    v = ts['verdicts']
+    log(f"[2/5] teacher traces: {ts['n_traces']} on {ts['n_problems']} problems; {v['correct']} correct, {v['wrong']} wrong, "
+        f"{v['no_answer']} without an answer; mean {ts['mean_completion_tokens'] or 0:.0f} tokens")
     with timed(times, 'train'): tr = stage_train(rd, cfg, train_p)
     log(f"[3/5] trained: " + ', '.join(f"{k}: {v['global_step']} steps, loss {v['train_loss']:.3f}" for k, v in tr.items()))
     with timed(times, 'eval'): summaries = stage_eval(rd, cfg, test_p)

@@ -353,11 +353,14 @@ class AdapterDtype(transformers.TrainerCallback):
         if self.dtype == 'fp32': return torch.float32
         if self.dtype == 'bf16': return torch.bfloat16
         return torch.bfloat16 if getattr(model, 'is_loaded_in_4bit', False) else None
-    def on_train_begin(self, args, state, control, model=None, **kw):
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kw):
         t = self.target(model)
         if t is None: return
         for p in model.parameters():
             if p.requires_grad and p.dtype != t: p.data = p.data.to(t)
+        for st in (optimizer.state.values() if optimizer is not None else ()):   # a resumed run's loaded Adam moments follow
+            for k, v in st.items():
+                if torch.is_tensor(v) and v.is_floating_point() and k != 'step' and v.dtype != t: st[k] = v.to(t)
 
 def _adapter_dtype(extra_info:dict|None) -> str:
     return ((extra_info or {}).get('config') or {}).get('train', {}).get('adapter_dtype', 'auto')

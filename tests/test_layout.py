@@ -60,3 +60,16 @@ def test_readme_lists_every_trainable_method():
     text = (ROOT / 'README.md').read_text()
     missing = [n for n, s in METHODS.items() if s.trainable and f'`{n}`' not in text]
     assert not missing, f'README (nbs/index.ipynb) does not list {missing}'
+
+def test_config_type_hints_resolve():
+    "Every config dataclass's field types resolve in its own module (what `show_doc` and `typing.get_type_hints` need)."
+    import dataclasses, importlib, pkgutil, typing
+    import reasondistill.methods
+    bad = []
+    for m in pkgutil.iter_modules(reasondistill.methods.__path__):
+        mod = importlib.import_module(f'reasondistill.methods.{m.name}')
+        for k, v in vars(mod).items():
+            if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == mod.__name__:
+                try: typing.get_type_hints(v.__init__, globalns=vars(mod))
+                except NameError as e: bad.append(f'{mod.__name__}.{k}: {e}')
+    assert not bad, bad

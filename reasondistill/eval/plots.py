@@ -11,9 +11,6 @@ from pathlib import Path
 import numpy as np
 from ..core import require
 from .metrics import get_metric, sort_levels
-from matplotlib.figure import Figure
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-import io
 
 # %% auto #0
 __all__ = ['VERDICT_COLORS', 'new_figure', 'save_figure', 'show_figure', 'plot_accuracy_by_level', 'plot_pass_at_k',
@@ -24,6 +21,8 @@ __all__ = ['VERDICT_COLORS', 'new_figure', 'save_figure', 'show_figure', 'plot_a
 def new_figure(nrows:int=1, ncols:int=1, figsize:tuple=(6, 3.2), **kw):
     "A pyplot-free `Figure` on the Agg canvas, with a (nrows, ncols) array of axes."
     require('matplotlib', 'plots')
+    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     fig = Figure(figsize=figsize, layout='constrained')
     FigureCanvasAgg(fig)
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
@@ -45,6 +44,7 @@ def save_figure(fig,          # a matplotlib Figure
 
 def show_figure(fig, dpi:int=100):
     "Display a figure in a notebook as a PNG (works whether or not pyplot's inline display is active); returns None."
+    import io
     from IPython.display import Image, display
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi)
     display(Image(buf.getvalue()))

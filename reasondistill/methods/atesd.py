@@ -6,6 +6,9 @@ Docs: https://reasondistill.github.io/reasondistill/methods/atesd.html.md"""
 
 # %% ../../nbs/methods/10_atesd.ipynb #7d628d48
 from __future__ import annotations
+from ..train import BudgetConfig, FidelityConfig, TrainConfig   # the types of the inherited config fields (show_doc, get_type_hints)
+from .onpolicy import LossConfig, RolloutConfig   # the types of the inherited config fields (show_doc, get_type_hints)
+from .opsd import SelfTeacherConfig   # the types of the inherited config fields (show_doc, get_type_hints)
 import copy, json, math, random
 from contextlib import nullcontext
 from dataclasses import dataclass, field

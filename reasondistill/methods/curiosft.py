@@ -6,6 +6,7 @@ Docs: https://reasondistill.github.io/reasondistill/methods/curiosft.html.md"""
 
 # %% ../../nbs/methods/08_curiosft.ipynb #7b417462
 from __future__ import annotations
+from ..train import TrainConfig   # the types of the inherited config fields (show_doc, get_type_hints)
 import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field

@@ -6,6 +6,7 @@ Docs: https://reasondistill.github.io/reasondistill/methods/gkd.html.md"""
 
 # %% ../../nbs/methods/04_gkd.ipynb #3ea703a8
 from __future__ import annotations
+from ..train import BudgetConfig, FidelityConfig, TrainConfig   # the types of the inherited config fields (show_doc, get_type_hints)
 from dataclasses import dataclass, field
 from ..train import Run
 from .onpolicy import OnPolicyConfig, RolloutConfig, LossConfig, OnPolicyTrainer, train_onpolicy

@@ -6,6 +6,8 @@ Docs: https://reasondistill.github.io/reasondistill/methods/kepo.html.md"""
 
 # %% ../../nbs/methods/06_kepo.ipynb #58014667
 from __future__ import annotations
+from ..train import BudgetConfig, FidelityConfig, TrainConfig   # the types of the inherited config fields (show_doc, get_type_hints)
+from .onpolicy import LossConfig   # the types of the inherited config fields (show_doc, get_type_hints)
 from dataclasses import dataclass, field
 import torch
 from ..train import Run

@@ -6,6 +6,7 @@ Docs: https://reasondistill.github.io/reasondistill/methods/opd.html.md"""
 
 # %% ../../nbs/methods/05_opd.ipynb #21851d4d
 from __future__ import annotations
+from ..train import BudgetConfig, FidelityConfig, TrainConfig   # the types of the inherited config fields (show_doc, get_type_hints)
 from dataclasses import dataclass, field
 import torch
 from ..train import Run

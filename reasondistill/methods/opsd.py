@@ -6,6 +6,7 @@ Docs: https://reasondistill.github.io/reasondistill/methods/opsd.html.md"""
 
 # %% ../../nbs/methods/09_opsd.ipynb #45b1c267
 from __future__ import annotations
+from ..train import BudgetConfig, FidelityConfig, TrainConfig   # the types of the inherited config fields (show_doc, get_type_hints)
 import copy, gc
 from dataclasses import dataclass, field
 import torch

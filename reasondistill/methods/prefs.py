@@ -6,6 +6,7 @@ Docs: https://reasondistill.github.io/reasondistill/methods/prefs.html.md"""
 
 # %% ../../nbs/methods/12_prefs.ipynb #2fda6478
 from __future__ import annotations
+from ..train import TrainConfig   # the types of the inherited config fields (show_doc, get_type_hints)
 import warnings
 from dataclasses import dataclass, asdict, replace
 import trl

@@ -6,6 +6,7 @@ Docs: https://reasondistill.github.io/reasondistill/methods/tsdkd.html.md"""
 
 # %% ../../nbs/methods/07_tsdkd.ipynb #debf6c76
 from __future__ import annotations
+from ..train import BudgetConfig, FidelityConfig, TrainConfig   # the types of the inherited config fields (show_doc, get_type_hints)
 from dataclasses import dataclass, field
 import torch
 from ..train import Run
