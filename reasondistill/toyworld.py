@@ -339,7 +339,7 @@ def train_toy_model(role:str, tokenizer, out_dir, steps:int, batch_size:int=32, 
     corpus, name = ToyCorpus(tokenizer, role, seed, styles, slip_per_level), name or role
     ck, start, history = out_dir / f'{name}_ckpt.pt', 0, []
     if ck.exists():   # resume: weights, optimizer, data stream and history
-        state = torch.load(ck, weights_only=False)
+        state = torch.load(ck, weights_only=True)       # tensors and plain Python values only: a planted file cannot run code
         model.load_state_dict(state['model']); opt.load_state_dict(state['opt'])
         corpus.rng.setstate(state['rng']); torch.set_rng_state(state['torch_rng'])
         start, history = state['step'], state['history']

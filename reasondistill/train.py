@@ -21,9 +21,9 @@ from .signals import (TeacherSignal, ModelTeacher, check_same_family, tokenize_e
 
 # %% auto #0
 __all__ = ['ADAPTER_DTYPES', 'TrainConfig', 'training_kwargs', 'MethodConfig', 'FidelityConfig', 'BudgetConfig',
-           'apply_overrides', 'config_fields', 'default_student_spec', 'Run', 'last_checkpoint', 'is_done',
-           'done_summary', 'split_heldout', 'tokenized_rows', 'IndexCollator', 'Prepared', 'load_teacher', 'sft_args',
-           'prepare_run', 'TokenBudget', 'DistillTrainer', 'TrainProgress', 'quiet_trainer', 'AdapterDtype',
+           'apply_overrides', 'config_fields', 'default_student_spec', 'Run', 'checkpoint_complete', 'last_checkpoint',
+           'is_done', 'done_summary', 'split_heldout', 'tokenized_rows', 'IndexCollator', 'Prepared', 'load_teacher',
+           'sft_args', 'prepare_run', 'TokenBudget', 'DistillTrainer', 'TrainProgress', 'quiet_trainer', 'AdapterDtype',
            'run_training']
 
 # %% ../nbs/core/06_train.ipynb #bbcba72f
@@ -177,12 +177,20 @@ class Run:
         return self.teacher.name_or_path if isinstance(self.teacher, ModelSpec) else self.teacher
 
 # %% ../nbs/core/06_train.ipynb #973cf2db
+def checkpoint_complete(ck) -> bool:
+    "Whether a `checkpoint-N` folder was written to the end: trainer state and weights present."
+    ck = Path(ck)
+    return (ck / 'trainer_state.json').is_file() and (any(ck.glob('*.safetensors')) or any(ck.glob('*.bin')))
+
 def last_checkpoint(output_dir) -> str|None:
-    "The newest `checkpoint-N` folder in `output_dir`, or None."
+    "The newest complete `checkpoint-N` folder in `output_dir` (incomplete ones, e.g. from a kill during a save, are skipped with a warning), or None."
     d = Path(output_dir)
     cks = sorted((p for p in d.glob('checkpoint-*') if p.is_dir() and p.name.split('-')[-1].isdigit()),
                  key=lambda p: int(p.name.split('-')[-1]))
-    return str(cks[-1]) if cks else None
+    for ck in reversed(cks):
+        if checkpoint_complete(ck): return str(ck)
+        logger.warning('skipping incomplete checkpoint %s (no trainer state or weights: interrupted while saving?)', ck)
+    return None
 
 def is_done(output_dir) -> bool:
     "True when `run_training` finished in `output_dir`."

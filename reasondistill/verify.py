@@ -153,8 +153,8 @@ def _no_answer(completion:str, gold:str) -> Verdict:
 
 # %% ../nbs/data/02_verify.ipynb #09723789
 def _as_int(s:str) -> int|None:
-    "`s` as an int, or None."
-    try: return int(s.strip())
+    "`s` as an int, or None (a typographic minus, U+2212, counts as '-')."
+    try: return int(s.strip().replace('\u2212', '-'))
     except (ValueError, AttributeError): return None
 
 class ToyVerifier:

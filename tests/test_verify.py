@@ -150,3 +150,9 @@ def test_audit_labelled_traces():
     a = audit_labelled_traces(DATA/'skyt1_correct5k_27b_math500_traces.jsonl')
     assert a['n'] == 500
     assert a['agreement'] >= 0.80 and a['agreement_answered'] >= 0.94, {k: a[k] for k in ('agreement', 'counts')}
+
+def test_toy_verifier_reads_a_typographic_minus():
+    from reasondistill.verify import get_verifier
+    v = get_verifier('toy')
+    assert v('The answer is \u22123.', '-3').correct and v('The answer is -3.', '\u22123').correct
+    assert not v('The answer is 3.', '-3').correct
