@@ -10,9 +10,10 @@ import argparse, json, sys
 from pathlib import Path
 from .core import quiet_output
 from .data import parse_problems
+from .registry import UnknownMethodError
 
 # %% auto #0
-__all__ = ['SHORTHANDS', 'train_overrides', 'build_parser', 'main']
+__all__ = ['SHORTHANDS', 'USER_ERRORS', 'train_overrides', 'build_parser', 'check_args', 'main', 'console']
 
 # %% ../nbs/core/09_cli.ipynb #977b7792
 def _cmd_demo(a):
@@ -126,12 +127,33 @@ def _cmd_build_toy(a):
     print(json.dumps({k: v for k, v in rep.items() if k != 'models'}, indent=1))
 
 # %% ../nbs/core/09_cli.ipynb #5c95d024
+def _count(x:str) -> int:
+    "An argparse type: an integer >= 1."
+    try: v = int(x)
+    except ValueError: raise argparse.ArgumentTypeError(f'expected a whole number >= 1, got {x!r}') from None
+    if v < 1: raise argparse.ArgumentTypeError(f'must be >= 1, got {v}')
+    return v
+
+def _nonneg(x:str) -> float:
+    "An argparse type: a number >= 0."
+    try: v = float(x)
+    except ValueError: raise argparse.ArgumentTypeError(f'expected a number, got {x!r}') from None
+    if not v >= 0: raise argparse.ArgumentTypeError(f'must be >= 0, got {x}')
+    return v
+
+def _prob(x:str) -> float:
+    "An argparse type: a number in (0, 1]."
+    v = _nonneg(x)
+    if not 0 < v <= 1: raise argparse.ArgumentTypeError(f'must lie in (0, 1], got {x}')
+    return v
+
 def build_parser() -> argparse.ArgumentParser:
     "The `reasondistill` argument parser."
     p = argparse.ArgumentParser(prog='reasondistill', description='Reasoning distillation toolkit')
     sub = p.add_subparsers(dest='command', required=True)
     def common(s):
         s.add_argument('--verbose', action='store_true', help='also show library logs and warnings on the terminal')
+        s.add_argument('--debug', action='store_true', help='show the Python traceback of an error (default: one line, exit status 2)')
     d = sub.add_parser('demo', help='run the whole pipeline on the embedded toy world')
     d.add_argument('--run-dir', default='runs/demo'); d.add_argument('--seed', type=int, default=0)
     d.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='DemoConfig fields, e.g. eval_per_level=200 sft.lr=1e-3')
@@ -140,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument('--model', default=default_model); s.add_argument('--adapter', default=None)
         s.add_argument('--quant', default='none', choices=['none', '4bit'])
     def sampling_args(s, n):
-        s.add_argument('--n', type=int, default=n); s.add_argument('--temperature', type=float, default=1.0)
-        s.add_argument('--top-p', type=float, default=1.0); s.add_argument('--max-new-tokens', type=int, default=256)
+        s.add_argument('--n', type=_count, default=n); s.add_argument('--temperature', type=_nonneg, default=1.0)
+        s.add_argument('--top-p', type=_prob, default=1.0); s.add_argument('--max-new-tokens', type=_count, default=256)
         s.add_argument('--verifier', default='toy', choices=['toy', 'math']); s.add_argument('--system', default=None)
         s.add_argument('--seed', type=int, default=0)
     g = sub.add_parser('generate', help='sample and verify traces into a TraceStore')
@@ -156,15 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--out', required=True, help='output folder (checkpoints, final adapters, logs); re-running resumes')
     t.add_argument('--traces', default=None, help='a TraceStore of teacher traces (methods that learn from traces)')
     t.add_argument('--student', default='toy:student'); t.add_argument('--quant', default='4bit', choices=['none', '4bit'])
-    t.add_argument('--lora-r', type=int, default=16)
+    t.add_argument('--lora-r', type=_count, default=16)
     t.add_argument('--teacher', default='toy:teacher', help="teacher model of methods that need one ('self': the student's base)")
     t.add_argument('--cache', default=None, help='token-level KD: an offline top-k teacher cache (captured from --teacher if unfinished)')
-    t.add_argument('--per-problem', type=int, default=None, help='at most this many traces per problem')
+    t.add_argument('--per-problem', type=_count, default=None, help='at most this many traces per problem')
     t.add_argument('--lr', type=float, default=2e-3, help='shorthand for train.lr')
-    t.add_argument('--epochs', type=float, default=2.0, help='shorthand for train.epochs')
+    t.add_argument('--epochs', type=_nonneg, default=2.0, help='shorthand for train.epochs')
     t.add_argument('--max-steps', type=int, default=-1, help='shorthand for train.max_steps')
-    t.add_argument('--batch-size', type=int, default=16, help='shorthand for train.batch_size')
-    t.add_argument('--max-length', type=int, default=256, help='shorthand for train.max_length')
+    t.add_argument('--batch-size', type=_count, default=16, help='shorthand for train.batch_size')
+    t.add_argument('--max-length', type=_count, default=256, help='shorthand for train.max_length')
     t.add_argument('--seed', type=int, default=0, help='shorthand for train.seed')
     t.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help="the method's config fields (dotted for nested parts)")
     common(t); t.set_defaults(fn=_cmd_train, out_dir=lambda a: a.out)
@@ -196,14 +218,50 @@ def _method_help_requested(argv:list) -> str|None:
         if x.startswith('--method='): return x.split('=', 1)[1]
     return None
 
+def _looks_like_path(name:str) -> bool:
+    return name.startswith(('.', '/', '~')) or name.count('/') >= 2 or name.endswith('/')
+
+def check_args(a):
+    "Refuse arguments that cannot work, before anything is loaded: an output that is a file, missing model or adapter folders."
+    for k in ('out', 'run_dir'):
+        v = getattr(a, k, None)
+        if v and Path(v).exists() and not Path(v).is_dir(): raise ValueError(f'--{k.replace("_", "-")} {v} is a file; give a folder')
+    for k in ('model', 'student', 'teacher'):
+        v = getattr(a, k, None)
+        if isinstance(v, str) and not v.startswith('toy:') and v != 'self' and _looks_like_path(v) and not Path(v).expanduser().exists():
+            raise ValueError(f'--{k} {v}: no such folder (give a model folder, a hub id like Qwen/Qwen2.5-1.5B-Instruct, or toy:teacher / toy:student)')
+    ad = getattr(a, 'adapter', None)
+    if ad and not (Path(ad) / 'adapter_config.json').exists(): raise ValueError(f'--adapter {ad}: no LoRA adapter there (adapter_config.json)')
+    for k in ('traces', 'cache'):
+        v = getattr(a, k, None)
+        if v and Path(v).exists() and not Path(v).is_dir(): raise ValueError(f'--{k} {v} is a file; give the store folder')
+
 def main(argv=None):
-    "Entry point of the `reasondistill` command."
+    "Entry point of the `reasondistill` command (errors propagate: see `console` for the command line's handling)."
     argv = list(sys.argv[1:] if argv is None else argv)
     if (name := _method_help_requested(argv)) is not None:
         from reasondistill.registry import method_help
         print(method_help(name)); print('\n(the options every method shares: reasondistill train --help)'); return
     a = build_parser().parse_args(argv)
     if a.fn is _cmd_methods: return a.fn(a)                 # listing stays light: no torch, no transformers
+    check_args(a)                                           # before any model or data is loaded
     out = a.out_dir(a)
     with quiet_output(Path(out) / 'reasondistill.log' if out else None, verbose=a.verbose):
         a.fn(a)
+
+USER_ERRORS = (ValueError, OSError, ImportError, UnknownMethodError)
+
+def console(argv=None):
+    "The `reasondistill` command: a user error prints one line and exits with status 2; `--debug` shows the traceback."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = '--debug' in argv
+    if debug: argv.remove('--debug')
+    try: main(argv)
+    except KeyboardInterrupt:
+        print('reasondistill: interrupted (re-run the same command to resume)', file=sys.stderr); sys.exit(130)
+    except USER_ERRORS as e:
+        if debug: raise
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        if isinstance(e, OSError) and e.filename and str(e.filename) not in msg: msg = f'{msg}: {e.filename}'
+        print(f"reasondistill {argv[0] if argv else ''}: error: {msg}\n(run with --debug for the traceback)", file=sys.stderr)
+        sys.exit(2)

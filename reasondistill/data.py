@@ -407,19 +407,23 @@ def load_problem_file(path,                  # JSONL written by `save_problems`
 def parse_problems(spec:str) -> list:
     "Problems from a problem spec: `toy:<split>:<n>[:<levels>]`, `<benchmark>:<file>`, or a problem file."
     from reasondistill.toyworld import toy_problems, LEVELS
+    if not str(spec).strip(): raise ValueError('the problem spec is empty: give toy:<split>:<n>[:<levels>], <benchmark>:<file> or a problem file')
     if spec.startswith('toy:'):
         parts = spec.split(':')
-        if len(parts) not in (3, 4) or not parts[2].isdigit():
-            raise ValueError(f'toy problem spec must be toy:<split>:<n per level>[:<levels, e.g. 1,4 or 1-8>], got {spec!r}')
+        if len(parts) not in (3, 4) or not parts[2].isdigit() or int(parts[2]) < 1:
+            raise ValueError(f'toy problem spec must be toy:<split>:<n per level, at least 1>[:<levels, e.g. 1,4 or 1-8>], got {spec!r}')
         levels = LEVELS
         if len(parts) == 4:                              # levels: 1,4,8 or ranges 1-8, 2-4,8
             try: levels = [l for x in parts[3].split(',') for a, _, b in [x.partition('-')]
                            for l in (range(int(a), int(b) + 1) if b else [int(a)])]
             except ValueError: raise ValueError(f'toy levels must be integers or ranges like 1-8, got {parts[3]!r}') from None
+            if not levels or any(l not in LEVELS for l in levels):
+                raise ValueError(f'toy levels must lie in {LEVELS[0]}-{LEVELS[-1]}, got {parts[3]!r}')
         return toy_problems(int(parts[2]), levels, split=parts[1])
     src, _, path = spec.partition(':')
-    if path and not Path(spec).exists():
-        probs, report = load_problems(src, path=path)
-        return probs
-    probs, report = load_problem_file(spec)
+    if path and not Path(spec).exists(): probs, report = load_problems(src, path=path)
+    else:
+        if Path(spec).is_dir(): raise ValueError(f'{spec!r} is a folder: give a problem file (JSONL), a toy spec or <benchmark>:<file>')
+        probs, report = load_problem_file(spec)
+    if not probs: raise ValueError(f'no problems in {spec!r}: the file holds no usable problem')
     return probs

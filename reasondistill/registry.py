@@ -10,8 +10,8 @@ import importlib
 from dataclasses import dataclass, field
 
 # %% auto #0
-__all__ = ['FAMILIES', 'STATUSES', 'DATA_KINDS', 'TEACHERS', 'METHODS', 'MethodSpec', 'register', 'get_method', 'make_config',
-           'entry_point', 'methods_table', 'method_help']
+__all__ = ['FAMILIES', 'STATUSES', 'DATA_KINDS', 'TEACHERS', 'METHODS', 'MethodSpec', 'register', 'UnknownMethodError',
+           'get_method', 'make_config', 'entry_point', 'methods_table', 'method_help']
 
 # %% ../nbs/core/07_registry.ipynb #e42175ce
 FAMILIES = ('sequence-level', 'token-level', 'on-policy', 'self-distillation', 'negatives', 'preference', 'data recipe',
@@ -62,12 +62,16 @@ def register(spec:MethodSpec) -> MethodSpec:
     METHODS[spec.name] = spec
     return spec
 
+class UnknownMethodError(KeyError):
+    "A method name the registry does not know (a `KeyError` whose message prints as written)."
+    def __str__(self): return str(self.args[0]) if self.args else ''
+
 def get_method(name:str) -> MethodSpec:
     "Look up a method by name, with the known names in the error."
     if name not in METHODS:
         close = [m for m in METHODS if name.split('-')[0] in m]
-        raise KeyError(f'unknown method {name!r}' + (f'; did you mean {", ".join(close[:6])}?' if close else '') +
-                       ' (`reasondistill methods` lists them all)')
+        raise UnknownMethodError(f'unknown method {name!r}' + (f'; did you mean {", ".join(close[:6])}?' if close else '') +
+                                 ' (`reasondistill methods` lists them all)')
     return METHODS[name]
 
 def make_config(name:str, overrides=()):

@@ -51,6 +51,10 @@ class TrainConfig:
         if self.adapter_dtype not in ADAPTER_DTYPES: raise ValueError(f'adapter_dtype must be one of {ADAPTER_DTYPES}, got {self.adapter_dtype!r}')
         if self.lr <= 0: raise ValueError(f'lr must be > 0, got {self.lr}')
         if self.batch_size < 1 or self.grad_accum < 1: raise ValueError('batch_size and grad_accum must be >= 1')
+        for k in ('max_length', 'logging_steps', 'save_steps', 'save_total_limit'):
+            if getattr(self, k) < 1: raise ValueError(f'{k} must be >= 1, got {getattr(self, k)}')
+        if self.warmup_ratio < 0 or self.warmup_ratio >= 1: raise ValueError(f'warmup_ratio must lie in [0, 1), got {self.warmup_ratio}')
+        if self.weight_decay < 0: raise ValueError(f'weight_decay must be >= 0, got {self.weight_decay}')
         if self.max_steps <= 0 and self.epochs <= 0: raise ValueError('give epochs > 0 or max_steps > 0')
 
 def training_kwargs(cfg:TrainConfig, output_dir) -> dict:

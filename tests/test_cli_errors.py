@@ -1,0 +1,64 @@
+"User errors on the command line: one line naming what is wrong, exit status 2, no traceback, nothing loaded or written first."
+import contextlib, io, json
+from pathlib import Path
+import pytest
+from reasondistill.cli import console
+
+def run(args):
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try: console(list(args)); code = 0
+        except SystemExit as e: code = e.code
+    return code, err.getvalue()
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp('bad')
+    (d / 'empty.jsonl').write_text('')
+    (d / 'afile').write_text('x')
+    (d / 'adapter').mkdir()
+    return d
+
+CASES = [   # (id, args with {d} for the fixture folder, text the one-line message must contain)
+    ('n-zero', ['eval', '--n', '0', '--problems', 'toy:test:1', '--out', '{d}/o'], '--n: must be >= 1'),
+    ('n-negative', ['generate', '--n', '-1', '--problems', 'toy:test:1', '--out', '{d}/o'], '--n: must be >= 1'),
+    ('n-not-a-number', ['eval', '--n', 'x', '--problems', 'toy:test:1', '--out', '{d}/o'], 'expected a whole number'),
+    ('temperature-negative', ['eval', '--temperature', '-1', '--problems', 'toy:test:1', '--out', '{d}/o'], 'must be >= 0'),
+    ('top-p-zero', ['generate', '--top-p', '0', '--problems', 'toy:test:1', '--out', '{d}/o'], 'must lie in (0, 1]'),
+    ('max-new-tokens-zero', ['eval', '--max-new-tokens', '0', '--problems', 'toy:test:1', '--out', '{d}/o'], 'must be >= 1'),
+    ('problems-empty-spec', ['eval', '--problems', '', '--out', '{d}/o'], 'problem spec is empty'),
+    ('problems-zero', ['eval', '--problems', 'toy:train:0', '--out', '{d}/o'], 'at least 1'),
+    ('toy-level-9', ['eval', '--problems', 'toy:train:2:9', '--out', '{d}/o'], 'must lie in 1-8'),
+    ('toy-level-100', ['generate', '--problems', 'toy:test:1:100', '--out', '{d}/o'], 'must lie in 1-8'),
+    ('toy-bad-split', ['eval', '--problems', 'toy:nope:1', '--out', '{d}/o'], 'split must be one of'),
+    ('problem-file-missing', ['eval', '--problems', '{d}/nope.jsonl', '--out', '{d}/o'], 'nope.jsonl'),
+    ('problem-file-empty', ['eval', '--problems', '{d}/empty.jsonl', '--out', '{d}/o'], 'no problems'),
+    ('problems-a-folder', ['eval', '--problems', '{d}', '--out', '{d}/o'], 'is a folder'),
+    ('out-is-a-file', ['eval', '--problems', 'toy:test:1', '--out', '{d}/afile'], 'is a file'),
+    ('model-path-missing', ['eval', '--model', './no/such/model', '--problems', 'toy:test:1', '--out', '{d}/o'], 'no such folder'),
+    ('adapter-missing', ['eval', '--adapter', '{d}/nope', '--problems', 'toy:test:1', '--out', '{d}/o'], 'no LoRA adapter'),
+    ('adapter-not-an-adapter', ['eval', '--adapter', '{d}/adapter', '--problems', 'toy:test:1', '--out', '{d}/o'], 'no LoRA adapter'),
+    ('method-unknown', ['train', '--method', 'kd-rlk', '--problems', 'toy:train:1', '--out', '{d}/o'], 'kd-rkl'),
+    ('method-planned', ['train', '--method', 'grpo', '--problems', 'toy:train:1', '--out', '{d}/o'], 'planned'),
+    ('traces-missing', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--out', '{d}/o'], '--traces'),
+    ('traces-a-file', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}/afile', '--out', '{d}/o'], 'is a file'),
+    ('set-unknown-key', ['train', '--method', 'kd-rkl', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--set', 'nope=1'], 'unknown config key'),
+    ('set-bad-type', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--set', 'train.lr="abc"'], 'train.lr'),
+    ('set-bad-value', ['train', '--method', 'kd-rkl', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--set', 'divergence="kl"'], 'divergence'),
+    ('lr-negative', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--lr', '-1'], 'lr must be > 0'),
+    ('max-length-negative', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--max-length', '-5'], 'must be >= 1'),
+    ('save-steps-zero', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--set', 'train.save_steps=0'], 'save_steps'),
+    ('batch-size-zero', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--batch-size', '0'], 'must be >= 1'),
+    ('lora-r-zero', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--lora-r', '0'], 'must be >= 1'),
+    ('demo-set-unknown', ['demo', '--run-dir', '{d}/demo', '--set', 'nope=1'], 'unknown config key'),
+]
+
+@pytest.mark.parametrize('args,expect', [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_user_error_is_one_line(args, expect, files):
+    code, err = run([a.format(d=files) for a in args])
+    assert code == 2, (code, err[-1500:])
+    assert 'Traceback' not in err and expect in err, err[-1500:]
+    assert not (files / 'o' / 'train_done.json').exists() and not (files / 'o' / 'summary.json').exists()
+
+def test_debug_shows_the_traceback(files):
+    with pytest.raises(ValueError, match='at least 1'): console(['eval', '--problems', 'toy:train:0', '--out', str(files / 'o'), '--debug'])
