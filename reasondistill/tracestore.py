@@ -6,7 +6,7 @@ Docs: https://reasondistill.github.io/reasondistill/data/tracestore.html.md"""
 
 # %% ../nbs/data/01_tracestore.ipynb #0a13c8af
 from __future__ import annotations
-import fcntl, json, os, re, socket, warnings
+import fcntl, json, math, os, re, socket, warnings
 from collections import Counter
 from dataclasses import fields
 from pathlib import Path
@@ -51,10 +51,15 @@ def _parse_line(raw:bytes) -> Trace:
     _trace_key(t)
     return t
 
+def _is_record(raw:bytes) -> bool:
+    "Whether a line is a whole JSON object (a complete record, even if it does not validate as a `Trace`)."
+    try: return isinstance(json.loads(raw.decode('utf-8')), dict)
+    except ValueError: return False
+
 def _scan_shard(path:Path,      # shard file
                 is_last:bool,   # the last shard, the only one where a torn final line is possible
-               ) -> tuple[list, int, bool]:
-    "([(line, offset, length, Trace)], bytes up to the end of the last good line, torn) for one shard."
+               ) -> tuple[list, int, bool, tuple|None]:
+    "([(line, offset, length, Trace)], bytes up to the end of the last good line, torn, bad) for one shard; `bad`: (line, raw, reason) of an invalid complete final line."
     size, rows, pos = path.stat().st_size, [], 0
     with open(path, 'rb') as f:
         while raw := f.readline():
@@ -63,11 +68,13 @@ def _scan_shard(path:Path,      # shard file
                 if not raw.endswith(b'\n'): raise ValueError('no trailing newline')
                 t = _parse_line(raw[:-1])
             except (ValueError, TypeError) as e:   # JSON and UTF-8 decoding errors are ValueErrors
-                if is_last and end >= size: return rows, pos, True
+                if is_last and end >= size:
+                    if raw.endswith(b'\n') and _is_record(raw): return rows, pos, False, (line, raw, str(e))
+                    return rows, pos, True, None
                 raise DataError(path, line, f'corrupt trace line ({e})') from None
             rows.append((line, pos, len(raw), t))
             pos = end
-    return rows, pos, False
+    return rows, pos, False, None
 
 # %% ../nbs/data/01_tracestore.ipynb #2c540f57
 def _resolve_meta(path:Path,          # the meta.json file
@@ -115,6 +122,7 @@ class TraceStore:
         self._by_problem = {}    # problem_id -> [sample_idx, ...]
         self._shards = []        # [path, n_lines, n_bytes] per shard
         self.recovered_torn_lines = 0   # torn final lines truncated (writer) or ignored (reader)
+        self.quarantined = 0            # complete final lines that failed validation, moved to quarantine.jsonl
         self.duplicates_on_disk = 0     # lines whose key was stored earlier on disk (the first copy is kept)
         self.duplicate_lines = []       # 'file:line' of each such duplicate
         if readonly:
@@ -148,7 +156,18 @@ class TraceStore:
         for want, (num, p) in enumerate(found):
             if num != want: raise DataError(self._shard_path(want), None, f'shard is missing (the store has {p.name})')
         for si, (_, p) in enumerate(progress(found, desc='scan traces', delay=2)):
-            rows, good_bytes, torn = _scan_shard(p, is_last=si == len(found) - 1)
+            rows, good_bytes, torn, bad = _scan_shard(p, is_last=si == len(found) - 1)
+            if bad is not None:                # a complete line that fails validation: kept aside, never deleted
+                line, raw, why = bad
+                self.quarantined += 1
+                if not self.readonly:
+                    with open(self.path / 'quarantine.jsonl', 'ab') as q:
+                        q.write((json.dumps(dict(shard=p.name, line=line, reason=why, raw=raw.decode('utf-8', 'replace').rstrip('\n')),
+                                            ensure_ascii=False) + '\n').encode('utf-8'))
+                        q.flush(); os.fsync(q.fileno())
+                    with open(p, 'r+b') as f: f.truncate(good_bytes); f.flush(); os.fsync(f.fileno())
+                warnings.warn(f'{p}:{line}: a complete trace line failed validation ({why}); '
+                              + ('moved to quarantine.jsonl' if not self.readonly else 'ignored (read-only)'), DataWarning, stacklevel=3)
             if torn:
                 self.recovered_torn_lines += 1
                 if not self.readonly:
@@ -209,19 +228,32 @@ class TraceStore:
         return f'TraceStore({str(self.path)!r}, n={len(self)}, shards={len(self._shards)}{flags})'
 
 # %% ../nbs/data/01_tracestore.ipynb #7ace0002
+def _finite(x):
+    "JSON-valid values: NaN and infinities become None (null), recursively."
+    if isinstance(x, float) and not math.isfinite(x): return None
+    if isinstance(x, dict): return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list): return [_finite(v) for v in x]
+    return x
+
 @patch
 def append(self:TraceStore, traces:Iterable[Trace],   # traces (or `Trace.to_dict()` dicts) to store
           ) -> int:
-    "Write the traces whose key is not stored yet, one line each, then fsync; returns how many were written."
+    "Write the traces whose key is not stored yet, one line each, then fsync; returns how many were written. Every trace is validated and encoded before any is written."
     if self.readonly: raise PermissionError(f'{self.path} is open read-only')
     if self._closed: raise ValueError(f'{self.path}: the store is closed')
+    todo, seen = [], set()
+    for t in traces:                                     # first pass: nothing is written if any trace is bad
+        if isinstance(t, dict): t = Trace.from_dict(t)
+        if not isinstance(t, Trace): raise TypeError(f'expected a Trace, got {type(t).__name__}')
+        k = _trace_key(t)
+        if k in self._index or k in seen: continue
+        try: line = (json.dumps(_finite(to_jsonable(t.to_dict())), ensure_ascii=False, allow_nan=False) + '\n').encode('utf-8')
+        except (UnicodeEncodeError, ValueError) as e:
+            raise ValueError(f'trace {k} cannot be stored ({e}); nothing of this batch was written') from None
+        seen.add(k); todo.append((t, line))
     n = 0
     try:
-        for t in traces:
-            if isinstance(t, dict): t = Trace.from_dict(t)
-            if not isinstance(t, Trace): raise TypeError(f'expected a Trace, got {type(t).__name__}')
-            if _trace_key(t) in self._index: continue
-            line = (json.dumps(to_jsonable(t.to_dict()), ensure_ascii=False) + '\n').encode('utf-8')
+        for t, line in todo:
             if self._fd is None: self._open_shard(max(len(self._shards) - 1, 0))
             if self._shards[self._cur][1] >= self.shard_max_records: self._open_shard(self._cur + 1)
             shard = self._shards[self._cur]

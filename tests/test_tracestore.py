@@ -213,3 +213,21 @@ def test_missing(tmp_path):
         assert [(p.id, j) for p, j in s.missing(ps[2:], 3)] == [('p002', 2)]
         assert s.missing(ps, 0) == []
         with pytest.raises(ValueError, match="duplicate problem id 'p000'"): s.missing(ps + ps[:1], 2)
+
+def test_an_invalid_complete_final_line_is_quarantined_not_deleted(tmp_path):
+    import json, warnings
+    from reasondistill.records import Trace
+    from reasondistill.tracestore import TraceStore
+    from reasondistill.data import DataWarning
+    with TraceStore(tmp_path / 's') as st: st.append([Trace('p', i, 'm', 'Q', f'A{i}') for i in range(2)])
+    shard = tmp_path / 's' / 'traces-00000.jsonl'
+    bad = json.dumps(dict(Trace('p', 2, 'm', 'Q', 'A2').to_dict(), verdict='maybe')) + '\n'
+    with open(shard, 'a') as f: f.write(bad)                       # complete, but its verdict is not a known one
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        with TraceStore(tmp_path / 's') as st: assert len(st) == 2 and st.quarantined == 1
+    assert any(issubclass(x.category, DataWarning) and 'quarantine' in str(x.message) for x in w)
+    q = [json.loads(l) for l in (tmp_path / 's' / 'quarantine.jsonl').read_text().splitlines()]
+    assert len(q) == 1 and q[0]['raw'] == bad.rstrip('\n') and q[0]['line'] == 3 and 'verdict' in q[0]['reason']
+    assert bad not in shard.read_text()
+    with TraceStore(tmp_path / 's') as st: assert len(st) == 2 and st.quarantined == 0          # nothing left to quarantine
