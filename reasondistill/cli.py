@@ -6,14 +6,16 @@ Docs: https://reasondistill.github.io/reasondistill/core/cli.html.md"""
 
 # %% ../nbs/core/09_cli.ipynb #fb43ac6e
 from __future__ import annotations
-import argparse, json, sys
+import argparse, hashlib, json, shutil, sys
+from dataclasses import asdict
 from pathlib import Path
 from .core import quiet_output
 from .data import parse_problems
 from .registry import UnknownMethodError
 
 # %% auto #0
-__all__ = ['SHORTHANDS', 'USER_ERRORS', 'train_overrides', 'build_parser', 'check_args', 'main', 'console']
+__all__ = ['SHORTHANDS', 'USER_ERRORS', 'RunMismatchError', 'check_run_identity', 'train_overrides', 'build_parser', 'check_args',
+           'main', 'console']
 
 # %% ../nbs/core/09_cli.ipynb #977b7792
 def _cmd_demo(a):
@@ -27,11 +29,66 @@ def _cmd_generate(a):
     from reasondistill.rollout import SamplingParams
     from reasondistill.traces import generate_traces
     probs = parse_problems(a.problems)
+    check_run_identity(a.out, dict(cmd='generate', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant,
+                                   temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed,
+                                   verifier=a.verifier, system=a.system), a.overwrite)   # more problems or samples: the same store
     model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter))
     stats = generate_traces(probs, model, tok, a.out, n_samples=a.n,
                             params=SamplingParams(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed),
                             verifier=a.verifier, system=a.system, model_name=a.model)
     print(f"generated {stats['generated']} traces ({stats['already_done']} already there) into {a.out}")
+
+# %% ../nbs/core/09_cli.ipynb #1d3a0002
+def _path_print(p) -> dict|None:
+    "What identifies a file or folder's content: a content hash for small files (adapters, metadata), else size and mtime."
+    if p is None: return None
+    p = Path(p).expanduser()
+    if not p.exists(): return dict(path=str(p))
+    files = sorted(x for x in ([p] if p.is_file() else p.rglob('*')) if x.is_file() and 'checkpoint-' not in str(x))
+    h, out = hashlib.sha1(), dict(path=str(p.resolve()))
+    for f in files:
+        st = f.stat()
+        h.update(f'{f.relative_to(p) if p.is_dir() else f.name}\0{st.st_size}'.encode())
+        if st.st_size <= 64 << 20: h.update(f.read_bytes())
+        else: h.update(str(st.st_mtime_ns).encode())
+    out['content'] = h.hexdigest()[:16]
+    return out
+
+def _model_print(name) -> dict|str|None:
+    "A model name: hub ids and toy models by name; local folders by path, size and modification times."
+    if name is None or str(name).startswith('toy:') or name == 'self' or not Path(str(name)).expanduser().exists(): return name
+    p = Path(name).expanduser()
+    return dict(path=str(p.resolve()), files={f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(p.iterdir()) if f.is_file()})
+
+def _flat(d, pre='') -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict) and v: out.update(_flat(v, f'{pre}{k}.'))
+        else: out[f'{pre}{k}'] = v
+    return out
+
+class RunMismatchError(ValueError):
+    "The run folder holds a run of another configuration."
+
+def check_run_identity(out,                # the run folder
+                       fp:dict,            # the fingerprint of this invocation
+                       overwrite:bool=False,
+                      ):
+    "Write `out/run.json`, or compare with the one there: same → resume; different → `RunMismatchError` naming the fields (or start afresh with `overwrite`)."
+    out = Path(out); f = out / 'run.json'
+    fp = json.loads(json.dumps(fp, default=str))
+    if f.exists() or (out.exists() and any(out.iterdir()) and overwrite):
+        old = json.loads(f.read_text()) if f.exists() else None
+        if old != fp:
+            if overwrite: shutil.rmtree(out)
+            else:
+                if old is None: raise RunMismatchError(f'{out} holds files but no run.json: use another --out, or --overwrite')
+                a, b = _flat(old), _flat(fp)
+                diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                raise RunMismatchError(f'{out} holds a run of another configuration (differs in: {", ".join(diff[:8])}'
+                                       f'{" ..." if len(diff) > 8 else ""}); use another --out, or --overwrite to replace it')
+    out.mkdir(parents=True, exist_ok=True)
+    if not f.exists(): f.write_text(json.dumps(fp, indent=1))
 
 # %% ../nbs/core/09_cli.ipynb #30c4e574
 SHORTHANDS = ('lr', 'epochs', 'max_steps', 'batch_size', 'max_length', 'seed')
@@ -65,6 +122,12 @@ def _cmd_train(a):
     if a.traces and spec.data not in NEEDS_TRACES and hasattr(cfg, 'traces') and not any(x.startswith('traces=') for x in sets):
         cfg = apply_overrides(cfg, [f'traces={json.dumps(str(a.traces))}'])   # data recipes: where their trace store lives
     teacher = {'model': a.teacher, 'self': 'self', 'none': None}[spec.teacher]
+    check_run_identity(a.out, dict(cmd='train', method=a.method, config=asdict(cfg), problems=a.problems,
+                                   student=_model_print(a.student), quant=a.quant, lora_r=a.lora_r, teacher=_model_print(teacher),
+                                   cache=a.cache and str(Path(a.cache).resolve()), per_problem=a.per_problem,
+                                   traces=_path_print(Path(a.traces) / 'meta.json') if a.traces else None,
+                                   trace_sizes=sorted(f.stat().st_size for f in Path(a.traces).glob('traces-*.jsonl')) if a.traces else None),
+                       a.overwrite)
     run = Run(a.out, ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r)), teacher=teacher, cache=a.cache)
     data, stats = training_data(spec.data, probs, load_tokenizer(a.student), a.traces, a.per_problem)
     print(f'{a.method}: data {json.dumps(stats)}')
@@ -79,6 +142,9 @@ def _cmd_eval(a):
     from reasondistill.eval.evaluate import EvalConfig, evaluate
     from reasondistill.eval.metrics import results_table
     probs = parse_problems(a.problems)
+    check_run_identity(a.out, dict(cmd='eval', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant, n=a.n,
+                                   temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed,
+                                   verifier=a.verifier, system=a.system, problems=a.problems, name=a.name), a.overwrite)
     model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter))
     cfg = EvalConfig(n_samples=a.n, temperature=a.temperature, max_new_tokens=a.max_new_tokens, verifier=a.verifier,
                      system=a.system, seed=a.seed, ks=tuple(k for k in (1, 2, 4, 8, 16, 32, 64) if k <= a.n))
@@ -158,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument('--run-dir', default='runs/demo'); d.add_argument('--seed', type=int, default=0)
     d.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='DemoConfig fields, e.g. eval_per_level=200 sft.lr=1e-3')
     common(d); d.set_defaults(fn=_cmd_demo, out_dir=lambda a: a.run_dir)
+    def overwrite(s):
+        s.add_argument('--overwrite', action='store_true', help='replace a run of another configuration in --out (default: refuse)')
     def model_args(s, default_model):
         s.add_argument('--model', default=default_model); s.add_argument('--adapter', default=None)
         s.add_argument('--quant', default='none', choices=['none', '4bit'])
@@ -167,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument('--verifier', default='toy', choices=['toy', 'math']); s.add_argument('--system', default=None)
         s.add_argument('--seed', type=int, default=0)
     g = sub.add_parser('generate', help='sample and verify traces into a TraceStore')
-    model_args(g, 'toy:teacher'); sampling_args(g, 4); common(g)
+    model_args(g, 'toy:teacher'); sampling_args(g, 4); common(g); overwrite(g)
     g.add_argument('--problems', required=True); g.add_argument('--out', required=True); g.set_defaults(fn=_cmd_generate, out_dir=lambda a: a.out)
     from reasondistill.registry import METHODS       # data only: no torch
     names = ', '.join(n for n, m in METHODS.items() if m.trainable)
@@ -189,9 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--max-length', type=_count, default=256, help='shorthand for train.max_length')
     t.add_argument('--seed', type=int, default=0, help='shorthand for train.seed')
     t.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help="the method's config fields (dotted for nested parts)")
-    common(t); t.set_defaults(fn=_cmd_train, out_dir=lambda a: a.out)
+    common(t); overwrite(t); t.set_defaults(fn=_cmd_train, out_dir=lambda a: a.out)
     e = sub.add_parser('eval', help='evaluate a model (EvalRun: avg@n, pass@k, maj@k, CIs)')
-    model_args(e, 'toy:student'); sampling_args(e, 4); common(e)
+    model_args(e, 'toy:student'); sampling_args(e, 4); common(e); overwrite(e)
     e.add_argument('--problems', required=True); e.add_argument('--out', required=True); e.add_argument('--name', default=None)
     e.set_defaults(fn=_cmd_eval, out_dir=lambda a: a.out)
     pl = sub.add_parser('plot', help='plots comparing EvalRuns'); pl.add_argument('eval_dirs', nargs='+')

@@ -62,3 +62,29 @@ def test_user_error_is_one_line(args, expect, files):
 
 def test_debug_shows_the_traceback(files):
     with pytest.raises(ValueError, match='at least 1'): console(['eval', '--problems', 'toy:train:0', '--out', str(files / 'o'), '--debug'])
+
+def test_a_run_folder_answers_for_one_configuration(tmp_path):
+    "A rerun with the same settings resumes; other settings are refused (naming what differs) unless --overwrite."
+    with contextlib.redirect_stdout(io.StringIO()):
+        console(['generate', '--problems', 'toy:train:2:2', '--out', str(tmp_path / 'tr'), '--n', '1', '--max-new-tokens', '160'])
+    base = ['train', '--method', 'sft', '--problems', 'toy:train:2:2', '--traces', str(tmp_path / 'tr'), '--out', str(tmp_path / 'run'),
+            '--max-steps', '1', '--batch-size', '2', '--lora-r', '4']
+    assert run(base)[0] == 0
+    done = json.loads((tmp_path / 'run' / 'train_done.json').read_text())
+    assert run(base)[0] == 0 and json.loads((tmp_path / 'run' / 'train_done.json').read_text()) == done    # resumed: nothing retrained
+    code, err = run(base + ['--lr', '1e-3'])
+    assert code == 2 and 'another configuration' in err and 'config.train.lr' in err, err
+    code, err = run(base[:-2] + ['--lora-r', '8'])
+    assert code == 2 and 'lora_r' in err, err
+    assert run(base + ['--lr', '1e-3', '--overwrite'])[0] == 0
+    assert json.loads((tmp_path / 'run' / 'train_done.json').read_text())['config']['train']['lr'] == 1e-3
+    # an evaluation folder made for the base model does not answer for an adapter
+    ev = ['eval', '--problems', 'toy:test:1:2', '--out', str(tmp_path / 'ev'), '--n', '1', '--max-new-tokens', '64']
+    assert run(ev)[0] == 0
+    code, err = run(ev + ['--adapter', str(tmp_path / 'run' / 'final')])
+    assert code == 2 and 'adapter' in err, err
+    # the trace store may grow (more problems, more samples), but not with another sampling setup
+    assert run(['generate', '--problems', 'toy:train:3:2', '--out', str(tmp_path / 'tr'), '--n', '2', '--max-new-tokens', '160'])[0] == 0
+    code, err = run(['generate', '--problems', 'toy:train:2:2', '--out', str(tmp_path / 'tr'), '--n', '1', '--max-new-tokens', '160',
+                     '--temperature', '0.5'])
+    assert code == 2 and 'temperature' in err, err
