@@ -10,7 +10,7 @@ import contextlib, io, subprocess, sys, tempfile, time
 from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'tests'))
-from test_cli_errors import CASES                   # noqa: E402  the cases live with their test
+from test_cli_errors import CASES, make_bad_inputs  # noqa: E402  the cases live with their test
 from reasondistill.cli import console               # noqa: E402
 
 def outcome(args) -> tuple:
@@ -26,7 +26,7 @@ def outcome(args) -> tuple:
 
 if __name__ == '__main__':
     t0, d = time.time(), Path(tempfile.mkdtemp())
-    (d / 'empty.jsonl').write_text(''); (d / 'afile').write_text('x'); (d / 'adapter').mkdir()
+    make_bad_inputs(d)
     rows = [(cid, *outcome([a.format(d=d) for a in args])) for cid, args, _ in CASES]
     counts = {k: sum(r[1] == k for r in rows) for k in sorted({r[1] for r in rows})}
     commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()

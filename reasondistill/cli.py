@@ -14,8 +14,8 @@ from .data import parse_problems
 from .registry import UnknownMethodError
 
 # %% auto #0
-__all__ = ['SHORTHANDS', 'USER_ERRORS', 'RunMismatchError', 'check_run_identity', 'train_overrides', 'build_parser', 'check_args',
-           'main', 'console']
+__all__ = ['SHORTHANDS', 'USER_ERRORS', 'RunMismatchError', 'check_run_identity', 'record_run_identity', 'train_overrides',
+           'build_parser', 'check_args', 'main', 'console']
 
 # %% ../nbs/core/09_cli.ipynb #977b7792
 def _cmd_demo(a):
@@ -29,10 +29,11 @@ def _cmd_generate(a):
     from reasondistill.rollout import SamplingParams
     from reasondistill.traces import generate_traces
     probs = parse_problems(a.problems)
-    check_run_identity(a.out, dict(cmd='generate', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant,
-                                   temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed,
-                                   verifier=a.verifier, system=a.system), a.overwrite)   # more problems or samples: the same store
+    fp = dict(cmd='generate', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant, temperature=a.temperature,
+              top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed, verifier=a.verifier, system=a.system)
+    check_run_identity(a.out, fp, a.overwrite)            # more problems or samples go into the same store; other settings do not
     model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter))
+    record_run_identity(a.out, fp)
     stats = generate_traces(probs, model, tok, a.out, n_samples=a.n,
                             params=SamplingParams(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed),
                             verifier=a.verifier, system=a.system, model_name=a.model)
@@ -74,7 +75,7 @@ def check_run_identity(out,                # the run folder
                        fp:dict,            # the fingerprint of this invocation
                        overwrite:bool=False,
                       ):
-    "Write `out/run.json`, or compare with the one there: same → resume; different → `RunMismatchError` naming the fields (or start afresh with `overwrite`)."
+    "Compare with `out/run.json`: none or the same → go on; different → `RunMismatchError` naming the fields (or start afresh with `overwrite`)."
     out = Path(out); f = out / 'run.json'
     fp = json.loads(json.dumps(fp, default=str))
     if f.exists() or (out.exists() and any(out.iterdir()) and overwrite):
@@ -87,8 +88,11 @@ def check_run_identity(out,                # the run folder
                 diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
                 raise RunMismatchError(f'{out} holds a run of another configuration (differs in: {", ".join(diff[:8])}'
                                        f'{" ..." if len(diff) > 8 else ""}); use another --out, or --overwrite to replace it')
-    out.mkdir(parents=True, exist_ok=True)
-    if not f.exists(): f.write_text(json.dumps(fp, indent=1))
+
+def record_run_identity(out, fp:dict):
+    "Write `out/run.json` once the run's inputs have all been read (a run that failed on bad input records nothing)."
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    if not (out / 'run.json').exists(): (out / 'run.json').write_text(json.dumps(json.loads(json.dumps(fp, default=str)), indent=1))
 
 # %% ../nbs/core/09_cli.ipynb #30c4e574
 SHORTHANDS = ('lr', 'epochs', 'max_steps', 'batch_size', 'max_length', 'seed')
@@ -122,14 +126,15 @@ def _cmd_train(a):
     if a.traces and spec.data not in NEEDS_TRACES and hasattr(cfg, 'traces') and not any(x.startswith('traces=') for x in sets):
         cfg = apply_overrides(cfg, [f'traces={json.dumps(str(a.traces))}'])   # data recipes: where their trace store lives
     teacher = {'model': a.teacher, 'self': 'self', 'none': None}[spec.teacher]
-    check_run_identity(a.out, dict(cmd='train', method=a.method, config=asdict(cfg), problems=a.problems,
+    fp = dict(cmd='train', method=a.method, config=asdict(cfg), problems=a.problems,
                                    student=_model_print(a.student), quant=a.quant, lora_r=a.lora_r, teacher=_model_print(teacher),
                                    cache=a.cache and str(Path(a.cache).resolve()), per_problem=a.per_problem,
                                    traces=_path_print(Path(a.traces) / 'meta.json') if a.traces else None,
-                                   trace_sizes=sorted(f.stat().st_size for f in Path(a.traces).glob('traces-*.jsonl')) if a.traces else None),
-                       a.overwrite)
+                                   trace_sizes=sorted(f.stat().st_size for f in Path(a.traces).glob('traces-*.jsonl')) if a.traces else None)
+    check_run_identity(a.out, fp, a.overwrite)
     run = Run(a.out, ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r)), teacher=teacher, cache=a.cache)
     data, stats = training_data(spec.data, probs, load_tokenizer(a.student), a.traces, a.per_problem)
+    record_run_identity(a.out, fp)
     print(f'{a.method}: data {json.dumps(stats)}')
     s = fn(data, run, cfg, method=a.method)
     loss = s.get('train_loss', s.get('train', {}).get('train_loss'))
@@ -142,10 +147,11 @@ def _cmd_eval(a):
     from reasondistill.eval.evaluate import EvalConfig, evaluate
     from reasondistill.eval.metrics import results_table
     probs = parse_problems(a.problems)
-    check_run_identity(a.out, dict(cmd='eval', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant, n=a.n,
-                                   temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed,
-                                   verifier=a.verifier, system=a.system, problems=a.problems, name=a.name), a.overwrite)
+    fp = dict(cmd='eval', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant, n=a.n, temperature=a.temperature,
+              top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed, verifier=a.verifier, system=a.system, problems=a.problems, name=a.name)
+    check_run_identity(a.out, fp, a.overwrite)
     model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter))
+    record_run_identity(a.out, fp)
     cfg = EvalConfig(n_samples=a.n, temperature=a.temperature, max_new_tokens=a.max_new_tokens, verifier=a.verifier,
                      system=a.system, seed=a.seed, ks=tuple(k for k in (1, 2, 4, 8, 16, 32, 64) if k <= a.n))
     s = evaluate(model, tok, probs, a.out, cfg, name=a.name or a.model)
@@ -189,6 +195,8 @@ def _cmd_methods(a):
 
 def _cmd_build_toy(a):
     from reasondistill.toyworld import build_toy_world
+    if a.out is None and not a.into_package:
+        raise ValueError('build-toy writes a new toy world: give --out DIR (or --into-package to replace the installed toy models)')
     rep = build_toy_world(a.out, seed=a.seed)
     print(json.dumps({k: v for k, v in rep.items() if k != 'models'}, indent=1))
 
@@ -273,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument('--status', default=None, choices=['implemented', 'planned', 'out-of-scope'])
     common(m); m.set_defaults(fn=_cmd_methods, out_dir=lambda a: None)
     b = sub.add_parser('build-toy', help='retrain the shipped toy teacher and student base')
-    b.add_argument('--out', default=None); b.add_argument('--seed', type=int, default=0); common(b)
+    b.add_argument('--out', default=None, help='where to write the new toy world')
+    b.add_argument('--into-package', action='store_true', help="replace the installed package's toy models (default: refuse)"); b.add_argument('--seed', type=int, default=0); common(b)
     b.set_defaults(fn=_cmd_build_toy, out_dir=lambda a: a.out)
     return p
 

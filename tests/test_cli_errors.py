@@ -11,13 +11,28 @@ def run(args):
         except SystemExit as e: code = e.code
     return code, err.getvalue()
 
-@pytest.fixture(scope='module')
-def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp('bad')
+def make_bad_inputs(d:Path) -> Path:
+    "The malformed files and stores the cases refer to as {d}."
     (d / 'empty.jsonl').write_text('')
     (d / 'afile').write_text('x')
     (d / 'adapter').mkdir()
+    (d / 'badjson.jsonl').write_text('{"id":"a","question":"1+1","answer":"2"}\n{"id":"b","question":"2+2"\n')
+    (d / 'notobj.jsonl').write_text('[1,2]\n')
+    (d / 'noq.jsonl').write_text('{"id":"a","answer":"2"}\n')
+    (d / 'emptyans.jsonl').write_text('{"id":"a","question":"q","answer":""}\n')
+    (d / 'dup.jsonl').write_text('{"id":"a","question":"q","answer":"1"}\n{"id":"a","question":"q2","answer":"2"}\n')
+    (d / 'nonutf8.jsonl').write_bytes(b'{"id":"a","question":"q\xff","answer":"1"}\n')
+    from reasondistill.records import Trace
+    from reasondistill.tracestore import TraceStore
+    for name in ('corrupt', 'gap'):
+        with TraceStore(d / name, shard_max_records=2) as st: st.append([Trace('toy/train/1/0', i, 'm', 'Q', f'A{i}') for i in range(5)])
+    first = d / 'corrupt' / 'traces-00000.jsonl'
+    first.write_text(first.read_text().replace('"A0"', '"A0', 1))                      # a damaged line inside a shard
+    (d / 'gap' / 'traces-00001.jsonl').unlink()                                         # a shard lost between two others
     return d
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory): return make_bad_inputs(tmp_path_factory.mktemp('bad'))
 
 CASES = [   # (id, args with {d} for the fixture folder, text the one-line message must contain)
     ('n-zero', ['eval', '--n', '0', '--problems', 'toy:test:1', '--out', '{d}/o'], '--n: must be >= 1'),
@@ -51,6 +66,30 @@ CASES = [   # (id, args with {d} for the fixture folder, text the one-line messa
     ('batch-size-zero', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--batch-size', '0'], 'must be >= 1'),
     ('lora-r-zero', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--lora-r', '0'], 'must be >= 1'),
     ('demo-set-unknown', ['demo', '--run-dir', '{d}/demo', '--set', 'nope=1'], 'unknown config key'),
+    ('build-toy-no-out', ['build-toy'], 'give --out'),
+    ('toy-levels-not-numbers', ['eval', '--problems', 'toy:train:1:x', '--out', '{d}/o'], 'toy levels must be integers'),
+    ('toy-spec-short', ['eval', '--problems', 'toy:train', '--out', '{d}/o'], 'toy problem spec'),
+    ('verifier-unknown', ['eval', '--verifier', 'nope', '--problems', 'toy:test:1', '--out', '{d}/o'], 'invalid choice'),
+    ('quant-unknown', ['train', '--quant', '8bit', '--problems', 'toy:train:1', '--out', '{d}/o'], 'invalid choice'),
+    ('per-problem-zero', ['train', '--per-problem', '0', '--problems', 'toy:train:1', '--out', '{d}/o'], 'must be >= 1'),
+    ('epochs-negative', ['train', '--epochs', '-1', '--problems', 'toy:train:1', '--out', '{d}/o'], 'must be >= 0'),
+    ('methods-unknown', ['methods', 'nope'], 'unknown method'),
+    ('set-without-equals', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--set', 'lr'], 'must look like key=value'),
+    ('set-out-of-range', ['train', '--method', 'gkd', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--set', 'rollout.lmbda=2'], 'lmbda'),
+    ('plot-no-summaries', ['plot', '{d}/nothing-here', '--out', '{d}/plots'], 'no EvalRun summaries'),
+    # malformed problem files: the loader names the file and line
+    ('file-bad-json', ['eval', '--problems', '{d}/badjson.jsonl', '--out', '{d}/o'], 'badjson.jsonl:2: malformed JSON'),
+    ('file-not-an-object', ['eval', '--problems', '{d}/notobj.jsonl', '--out', '{d}/o'], 'notobj.jsonl:1: expected a JSON object'),
+    ('file-missing-question', ['eval', '--problems', '{d}/noq.jsonl', '--out', '{d}/o'], "missing field 'question'"),
+    ('file-empty-answer', ['eval', '--problems', '{d}/emptyans.jsonl', '--out', '{d}/o'], "field 'answer' is empty"),
+    ('file-duplicate-id', ['eval', '--problems', '{d}/dup.jsonl', '--out', '{d}/o'], 'duplicate problem id'),
+    ('file-not-utf8', ['eval', '--problems', '{d}/nonutf8.jsonl', '--out', '{d}/o'], 'not valid UTF-8'),
+    ('benchmark-wrong-schema', ['eval', '--problems', 'math500:{d}/badjson.jsonl', '--out', '{d}/o'], "missing field 'unique_id'"),
+    ('benchmark-unknown', ['eval', '--problems', 'nosuchbench:{d}/badjson.jsonl', '--out', '{d}/o'], 'nosuchbench'),
+    # trace stores given to train
+    ('traces-not-a-store', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}/nostore', '--out', '{d}/o'], 'nostore'),
+    ('traces-corrupt-line', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}/corrupt', '--out', '{d}/o'], 'corrupt trace line'),
+    ('traces-missing-shard', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}/gap', '--out', '{d}/o'], 'shard is missing'),
 ]
 
 @pytest.mark.parametrize('args,expect', [c[1:] for c in CASES], ids=[c[0] for c in CASES])
