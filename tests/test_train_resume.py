@@ -30,6 +30,15 @@ def test_killed_training_resumes_to_the_same_result(tmp_path):
     time.sleep(0.5)
     p.send_signal(signal.SIGKILL); p.wait()
     assert not (tmp_path / 'cut' / 'train_done.json').exists()
+    # a kill while checkpoint-8 was being written: a copy whose newest checkpoint lacks its trainer state resumes from
+    # the one before (with a warning), not from the broken one
+    import shutil
+    shutil.copytree(tmp_path / 'cut', tmp_path / 'torn')
+    (tmp_path / 'torn' / 'checkpoint-8' / 'trainer_state.json').unlink()
+    torn = _run(tmp_path / 'torn'); tout, _ = torn.communicate(timeout=300)
+    assert torn.returncode == 0, tout
+    tdone = json.loads((tmp_path / 'torn' / 'train_done.json').read_text())
+    assert tdone['global_step'] == 12 and tdone['resumed_from'].endswith('checkpoint-4'), tdone
     again = _run(tmp_path / 'cut'); out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out
     done = json.loads((tmp_path / 'cut' / 'train_done.json').read_text())
