@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse, hashlib, json, shutil, sys
 from dataclasses import asdict
 from pathlib import Path
-from .core import quiet_output
+from .core import quiet_output, RunMismatchError, flat_diff
 from .data import parse_problems
 from .registry import UnknownMethodError
 
 # %% auto #0
-__all__ = ['SHORTHANDS', 'USER_ERRORS', 'RunMismatchError', 'check_run_identity', 'record_run_identity', 'train_overrides',
-           'build_parser', 'check_args', 'main', 'console']
+__all__ = ['SHORTHANDS', 'USER_ERRORS', 'check_run_identity', 'record_run_identity', 'train_overrides', 'build_parser',
+           'check_args', 'main', 'console']
 
 # %% ../nbs/core/09_cli.ipynb #977b7792
 def _cmd_demo(a):
@@ -61,16 +61,6 @@ def _model_print(name) -> dict|str|None:
     p = Path(name).expanduser()
     return dict(path=str(p.resolve()), files={f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(p.iterdir()) if f.is_file()})
 
-def _flat(d, pre='') -> dict:
-    out = {}
-    for k, v in (d or {}).items():
-        if isinstance(v, dict) and v: out.update(_flat(v, f'{pre}{k}.'))
-        else: out[f'{pre}{k}'] = v
-    return out
-
-class RunMismatchError(ValueError):
-    "The run folder holds a run of another configuration."
-
 def check_run_identity(out,                # the run folder
                        fp:dict,            # the fingerprint of this invocation
                        overwrite:bool=False,
@@ -84,8 +74,7 @@ def check_run_identity(out,                # the run folder
             if overwrite: shutil.rmtree(out)
             else:
                 if old is None: raise RunMismatchError(f'{out} holds files but no run.json: use another --out, or --overwrite')
-                a, b = _flat(old), _flat(fp)
-                diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                diff = flat_diff(old, fp)
                 raise RunMismatchError(f'{out} holds a run of another configuration (differs in: {", ".join(diff[:8])}'
                                        f'{" ..." if len(diff) > 8 else ""}); use another --out, or --overwrite to replace it')
 

@@ -14,7 +14,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['LIBRARY_LOGGERS', 'logger', 'in_test', 'small', 'require', 'available', 'set_seed', 'set_threads', 'progress',
            'to_jsonable', 'write_json', 'read_json', 'library_versions', 'package_dir', 'git_revision', 'hardware',
-           'RunDir', 'timed', 'quiet_output', 'hub_kernels_blocked']
+           'RunDir', 'timed', 'RunMismatchError', 'flat_diff', 'quiet_output', 'hub_kernels_blocked']
 
 # %% ../nbs/core/00_core.ipynb #dd328a2d
 def in_test() -> bool:
@@ -165,6 +165,22 @@ def timed(store:dict, key:str):
     t = time.perf_counter()
     try: yield
     finally: store[key] = store.get(key, 0.0) + time.perf_counter() - t
+
+# %% ../nbs/core/00_core.ipynb #0e1d0002
+class RunMismatchError(ValueError):
+    "The run folder holds a run of another configuration."
+
+def _flat(d, pre='') -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict) and v: out.update(_flat(v, f'{pre}{k}.'))
+        else: out[f'{pre}{k}'] = v
+    return out
+
+def flat_diff(old:dict, new:dict) -> list:
+    "The dotted keys whose values differ between two (nested) dicts, after a JSON round trip (tuples compare as lists)."
+    a, b = _flat(json.loads(json.dumps(old, default=str))), _flat(json.loads(json.dumps(new, default=str)))
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 # %% ../nbs/core/00_core.ipynb #17b8da96
 LIBRARY_LOGGERS = ('transformers', 'datasets', 'trl', 'peft', 'accelerate', 'bitsandbytes', 'torch', 'huggingface_hub',

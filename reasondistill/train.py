@@ -14,7 +14,7 @@ import torch
 import transformers
 import trl
 import datasets
-from .core import write_json, read_json, in_test, set_seed, progress, logger
+from .core import write_json, read_json, in_test, set_seed, progress, logger, flat_diff, RunMismatchError
 from .models import ModelSpec, LoraSpec, load_model, load_tokenizer
 from .signals import (TeacherSignal, ModelTeacher, check_same_family, tokenize_example, final_hidden,
                                    lm_head_weight)
@@ -200,9 +200,18 @@ def is_done(output_dir) -> bool:
     "True when `run_training` finished in `output_dir`."
     return (Path(output_dir) / 'train_done.json').exists()
 
-def done_summary(run:Run) -> dict|None:
-    "The summary of a finished run, or None."
-    return read_json(Path(run.output_dir) / 'train_done.json') if is_done(run.output_dir) else None
+def done_summary(run:Run,                    # the run
+                 cfg=None,                   # its config: a finished run of another config is refused
+                 method:str|None=None,       # its method name: likewise
+                ) -> dict|None:
+    "The summary of a finished run, or None; a finished run made with another method or config raises `RunMismatchError`."
+    if not is_done(run.output_dir): return None
+    s = read_json(Path(run.output_dir) / 'train_done.json')
+    diff = ['method'] if method is not None and s.get('method') not in (None, method) else []
+    if cfg is not None and 'config' in s: diff += [f'config.{k}' for k in flat_diff(s['config'], asdict(cfg))]
+    if diff: raise RunMismatchError(f'{run.output_dir} holds a finished run of another configuration (differs in: '
+                                    f'{", ".join(diff[:8])}{" ..." if len(diff) > 8 else ""}); use another output folder')
+    return s
 
 # %% ../nbs/core/06_train.ipynb #53066254
 def split_heldout(examples:list, heldout:list|None=None, n:int=16, seed:int=0) -> tuple:

@@ -127,3 +127,20 @@ def test_a_run_folder_answers_for_one_configuration(tmp_path):
     code, err = run(['generate', '--problems', 'toy:train:2:2', '--out', str(tmp_path / 'tr'), '--n', '1', '--max-new-tokens', '160',
                      '--temperature', '0.5'])
     assert code == 2 and 'temperature' in err, err
+
+def test_python_entry_refuses_a_finished_run_of_another_configuration(tmp_path):
+    import random
+    from reasondistill.core import RunMismatchError
+    from reasondistill.train import Run, TrainConfig, default_student_spec
+    from reasondistill.methods.sft import SFTConfig, train_sft
+    from reasondistill.models import load_tokenizer, render_prompt
+    from reasondistill.toyworld import toy_problems, parse_toy_question, reference_trace
+    tok, rng = load_tokenizer('toy:student'), random.Random(0)
+    ex = [dict(prompt=render_prompt(tok, p.question), completion=reference_trace(parse_toy_question(p.question), rng)[0])
+          for p in toy_problems(2, levels=[2], split='train')]
+    run, cfg = Run(str(tmp_path / 'r'), default_student_spec(r=4)), SFTConfig(train=TrainConfig(max_steps=1, batch_size=2, max_length=128))
+    s = train_sft(ex, run, cfg)
+    assert train_sft(ex, run, cfg) == s                                             # the same: the saved summary
+    with pytest.raises(RunMismatchError, match='config.train.lr'):
+        train_sft(ex, run, SFTConfig(train=TrainConfig(max_steps=1, batch_size=2, max_length=128, lr=5e-3)))
+    with pytest.raises(RunMismatchError, match='method'): train_sft(ex, run, cfg, method='answer-only')

@@ -262,7 +262,7 @@ def train_curiosft(examples:list,            # dicts with 'prompt' (rendered) an
                   ) -> dict:
     "CurioSFT of the student on demonstrations with resume; returns the training summary."
     cfg = cfg or CurioConfig()
-    if (s := done_summary(run)) is not None: return s
+    if (s := done_summary(run, cfg, method)) is not None: return s
     if not examples: raise ValueError(f'no training examples for {method!r}: nothing was kept by the data recipe')
     missing = sum(not e.get('completion') for e in examples)
     if missing: raise ValueError(f'CurioSFT trains on demonstrations, but {missing} of {len(examples)} examples have no completion: '

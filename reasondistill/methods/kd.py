@@ -103,7 +103,7 @@ def train_kd(examples:list,              # prompt–completion dicts (see `trace
             ) -> dict:
     "Token-level KD of the student on `examples` (completion tokens), with fidelity metrics and resume; returns the summary."
     cfg = cfg or KDConfig()
-    if (s := done_summary(run)) is not None: return s
+    if (s := done_summary(run, cfg, method)) is not None: return s
     if not examples: raise ValueError(f'no training examples for {method!r}: nothing was kept by the data recipe')
     if run.cache is None and run.teacher is None: raise ValueError("give a teacher (a model, or 'self'), or a cache")
     train_ex, held = split_heldout(examples, heldout, cfg.fidelity.heldout, cfg.train.seed)

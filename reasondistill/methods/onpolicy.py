@@ -217,7 +217,7 @@ def train_onpolicy(examples:list,            # dicts with 'prompt' (rendered) an
                    teacher_fn=None,          # the teacher source as a function of the `Prepared` run (default: `model_teacher`)
                   ) -> dict:
     "On-policy distillation of the student with resume; returns the training summary."
-    if (s := done_summary(run)) is not None: return s
+    if (s := done_summary(run, cfg, method)) is not None: return s
     if not examples: raise ValueError(f'no training examples for {method!r}')
     has_completions = all(e.get('completion') for e in examples)
     if cfg.rollout.lmbda < 1 and not has_completions:

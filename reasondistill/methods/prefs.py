@@ -45,7 +45,7 @@ def train_preference(pairs:list,               # `redi.preference_pairs` output
                     ) -> dict:
     "DPO or SimPO with TRL's own trainers on `pairs`, from the student in `run`; resumable; returns the summary."
     cfg = cfg or PrefConfig()
-    if (s := done_summary(run)) is not None: return s
+    if (s := done_summary(run, cfg, method or cfg.loss)) is not None: return s
     ds = pairs_dataset(pairs)
     tc, out, student = cfg.train, run.output_dir, run.student
     set_seed(tc.seed)

@@ -190,7 +190,7 @@ def train_qcrd(teacher_traces,           # teacher `Trace`s with several samples
               ) -> dict:
     "QCRD stage 2: per round, student negatives from the round's starting adapter, discriminator refit, contrastive training."
     cfg = cfg or QCRDConfig()
-    if (s := done_summary(run)) is not None: return s
+    if (s := done_summary(run, cfg, method)) is not None: return s
     out, student, tc = Path(run.output_dir), run.student, cfg.train
     if student.adapter is None: raise ValueError('QCRD starts from a trained (stage-1) adapter: give ModelSpec(adapter=...)')
     groups, dstats = self_consistent(teacher_traces, problems, cfg.n_pos, cfg.use_gold)

@@ -244,7 +244,7 @@ def train_redi(pairs:list,                 # `preference_pairs` output
               ) -> dict:
     "Stage 2 of REDI on `pairs`, from the student in `run`; resumable; returns the summary."
     cfg = cfg or REDIConfig()
-    if (s := done_summary(run)) is not None: return s
+    if (s := done_summary(run, cfg, method)) is not None: return s
     ds = pairs_dataset(pairs)
     tc = cfg.train
     set_seed(tc.seed)

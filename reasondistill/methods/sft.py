@@ -27,7 +27,7 @@ def train_sft(examples:list,                 # prompt–completion dicts (see `t
              ) -> dict:
     "Fine-tune the student on `examples` (completion-only loss) with resume; returns the training summary."
     cfg = cfg or SFTConfig()
-    if (s := done_summary(run)) is not None: return s
+    if (s := done_summary(run, cfg, method)) is not None: return s
     p = prepare_run(examples, run, cfg, method, tokenize=False)   # seeds the LoRA initialisation, loads the student
     tc, tok = cfg.train, p.tokenizer
     ds = datasets.Dataset.from_list([dict(prompt=e['prompt'], completion=e['completion']) for e in examples])
