@@ -4,19 +4,9 @@ import json
 from pathlib import Path
 import pytest
 import torch
-from reasondistill.records import Trace
+from _labelled import labelled_traces
 
 torch.set_num_threads(1)
-
-def _traces(probs):
-    out = []
-    for p in probs:
-        good = f'<think>\n{p.question.split(": ")[-1]}\n</think>\nThe answer is {p.answer}.'
-        bad = str((int(p.answer) + 1) % 10)
-        out += [Trace(p.id, 0, 't', '', good, answer=p.answer, verdict='correct', finish_reason='stop'),
-                Trace(p.id, 1, 't', '', good.replace(f'is {p.answer}.', f'is {bad}.'), answer=bad, verdict='wrong', finish_reason='stop'),
-                Trace(p.id, 2, 't', '', good + ' ', answer=p.answer, verdict='correct', finish_reason='stop')]
-    return out
 
 def test_registry():
     "dpo and simpo are presets of one config and one entry; their papers are linked."
@@ -36,7 +26,7 @@ def test_cli_train_baselines(tmp_path):
     from reasondistill.tracestore import TraceStore
     from reasondistill.toyworld import toy_problems
     probs = toy_problems(2, [1, 3, 6], split='train')
-    with TraceStore(tmp_path / 'traces') as st: st.append(_traces(probs))
+    with TraceStore(tmp_path / 'traces') as st: st.append(labelled_traces(probs))
     common = ['--traces', str(tmp_path / 'traces'), '--problems', 'toy:train:2:1,3,6', '--max-steps', '2', '--batch-size', '2']
     main(['train', '--method', 'sft', '--out', str(tmp_path / 'sft'), *common])
     adapter = str(tmp_path / 'sft' / 'final')

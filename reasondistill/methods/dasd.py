@@ -21,6 +21,7 @@ from ..models import render_prompt, load_model, ModelSpec
 from ..eval.provenance import score_traces, category_shares
 from ..train import MethodConfig, TrainConfig, Run
 from .sft import train_sft
+from .rsd import recipe_seed
 
 # %% auto #0
 __all__ = ['schedule_traces', 'das_scores', 'das_select', 'random_select', 'MixedPolicyConfig', 'mixed_policy_traces',
@@ -189,12 +190,11 @@ class DASDConfig(MethodConfig):
         if not self.temperatures: raise ValueError('temperatures must not be empty')
         if any(not s >= 1 for s in self.stage_steps): raise ValueError(f'stage_steps must be >= 1, got {self.stage_steps}')
 
-def _seed(cfg) -> int: return cfg.train.seed if cfg.seed is None else cfg.seed
 
 def dasd_select(traces, problems:list, cfg:DASDConfig, teacher=None, student=None) -> tuple:
     "One stage's selection (DAS or random) from its traces; `teacher`/`student` are (model, tokenizer) pairs for DAS."
     ids = {p.id for p in problems}; traces = [t for t in traces if t.problem_id in ids]
-    if cfg.selection == 'random': return random_select(traces, cfg.per_problem, cfg.budget, _seed(cfg))
+    if cfg.selection == 'random': return random_select(traces, cfg.per_problem, cfg.budget, recipe_seed(cfg))
     if teacher is None or student is None: raise ValueError('DAS selection needs the teacher and the student')
     return das_select(traces, das_scores(_eligible(traces), teacher, student, cfg.delta), cfg.per_problem, cfg.budget)
 
@@ -211,7 +211,7 @@ def train_dasd(problems:list,              # the `Problem`s
     cfg = cfg or DASDConfig(); out = Path(run.output_dir)
     if (out / 'dasd.json').exists(): return read_json(out / 'dasd.json')
     if run.teacher in (None, 'self'): raise ValueError(f'{method} needs a teacher model (--teacher NAME), got {run.teacher!r}')
-    root, seed = Path(cfg.traces) if cfg.traces else out / 'traces', _seed(cfg)
+    root, seed = Path(cfg.traces) if cfg.traces else out / 'traces', recipe_seed(cfg)
     teacher, tok = load_model(run.teacher if isinstance(run.teacher, ModelSpec) else ModelSpec(run.teacher))
     student, stok = load_model(ModelSpec(run.student.name_or_path))
     stores = schedule_traces(problems, teacher, tok, root, cfg.temperatures, cfg.n_samples, cfg.max_new_tokens,

@@ -18,6 +18,7 @@ from ..traces import generate_traces, sft_examples
 from ..models import load_model, load_tokenizer, ModelSpec
 from ..train import MethodConfig, TrainConfig, Run
 from .sft import train_sft
+from .rsd import recipe_seed
 
 # %% auto #0
 __all__ = ['DIFFICULTY_LABELS', 'STAGES', 'verify_scores', 'pass_rate', 'coefficient_of_variation', 'difficulty_label',
@@ -126,7 +127,7 @@ def train_deepdistill(problems:list,                  # the `Problem`s to grade
     "Sample (or read) the teacher's traces, grade the problems, select, and fine-tune the student on the selection."
     cfg = cfg or DeepDistillConfig(); out = Path(run.output_dir)
     if (out / 'deepdistill.json').exists(): return read_json(out / 'deepdistill.json')
-    seed = cfg.train.seed if cfg.seed is None else cfg.seed
+    seed = recipe_seed(cfg)
     store = Path(cfg.traces) if cfg.traces else out / 'traces'
     if not cfg.traces:
         if run.teacher in (None, 'self'): raise ValueError(f'{method} samples a teacher model (--teacher NAME) unless traces= is given')
