@@ -1,4 +1,4 @@
-"""`reasondistill demo | generate | train | eval | plot | results | methods | build-toy`
+"""`reasondistill demo | generate | import | train | eval | plot | results | methods | build-toy`
 
 Docs: https://reasondistill.github.io/reasondistill/core/cli.html.md"""
 
@@ -36,7 +36,7 @@ def _cmd_generate(a):
     record_run_identity(a.out, fp)
     stats = generate_traces(probs, model, tok, a.out, n_samples=a.n,
                             params=SamplingParams(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed),
-                            verifier=a.verifier, system=a.system, model_name=a.model)
+                            verifier=a.verifier, system=a.system, model_name=a.model, batch_size=a.batch_size)
     print(f"generated {stats['generated']} traces ({stats['already_done']} already there) into {a.out}")
 
 # %% ../nbs/core/09_cli.ipynb #1d3a0002
@@ -141,8 +141,8 @@ def _cmd_eval(a):
     check_run_identity(a.out, fp, a.overwrite)
     model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter))
     record_run_identity(a.out, fp)
-    cfg = EvalConfig(n_samples=a.n, temperature=a.temperature, max_new_tokens=a.max_new_tokens, verifier=a.verifier,
-                     system=a.system, seed=a.seed, ks=tuple(k for k in (1, 2, 4, 8, 16, 32, 64) if k <= a.n))
+    cfg = EvalConfig(n_samples=a.n, temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, verifier=a.verifier,
+                     system=a.system, seed=a.seed, batch_size=a.batch_size, ks=tuple(k for k in (1, 2, 4, 8, 16, 32, 64) if k <= a.n))
     s = evaluate(model, tok, probs, a.out, cfg, name=a.name or a.model)
     cols = {'avg@n': 'avg@n', **{f'pass@{k}': f'pass@k/{k}' for k in cfg.ks if k > 1}}
     if s.get('by_level'): cols.update({f'L{l}': f'by_level/{l}/avg@n' for l in s['by_level']})
@@ -189,6 +189,23 @@ def _cmd_build_toy(a):
     rep = build_toy_world(a.out, seed=a.seed)
     print(json.dumps({k: v for k, v in rep.items() if k != 'models'}, indent=1))
 
+# %% ../nbs/core/09_cli.ipynb #e3b07a52
+def _cmd_import(a):
+    from reasondistill.importers import import_traces, import_summary, looks_like_hub_name
+    src = Path(a.path).expanduser()
+    hint = 'give a .jsonl, .json or .parquet file, or a Hub dataset name like open-r1/OpenR1-Math-220k'
+    if src.is_dir(): raise ValueError(f'{a.path} is a folder: {hint}')
+    if not src.exists() and not looks_like_hub_name(a.path): raise FileNotFoundError(f'no such file: {a.path} ({hint})')
+    probs = parse_problems(a.problems) if a.problems else None
+    fp = dict(cmd='import', format=a.format, source=_path_print(src) if src.exists() else dict(hub=a.path, split=a.split),
+              problems=a.problems, verifier=a.verifier)
+    check_run_identity(a.out, fp, a.overwrite)           # a larger --limit grows the same store; another source or verifier does not
+    rep = import_traces(a.format, src if src.exists() else a.path, a.out, problems=probs, verifier=a.verifier,
+                        limit=a.limit, split=a.split)
+    record_run_identity(a.out, fp)
+    (Path(a.out) / 'import_report.json').write_text(json.dumps(rep, indent=1, ensure_ascii=False))
+    print(import_summary(rep))
+
 # %% ../nbs/core/09_cli.ipynb #5c95d024
 def _count(x:str) -> int:
     "An argparse type: an integer >= 1."
@@ -231,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument('--top-p', type=_prob, default=1.0); s.add_argument('--max-new-tokens', type=_count, default=256)
         s.add_argument('--verifier', default='toy', choices=['toy', 'math']); s.add_argument('--system', default=None)
         s.add_argument('--seed', type=int, default=0)
+        s.add_argument('--batch-size', type=_count, default=64,
+                       help='sequences per generation batch; results are stored after each batch, so a crash loses at most one')
     g = sub.add_parser('generate', help='sample and verify traces into a TraceStore')
     model_args(g, 'toy:teacher'); sampling_args(g, 4); common(g); overwrite(g)
     g.add_argument('--problems', required=True); g.add_argument('--out', required=True); g.set_defaults(fn=_cmd_generate, out_dir=lambda a: a.out)
@@ -273,6 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--out', default=None, help='where to write the new toy world')
     b.add_argument('--into-package', action='store_true', help="replace the installed package's toy models (default: refuse)"); b.add_argument('--seed', type=int, default=0); common(b)
     b.set_defaults(fn=_cmd_build_toy, out_dir=lambda a: a.out)
+    from reasondistill.importers import IMPORT_FORMATS   # light: no torch, no datasets
+    im = sub.add_parser('import', help='import a published trace dataset into a TraceStore, verifying its final answers')
+    im.add_argument('format', choices=list(IMPORT_FORMATS), help='the dataset format')
+    im.add_argument('path', help='a .jsonl, .json or .parquet file, or a Hugging Face Hub dataset name (org/name[:config])')
+    im.add_argument('--out', required=True, help='the TraceStore folder; re-running resumes')
+    im.add_argument('--problems', default=None, help="problem spec the rows are matched to (default: the rows' own question and answer)")
+    im.add_argument('--verifier', default='math', choices=['math', 'toy'])
+    im.add_argument('--limit', type=_count, default=None, help='import at most this many rows')
+    im.add_argument('--split', default='train', help='the split of a Hub dataset')
+    common(im); overwrite(im); im.set_defaults(fn=_cmd_import, out_dir=lambda a: a.out)
     return p
 
 # %% ../nbs/core/09_cli.ipynb #a7f39d3a

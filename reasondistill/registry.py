@@ -141,6 +141,8 @@ _P = dict(  # the papers of the implemented methods
     rsd=('Kim et al. 2025, In Their Own Words: Reasoning Traces Tailored for Small Models Make Them Better Reasoners', 'https://arxiv.org/abs/2509.22230'),
     genssd=('Student-in-the-Loop Chain-of-Thought Distillation via Generation-Time Selection (Gen-SSD), 2026', 'https://arxiv.org/abs/2604.02819'),
     dasd=('Yan et al. 2026, Distribution-Aligned Sequence Distillation for Superior Long-CoT Reasoning', 'https://arxiv.org/abs/2601.09088'),
+    acereason=('Chen et al. 2025, AceReason-Nemotron: Advancing Math and Code Reasoning through Reinforcement Learning', 'https://arxiv.org/abs/2505.16400'),
+    rlad=('Zhang et al. 2026, Reinforcement-aware Knowledge Distillation for LLM Reasoning', 'https://arxiv.org/abs/2602.22495'),
     deepdistill=('Tian et al. 2025, DeepDistill: Enhancing LLM Reasoning Capabilities via Large-Scale Difficulty-Graded Data Training', 'https://arxiv.org/abs/2504.17565'),
 )
 
@@ -227,6 +229,18 @@ _impl('dasd', 'DASD: temperature-scheduled teacher samples, divergence-aware (te
 _impl('deepdistill', 'DeepDistill: grade problems by pass rate and coefficient of variation over teacher samples; train on the informative ones',
       'data selection', 'deepdistill', 'methods/17_deepdistill.ipynb', _M + 'deepdistill:train_deepdistill', _M + 'deepdistill:DeepDistillConfig',
       'problems', 'model', section='Alg. 1', seed=23)
+# reinforcement learning with verifiable rewards
+_impl('grpo', 'GRPO with verifier rewards: group-normalised advantages, strictly on-policy updates, token-level normalisation', 'rl',
+      'acereason', 'methods/18_grpo.ipynb', _M + 'grpo:train_grpo', _M + 'grpo:GRPOMethodConfig', 'problems', seed=16,
+      notes="TRL's GRPOTrainer (GRPO: Shao et al. 2024, arXiv:2402.03300) with the project's verifiers as rewards and its rollout engine "
+            "as the sampler; Dr. GRPO and DAPO options as config; the RL baseline every RL-based method builds on")
+_impl('rlad', "RLAD: GRPO whose ratio is anchored on a geometric mixture of the old policy and the teacher (TRRD)", 'rl', 'rlad',
+      'methods/19_rlad.ipynb', _M + 'rlad:train_rlad', _M + 'rlad:RLADConfig', 'problems', 'model', seed=36,
+      notes='teacher log-probs of the sampled tokens inside the clipped ratio; with the mixture weight alpha at 1 it is exactly GRPO')
+_impl('grpo-kl-teacher', 'GRPO plus a KL penalty to the teacher on the student rollouts (baseline for RLAD)', 'rl', 'rlad',
+      'methods/19_rlad.ipynb', _M + 'rlad:train_rlad', _M + 'rlad:RLADConfig', 'problems', 'model',
+      preset={'alpha': 1.0, 'kl_target': 'teacher', 'beta': 0.05}, seed=36,
+      notes="KDRL-style: beta * KL(student || teacher) by DeepSeekMath's per-token estimator, added to GRPO's loss")
 
 # %% ../nbs/core/07_registry.ipynb #f7a8b9c0
 def _tool(name, title, family, paper, url, notebook, notes='', seed=0, status='implemented', needs='', data='none'):
@@ -264,12 +278,6 @@ def _plan(name, family, title, paper, url, needs, notes='', seed=0, status='plan
     register(MethodSpec(name, title, family, paper, url, status=status, needs=needs, notes=notes, seed=seed, data=data))
 
 _GRPO = 'a GRPO trainer (grpo)'
-_plan('grpo', 'rl', 'GRPO with verifier rewards: group-normalised advantages, strictly on-policy updates, token-level normalisation',
-      'Chen et al. 2025, AceReason-Nemotron: Advancing Math and Code Reasoning through Reinforcement Learning', 'https://arxiv.org/abs/2505.16400',
-      "TRL's GRPOTrainer with the project's verifiers as rewards", 'the RL baseline every RL-based method builds on', 16, data='rl')
-_plan('rlad', 'rl', "RL-aware distillation: GRPO whose ratio is anchored on a geometric mixture of the old policy and the teacher",
-      'Zhang et al. 2026, Reinforcement-aware Knowledge Distillation for LLM Reasoning', 'https://arxiv.org/abs/2602.22495', _GRPO,
-      'with the mixture weight at 1 it is exactly GRPO', 36, data='rl')
 _plan('kepo-explore', 'rl', "KEPO's exploration: when every rollout of a prompt fails, teacher hints produce successful rollouts that join the group",
       'Yang et al. 2026, KEPO: Knowledge-Enhanced Preference Optimization for Reinforcement Learning with Reasoning', 'https://arxiv.org/abs/2602.00400',
       _GRPO + ' and a student that uses hints in context (toy world v2)', 'with kepo-gate it gives the full KEPO objective', 24, data='rl')

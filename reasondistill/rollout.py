@@ -7,12 +7,13 @@ Docs: https://reasondistill.github.io/reasondistill/core/rollout.html.md"""
 # %% ../nbs/core/03_rollout.ipynb #70808e6c
 from __future__ import annotations
 from dataclasses import dataclass, field
+import hashlib
 from .core import require, progress
 from .models import inference_mode
 import torch
 
 # %% auto #0
-__all__ = ['BACKENDS', 'SamplingParams', 'Completion', 'generate']
+__all__ = ['BACKENDS', 'SamplingParams', 'Completion', 'sample_seed', 'generate']
 
 # %% ../nbs/core/03_rollout.ipynb #cc88684b
 BACKENDS = ('hf',)
@@ -64,6 +65,21 @@ class _LogprobRecorder:
             steps.append(self.prev.gather(-1, gen[:, len(steps):len(steps) + 1]).squeeze(-1))
         return torch.stack(steps, 1) if steps else gen.new_zeros((gen.shape[0], 0), dtype=torch.float32)
 
+# %% ../nbs/core/03_rollout.ipynb #b2e8d4a1
+def sample_seed(seed:int, key, j:int) -> int:
+    "The 63-bit seed of sample `j` of the prompt with `key` (any value with a stable `str`) under `seed`."
+    h = hashlib.blake2b(f'{seed}\x1f{key}\x1f{j}'.encode(), digest_size=8).digest()
+    return int.from_bytes(h, 'little') & (2**63 - 1)
+
+class _GumbelNoise:
+    "Logits processor adding per-row Gumbel noise from one generator per row; arg-max of the result is a sample."
+    def __init__(self, seeds:list, device):
+        self.gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    def __call__(self, input_ids, scores):
+        u = torch.stack([torch.rand(scores.shape[-1], generator=g, device=scores.device) for g in self.gens])
+        tiny = torch.finfo(torch.float32).tiny
+        return scores.float() - torch.log(-torch.log(u.clamp(tiny, 1 - 2**-24)))
+
 # %% ../nbs/core/03_rollout.ipynb #7774173b
 def _cut_at_stop(tokenizer, ids:list, stops:tuple):
     "Return (text, ids, hit) with the text cut before the first stop string and ids through the token that completes it."
@@ -71,9 +87,12 @@ def _cut_at_stop(tokenizer, ids:list, stops:tuple):
     hits = [(text.find(s), s) for s in stops if s and s in text]
     if not hits: return text, ids, False
     pos, s = min(hits)
-    for j in range(1, len(ids) + 1):   # shortest token prefix whose text contains the stop string
-        if s in tokenizer.decode(ids[:j], skip_special_tokens=True): return text[:pos], ids[:j], True
-    return text[:pos], ids, True
+    lo, hi = 1, len(ids)               # shortest token prefix whose text contains the stop string (binary search:
+    while lo < hi:                     # a prefix's text grows with the prefix, so containment is monotone)
+        mid = (lo + hi) // 2
+        if s in tokenizer.decode(ids[:mid], skip_special_tokens=True): hi = mid
+        else: lo = mid + 1
+    return text[:pos], ids[:lo], True
 
 def generate(model,                                 # a causal LM (HF or PEFT-wrapped)
              tokenizer,                             # its tokenizer (left padding is enforced)
@@ -82,12 +101,16 @@ def generate(model,                                 # a causal LM (HF or PEFT-wr
              batch_size:int=64,                     # sequences per forward batch (prompts x samples)
              backend:str='hf',                      # generation backend
              desc:str|None='generating',            # progress-bar label (None: no bar, the caller shows its own)
+             keys:list|None=None,                   # one key per prompt for its samples' seeds (default: positions)
+             on_batch=None,                         # called with [(prompt index, sample index, Completion)] per batch
             ) -> list:
     "Sample `params.n` completions for each prompt; returns one list of `Completion`s per prompt, in order."
     if backend not in BACKENDS: raise ValueError(f'unknown generation backend {backend!r}; available: {BACKENDS}')
     tf = require('transformers')
     params = params or SamplingParams()
     if isinstance(prompts, str): raise TypeError('prompts must be a list of strings')
+    keys = list(range(len(prompts))) if keys is None else list(keys)
+    if len(keys) != len(prompts): raise ValueError(f'{len(keys)} keys for {len(prompts)} prompts')
     tokenizer.padding_side = 'left'
     if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
     ctx = getattr(model.config, 'max_position_embeddings', None)
@@ -99,22 +122,24 @@ def generate(model,                                 # a causal LM (HF or PEFT-wr
     out = [[None] * params.n for _ in prompts]
     eos = model.generation_config.eos_token_id
     eos = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
-    devices = [model.device] if model.device.type == 'cuda' else []
-    # eval mode that leaves 4-bit layers trainable; the caller's random state is not consumed by the seeding below
-    with progress(total=len(jobs), desc=desc or '', unit='seq', disable=desc is None) as bar, inference_mode(model), torch.random.fork_rng(devices=devices):
-        for b, start in enumerate(range(0, len(jobs), batch_size)):
+    # eval mode that leaves 4-bit layers trainable; sampling uses its own generators, not the caller's random state
+    with progress(total=len(jobs), desc=desc or '', unit='seq', disable=desc is None) as bar, inference_mode(model):
+        for start in range(0, len(jobs), batch_size):
             batch = jobs[start:start + batch_size]
             enc = tokenizer([prompts[i] for i, _ in batch], return_tensors='pt', padding=True, add_special_tokens=False).to(model.device)
             plen = enc['input_ids'].shape[1]
             max_new = params.max_new_tokens if ctx is None else min(params.max_new_tokens, ctx - plen)
             rec = _LogprobRecorder(plen) if params.logprobs else None
-            greedy = params.temperature == 0
-            kw = dict(do_sample=not greedy, max_new_tokens=max_new, pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=sorted(e for e in eos if e is not None))
-            if not greedy: kw.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
+            procs = [rec] if rec else []
+            if params.temperature > 0:        # warp, then Gumbel noise per row; decoding takes the arg-max
+                if params.temperature != 1: procs.append(tf.TemperatureLogitsWarper(params.temperature))
+                if params.top_k: procs.append(tf.TopKLogitsWarper(params.top_k))
+                if params.top_p < 1: procs.append(tf.TopPLogitsWarper(params.top_p))
+                procs.append(_GumbelNoise([sample_seed(params.seed, keys[i], j) for i, j in batch], model.device))
+            kw = dict(do_sample=False, max_new_tokens=max_new, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=sorted(e for e in eos if e is not None), logits_processor=tf.LogitsProcessorList(procs),
+                      temperature=None, top_p=None, top_k=None)
             if params.stop: kw.update(stop_strings=list(params.stop), tokenizer=tokenizer)
-            if rec: kw['logits_processor'] = tf.LogitsProcessorList([rec])
-            torch.manual_seed(params.seed * 1_000_003 + b)
             with torch.no_grad(): seqs = model.generate(**enc, **kw)
             lp = rec.finish(seqs).cpu() if rec else None
             for r, (i, j) in enumerate(batch):
@@ -127,5 +152,6 @@ def generate(model,                                 # a causal LM (HF or PEFT-wr
                 if hit: finish = 'stop'
                 out[i][j] = Completion(text=text, token_ids=ids, n_prompt_tokens=lens[i], finish_reason=finish,
                                        logprobs=lp[r, :len(ids)].tolist() if lp is not None else None)
+            if on_batch is not None: on_batch([(i, j, out[i][j]) for i, j in batch])
             bar.update(len(batch))
     return out

@@ -48,8 +48,7 @@ def generate_traces(problems:list,                     # `Problem`s to sample
                     verifier='toy',                    # verifier kind ('toy', 'math') or a callable(completion, gold) -> Verdict
                     system:str|None=None,              # optional system prompt (e.g. a reasoning style)
                     model_name:str|None=None,          # recorded in every trace (default: the model's path)
-                    chunk_size:int=256,                # samples generated between two store appends
-                    batch_size:int=64,                 # sequences per generation batch
+                    batch_size:int=64,                 # sequences per generation batch; traces are stored after each
                    ) -> dict:
     "Sample, verify and store the traces still missing from `store`; returns counts and throughput."
     params = params or SamplingParams()
@@ -68,25 +67,26 @@ def generate_traces(problems:list,                     # `Problem`s to sample
                              getattr(model.config, 'max_position_embeddings', None), system)
         t0 = time.perf_counter()
         bar = progress(total=len(todo), desc=f'traces ({model_name})', unit='trace')
-        for c0 in range(0, len(todo), chunk_size):
-            chunk = todo[c0:c0 + chunk_size]
-            prompts = [render_prompt(tokenizer, p.question, system) for p, _ in chunk]
-            chunk_params = SamplingParams(n=1, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
-                                          max_new_tokens=params.max_new_tokens, stop=params.stop,
-                                          logprobs=params.logprobs, seed=params.seed + c0 + stats['already_done'])
-            outs = generate(model, tokenizer, prompts, chunk_params, batch_size=batch_size, desc=None)
+        prompts = {p.id: render_prompt(tokenizer, p.question, system) for p, _ in todo}
+        sp = SamplingParams(n=1, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
+                            max_new_tokens=params.max_new_tokens, stop=params.stop, logprobs=params.logprobs,
+                            seed=params.seed)
+        def store_batch(done):                         # one append per generation batch
             traces = []
-            for (p, idx), prompt, [c] in zip(chunk, prompts, outs):
+            for i, _, c in done:
+                p, idx = todo[i]
                 v = verify(c.text, p.answer)
                 thinking, _ = split_thinking(c.text)
-                traces.append(Trace(problem_id=p.id, sample_idx=idx, model=model_name, prompt=prompt, completion=c.text,
-                                    thinking=thinking, answer=v.answer, verdict=v.verdict,
+                traces.append(Trace(problem_id=p.id, sample_idx=idx, model=model_name, prompt=prompts[p.id],
+                                    completion=c.text, thinking=thinking, answer=v.answer, verdict=v.verdict,
                                     n_prompt_tokens=c.n_prompt_tokens, n_completion_tokens=c.n_tokens,
                                     finish_reason=c.finish_reason, sampling=sampling, logprobs=c.logprobs,
                                     meta=dict(level=p.meta.get('level'), source=p.meta.get('source'), system=system)))
                 stats['tokens'] += c.n_tokens
             stats['generated'] += store.append(traces)
-            bar.update(len(chunk))
+            bar.update(len(done))
+        generate(model, tokenizer, [prompts[p.id] for p, _ in todo], sp, batch_size=batch_size, desc=None,
+                 keys=[f'{p.id}#{idx}' for p, idx in todo], on_batch=store_batch)
         bar.close()
         stats['seconds'] = time.perf_counter() - t0
         stats['tokens_per_s'] = stats['tokens'] / max(stats['seconds'], 1e-9)

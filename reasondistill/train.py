@@ -22,9 +22,9 @@ from .signals import (TeacherSignal, ModelTeacher, check_same_family, tokenize_e
 # %% auto #0
 __all__ = ['ADAPTER_DTYPES', 'TrainConfig', 'training_kwargs', 'MethodConfig', 'FidelityConfig', 'BudgetConfig',
            'apply_overrides', 'config_fields', 'default_student_spec', 'Run', 'checkpoint_complete', 'last_checkpoint',
-           'is_done', 'done_summary', 'split_heldout', 'tokenized_rows', 'IndexCollator', 'Prepared', 'load_teacher',
-           'sft_args', 'prepare_run', 'TokenBudget', 'DistillTrainer', 'TrainProgress', 'quiet_trainer', 'AdapterDtype',
-           'run_training']
+           'is_done', 'claim_run', 'done_summary', 'split_heldout', 'tokenized_rows', 'IndexCollator', 'Prepared',
+           'load_teacher', 'sft_args', 'prepare_run', 'TokenBudget', 'DistillTrainer', 'TrainProgress', 'quiet_trainer',
+           'AdapterDtype', 'run_training']
 
 # %% ../nbs/core/06_train.ipynb #bbcba72f
 ADAPTER_DTYPES = ('auto', 'bf16', 'fp32')
@@ -200,11 +200,30 @@ def is_done(output_dir) -> bool:
     "True when `run_training` finished in `output_dir`."
     return (Path(output_dir) / 'train_done.json').exists()
 
+def claim_run(run:Run,                       # the run
+              cfg,                           # its method's config
+              method:str,                    # its method name
+              file:str='run_config.json',    # where the claim is kept in `run.output_dir`
+              write:bool=True,               # False: only check (before inputs are validated nothing is written)
+             ):
+    "Record that `run.output_dir` belongs to this method, config, student and teacher; a folder with work of another raises `RunMismatchError`."
+    f = Path(run.output_dir) / file
+    mine = json.loads(json.dumps(dict(method=method, config=asdict(cfg), student=asdict(run.student), teacher=run.teacher_name,
+                                      cache=run.cache), default=str))
+    work = [x for x in Path(run.output_dir).glob('*') if x.name not in (file, 'run.json')] if f.exists() else []
+    if work:                              # something to resume or serve: it must be this run's (a claim alone is rewritten)
+        diff = flat_diff(read_json(f), mine)
+        if diff: raise RunMismatchError(f'{run.output_dir} belongs to a run of another configuration (differs in: '
+                                        f'{", ".join(diff[:8])}{" ..." if len(diff) > 8 else ""}); its checkpoints would '
+                                        'be resumed under the wrong settings: use another output folder')
+    if write and not work: write_json(f, mine)
+
 def done_summary(run:Run,                    # the run
-                 cfg=None,                   # its config: a finished run of another config is refused
+                 cfg=None,                   # its config: a run of another config (finished or not) is refused
                  method:str|None=None,       # its method name: likewise
                 ) -> dict|None:
-    "The summary of a finished run, or None; a finished run made with another method or config raises `RunMismatchError`."
+    "The summary of a finished run, or None; a run (finished, or with checkpoints) of another method or config raises `RunMismatchError`."
+    if cfg is not None and method is not None: claim_run(run, cfg, method, write=False)
     if not is_done(run.output_dir): return None
     s = read_json(Path(run.output_dir) / 'train_done.json')
     diff = ['method'] if method is not None and s.get('method') not in (None, method) else []
@@ -281,6 +300,7 @@ def prepare_run(examples:list,              # prompt (+ completion) dicts
     info = dict(method=method, n_examples=len(train_ex), n_heldout=len(held),
                 n_truncated=sum(len(r['input_ids']) >= tc.max_length for r in rows), student=run.student.name_or_path,
                 quant=run.student.quant, config=asdict(cfg))
+    claim_run(run, cfg, method)             # the inputs passed every check: the folder is this run's from here on
     return Prepared(model, tok, train_ex, held, rows, sft_args(tc, run.output_dir), info, tmodel)
 
 # %% ../nbs/core/06_train.ipynb #bcc03d1f

@@ -41,6 +41,7 @@ CASES = [   # (id, args with {d} for the fixture folder, text the one-line messa
     ('temperature-negative', ['eval', '--temperature', '-1', '--problems', 'toy:test:1', '--out', '{d}/o'], 'must be >= 0'),
     ('top-p-zero', ['generate', '--top-p', '0', '--problems', 'toy:test:1', '--out', '{d}/o'], 'must lie in (0, 1]'),
     ('max-new-tokens-zero', ['eval', '--max-new-tokens', '0', '--problems', 'toy:test:1', '--out', '{d}/o'], 'must be >= 1'),
+    ('generate-batch-size-zero', ['generate', '--batch-size', '0', '--problems', 'toy:test:1', '--out', '{d}/o'], '--batch-size: must be >= 1'),
     ('problems-empty-spec', ['eval', '--problems', '', '--out', '{d}/o'], 'problem spec is empty'),
     ('problems-zero', ['eval', '--problems', 'toy:train:0', '--out', '{d}/o'], 'at least 1'),
     ('toy-level-9', ['eval', '--problems', 'toy:train:2:9', '--out', '{d}/o'], 'must lie in 1-8'),
@@ -54,7 +55,7 @@ CASES = [   # (id, args with {d} for the fixture folder, text the one-line messa
     ('adapter-missing', ['eval', '--adapter', '{d}/nope', '--problems', 'toy:test:1', '--out', '{d}/o'], 'no LoRA adapter'),
     ('adapter-not-an-adapter', ['eval', '--adapter', '{d}/adapter', '--problems', 'toy:test:1', '--out', '{d}/o'], 'no LoRA adapter'),
     ('method-unknown', ['train', '--method', 'kd-rlk', '--problems', 'toy:train:1', '--out', '{d}/o'], 'kd-rkl'),
-    ('method-planned', ['train', '--method', 'grpo', '--problems', 'toy:train:1', '--out', '{d}/o'], 'planned'),
+    ('method-planned', ['train', '--method', 'kepo-explore', '--problems', 'toy:train:1', '--out', '{d}/o'], 'planned'),
     ('traces-missing', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--out', '{d}/o'], '--traces'),
     ('traces-a-file', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}/afile', '--out', '{d}/o'], 'is a file'),
     ('set-unknown-key', ['train', '--method', 'kd-rkl', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--set', 'nope=1'], 'unknown config key'),
@@ -90,6 +91,12 @@ CASES = [   # (id, args with {d} for the fixture folder, text the one-line messa
     ('traces-not-a-store', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}/nostore', '--out', '{d}/o'], 'nostore'),
     ('traces-corrupt-line', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}/corrupt', '--out', '{d}/o'], 'corrupt trace line'),
     ('traces-missing-shard', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}/gap', '--out', '{d}/o'], 'shard is missing'),
+    # trace-dataset imports: checked before anything is imported; a bad row names its file and line
+    ('import-format-unknown', ['import', 'sharegpt', '{d}/badjson.jsonl', '--out', '{d}/o'], 'openthoughts'),
+    ('import-file-missing', ['import', 'openr1', '{d}/nope.jsonl', '--out', '{d}/o'], 'no such file'),
+    ('import-path-a-folder', ['import', 'openr1', '{d}', '--out', '{d}/o'], 'is a folder'),
+    ('import-limit-zero', ['import', 'openr1', '{d}/badjson.jsonl', '--out', '{d}/o', '--limit', '0'], 'must be >= 1'),
+    ('import-row-wrong-format', ['import', 'openr1', '{d}/badjson.jsonl', '--out', '{d}/o'], "badjson.jsonl:1: missing field 'generations'"),
 ]
 
 @pytest.mark.parametrize('args,expect', [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -144,3 +151,42 @@ def test_python_entry_refuses_a_finished_run_of_another_configuration(tmp_path):
     with pytest.raises(RunMismatchError, match='config.train.lr'):
         train_sft(ex, run, SFTConfig(train=TrainConfig(max_steps=1, batch_size=2, max_length=128, lr=5e-3)))
     with pytest.raises(RunMismatchError, match='method'): train_sft(ex, run, cfg, method='answer-only')
+    # an unfinished run (checkpoints, no summary) of another configuration is not resumed either
+    (tmp_path / 'r' / 'train_done.json').unlink()
+    assert any((tmp_path / 'r').glob('checkpoint-*')) or (tmp_path / 'r' / 'final').exists()
+    with pytest.raises(RunMismatchError, match='config.train.lr'):
+        train_sft(ex, run, SFTConfig(train=TrainConfig(max_steps=1, batch_size=2, max_length=128, lr=5e-3)))
+
+def test_python_wrappers_refuse_a_folder_with_work_of_another_configuration(tmp_path):
+    "The two-stage and data-recipe wrappers claim their folder before their own summary is read or any stage resumed."
+    from reasondistill.core import RunMismatchError
+    from reasondistill.train import Run, TrainConfig, claim_run
+    from reasondistill.methods.dasd import DASDConfig, train_dasd
+    from reasondistill.methods.rsd import RSDConfig, train_rsd
+    from reasondistill.methods.deepdistill import DeepDistillConfig, train_deepdistill
+    from reasondistill.methods.redi import REDIConfig, train_redi_two_stage
+    from reasondistill.traces import LabelledTraces
+    cases = [(lambda r, c: train_dasd([], r, c), DASDConfig), (lambda r, c: train_rsd([], r, c), RSDConfig),
+             (lambda r, c: train_deepdistill([], r, c), DeepDistillConfig),
+             (lambda r, c: train_redi_two_stage(LabelledTraces([], []), r, c), REDIConfig)]
+    names = ('dasd', 'rsd', 'deepdistill', 'redi')
+    files = ('dasd_config.json', 'recipe_config.json', 'deepdistill_config.json', 'two_stage_config.json')
+    for i, ((fn, Cfg), name, file) in enumerate(zip(cases, names, files)):
+        out = tmp_path / str(i); out.mkdir()
+        (out / 'two_stage.json').write_text('{"final": "x"}'); (out / 'recipe.json').write_text('{"final": "x"}')
+        (out / 'dasd.json').write_text('{"final": "x"}'); (out / 'deepdistill.json').write_text('{"final": "x"}')
+        run = Run(str(out), teacher='toy:teacher')
+        claim_run(run, Cfg(train=TrainConfig(lr=1e-3)), name, file)                 # what the finished run recorded
+        assert fn(run, Cfg(train=TrainConfig(lr=1e-3))) == {'final': 'x'}          # the same run: its summary
+        with pytest.raises(RunMismatchError, match='train.lr'): fn(run, Cfg(train=TrainConfig(lr=2e-3)))
+    # a call refused on bad input writes nothing: the corrected call is not blocked by a claim
+    with pytest.raises(ValueError, match='needs a teacher'): train_dasd([], Run(str(tmp_path / 'new')), DASDConfig())
+    assert not (tmp_path / 'new').exists()
+
+def test_eval_uses_the_sampling_settings_it_records(tmp_path):
+    "--top-p reaches the evaluation (it was once only in the fingerprint) and --batch-size sets the store's flush unit."
+    code, err = run(['eval', '--problems', 'toy:test:1:2', '--n', '2', '--max-new-tokens', '8', '--top-p', '0.5', '--batch-size', '1',
+                     '--out', str(tmp_path / 'e')])
+    assert code == 0, err
+    cfg = json.loads((tmp_path / 'e' / 'eval.json').read_text())['config']
+    assert (cfg['top_p'], cfg['batch_size']) == (0.5, 1)

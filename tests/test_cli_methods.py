@@ -9,9 +9,9 @@ from reasondistill.train import config_fields
 TRAINABLE = sorted(n for n, s in METHODS.items() if s.trainable)
 PROBLEMS = 'toy:train:2:1,3,7'          # levels where the toy teacher is right and where it errs (negatives)
 SMALL = {'rollout.max_new_tokens': 32, 'max_new_tokens': 64, 'n_samples': 2, 'max_steps': 1, 'rounds': 1,
-         'fidelity.heldout': 2, 'probe_pairs': 0}
+         'fidelity.heldout': 2, 'probe_pairs': 0, 'num_generations': 2}
 # DeepDistill keeps only problems the teacher sometimes solves: levels and a length where its two samples disagree
-OWN = {'deepdistill': ('toy:train:1:2,5', ['max_new_tokens=96'])}
+OWN = {'deepdistill': ('toy:train:2:3,5', ['max_new_tokens=96'])}
 
 @pytest.fixture(scope='module')
 def traces(tmp_path_factory):

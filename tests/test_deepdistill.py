@@ -47,15 +47,15 @@ def test_cli_train_deepdistill(tmp_path):
     "`reasondistill train --method deepdistill` samples the teacher, grades, writes the graded problems and trains (one step)."
     from reasondistill.cli import main
     out = tmp_path / 'deepdistill'
-    main(['train', '--method', 'deepdistill', '--problems', 'toy:train:1:2,5', '--out', str(out), '--max-steps', '1', '--batch-size', '2',
+    main(['train', '--method', 'deepdistill', '--problems', 'toy:train:2:3,5', '--out', str(out), '--max-steps', '1', '--batch-size', '2',
           '--set', 'n_samples=2', 'max_new_tokens=96'])
     res = json.loads((out / 'deepdistill.json').read_text())
     assert (out / 'final' / 'adapter_config.json').exists() and res['train']['global_step'] == 1 and res['final'] == str(out / 'final')
     lines = (out / 'graded_problems.jsonl').read_text().splitlines()
-    assert len(lines) == 2 and all('difficulty' in json.loads(l)['meta'] for l in lines)
+    assert len(lines) == 4 and all('difficulty' in json.loads(l)['meta'] for l in lines)
     # grading an existing store (read only): the same traces, the same selection
     out2 = tmp_path / 'again'
-    main(['train', '--method', 'deepdistill', '--problems', 'toy:train:1:2,5', '--out', str(out2), '--max-steps', '1', '--batch-size', '2',
+    main(['train', '--method', 'deepdistill', '--problems', 'toy:train:2:3,5', '--out', str(out2), '--max-steps', '1', '--batch-size', '2',
           '--traces', str(out / 'traces'), '--set', 'n_samples=2'])   # --traces: the store to grade
     res2 = json.loads((out2 / 'deepdistill.json').read_text())
     assert res2['grades'] == res['grades'] and res2['selection'] == res['selection'] and not (out2 / 'traces').exists()

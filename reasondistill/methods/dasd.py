@@ -19,7 +19,7 @@ from ..traces import generate_traces, sft_examples
 from ..verify import get_verifier, split_thinking
 from ..models import render_prompt, load_model, ModelSpec
 from ..eval.provenance import score_traces, category_shares
-from ..train import MethodConfig, TrainConfig, Run
+from ..train import MethodConfig, TrainConfig, Run, claim_run
 from .sft import train_sft
 from .rsd import recipe_seed
 
@@ -126,21 +126,21 @@ def mixed_policy_traces(problems:list,
         for b in sorted(set(budgets.values())):          # one generate call per budget
             ps = [p for p in todo if budgets[p.id] == b]
             res = generate(student, tokenizer, [prompts[p.id] for p in ps], SamplingParams(temperature=cfg.temperature,
-                           max_new_tokens=b, seed=seed), batch_size=batch_size, desc='mixed: student')
+                           max_new_tokens=b, seed=seed), batch_size=batch_size, desc='mixed: student', keys=[p.id for p in ps])
             s_out.update({p.id: cs[0] for p, cs in zip(ps, res)})
-        rng, jobs = random.Random(seed), []
+        jobs = []                                        # the cut point is drawn per problem (resumable)
         for p in todo:
             c = s_out[p.id]
             trunc = c.finish_reason == 'length'
             wrong = not trunc and verify(c.text, p.answer).verdict != 'correct'
             if ('truncated' in cfg.triggers and trunc) or ('wrong' in cfg.triggers and wrong):
-                cut = rng.randint(len(c.token_ids) // 2, len(c.token_ids))
+                cut = random.Random(f'{seed}/{p.id}').randint(len(c.token_ids) // 2, len(c.token_ids))
                 jobs.append((p, c, cut, 'truncated' if trunc else 'wrong'))
         stats['triggered'] = len(jobs)
         conts = generate(teacher, tokenizer, [prompts[p.id] + tokenizer.decode(c.token_ids[:cut], skip_special_tokens=True)
                                               for p, c, cut, _ in jobs],
                          SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed + 1),
-                         batch_size=batch_size, desc='mixed: teacher') if jobs else []
+                         batch_size=batch_size, desc='mixed: teacher', keys=[p.id for p, *_ in jobs]) if jobs else []
         traces, done = [], set()
         for (p, c, cut, why), [tc] in zip(jobs, conts):
             text = tokenizer.decode(c.token_ids[:cut], skip_special_tokens=True) + tc.text
@@ -209,8 +209,10 @@ def train_dasd(problems:list,              # the `Problem`s
               ) -> dict:
     "Sample the temperature schedule, select per stage, and train stage by stage (each from the previous adapter)."
     cfg = cfg or DASDConfig(); out = Path(run.output_dir)
+    claim_run(run, cfg, method, 'dasd_config.json', write=False)
     if (out / 'dasd.json').exists(): return read_json(out / 'dasd.json')
     if run.teacher in (None, 'self'): raise ValueError(f'{method} needs a teacher model (--teacher NAME), got {run.teacher!r}')
+    claim_run(run, cfg, method, 'dasd_config.json')
     root, seed = Path(cfg.traces) if cfg.traces else out / 'traces', recipe_seed(cfg)
     teacher, tok = load_model(run.teacher if isinstance(run.teacher, ModelSpec) else ModelSpec(run.teacher))
     student, stok = load_model(ModelSpec(run.student.name_or_path))

@@ -16,7 +16,7 @@ from ..tracestore import TraceStore
 from ..rollout import SamplingParams
 from ..traces import generate_traces, sft_examples
 from ..models import load_model, load_tokenizer, ModelSpec
-from ..train import MethodConfig, TrainConfig, Run
+from ..train import MethodConfig, TrainConfig, Run, claim_run
 from .sft import train_sft
 from .rsd import recipe_seed
 
@@ -126,9 +126,11 @@ def train_deepdistill(problems:list,                  # the `Problem`s to grade
                      ) -> dict:
     "Sample (or read) the teacher's traces, grade the problems, select, and fine-tune the student on the selection."
     cfg = cfg or DeepDistillConfig(); out = Path(run.output_dir)
+    claim_run(run, cfg, method, 'deepdistill_config.json', write=False)
     if (out / 'deepdistill.json').exists(): return read_json(out / 'deepdistill.json')
     seed = recipe_seed(cfg)
     store = Path(cfg.traces) if cfg.traces else out / 'traces'
+    claim_run(run, cfg, method, 'deepdistill_config.json')
     if not cfg.traces:
         if run.teacher in (None, 'self'): raise ValueError(f'{method} samples a teacher model (--teacher NAME) unless traces= is given')
         teacher, tok = load_model(run.teacher if isinstance(run.teacher, ModelSpec) else ModelSpec(run.teacher))

@@ -11,14 +11,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
-from ..core import read_json
+from ..core import read_json, progress
 from ..records import Problem, Trace
 from ..tracestore import TraceStore
 from ..rollout import SamplingParams, generate
 from ..verify import get_verifier, split_thinking
 from ..models import render_prompt
 from ..eval.provenance import completion_logprobs
-from ..train import MethodConfig, TrainConfig, Run
+from ..train import MethodConfig, TrainConfig, Run, claim_run
 from .rsd import eos_ids, open_store, recipe_store, recipe_seed, recipe_models, train_recipe
 
 # %% auto #0
@@ -96,15 +96,38 @@ def gen_ssd_traces(problems:list,
                      restarts=0, teacher_tokens=0, chunks=0, seconds=0.0)
         t0 = time.perf_counter()
         prompt = {p.id: render_prompt(tokenizer, p.question, system) for p in todo}
+        bar = progress(total=len(todo), desc='gen-ssd traces', unit='trace')
         live = {p.id: dict(p=p, prefix='', ntok=0, attempt=1, ppl=[], spent=0, pruned_at=[]) for p in todo}
-        finished, rnd = [], 0
+        def store_finished(finished):                    # traces are stored after every round
+            traces = []
+            for st, how in finished:
+                p = st['p']; text = st['prefix']
+                v = verify(text, p.answer) if how != 'pruned' else None
+                thinking, _ = split_thinking(text)
+                rec = dict(pruned=how == 'pruned', attempts=st['attempt'], chunk_ppl=st['ppl'], teacher_tokens=st['spent'],
+                           pruned_at=st['pruned_at'])
+                traces.append(Trace(problem_id=p.id, sample_idx=0, model=name, prompt=prompt[p.id], completion=text,
+                                    thinking=thinking, answer=v.answer if v else None, verdict=v.verdict if v else 'no_answer',
+                                    n_prompt_tokens=len(tokenizer(prompt[p.id], add_special_tokens=False)['input_ids']),
+                                    n_completion_tokens=st['ntok'], finish_reason=None if how == 'pruned' else how,
+                                    sampling=sampling, meta=dict(level=p.meta.get('level'), source=p.meta.get('source'),
+                                                                 system=system, gen_ssd=rec)))
+                stats['pruned'] += how == 'pruned'
+            stats['generated'] += store.append(traces)
         while live:
-            keys = list(live)
+            # a problem's candidates are keyed by (problem, attempt, chunk index) and its token room is its own, so a
+            # trace does not depend on which other problems share the round (a resumed run equals an uninterrupted one)
+            room = {k: max(1, min(cfg.max_chunk_tokens, cfg.max_new_tokens - st['ntok'])) for k, st in live.items()}
+            keys = sorted(live, key=lambda k: (room[k], k))
             ctx = [prompt[k] + live[k]['prefix'] for k in keys]
-            room = max(1, min(cfg.max_chunk_tokens, cfg.max_new_tokens - min(live[k]['ntok'] for k in keys)))
-            outs = generate(teacher, tokenizer, ctx, SamplingParams(n=cfg.k, temperature=cfg.temperature, max_new_tokens=room,
-                            stop=(cfg.chunk_stop,), seed=seed * 7919 + rnd), batch_size=batch_size, desc='gen-ssd chunks')
-            rnd += 1
+            outs = []
+            for r in sorted(set(room.values())):
+                group = [(k, c) for k, c in zip(keys, ctx) if room[k] == r]
+                outs += generate(teacher, tokenizer, [c for _, c in group],
+                                 SamplingParams(n=cfg.k, temperature=cfg.temperature, max_new_tokens=r, stop=(cfg.chunk_stop,),
+                                                seed=seed),
+                                 batch_size=batch_size, desc=None,
+                                 keys=[f"{k}#{live[k]['attempt']}#{len(live[k]['ppl'])}" for k, _ in group])
             texts, ends = [], []
             for cs in outs:
                 for c in cs:
@@ -113,6 +136,7 @@ def gen_ssd_traces(problems:list,
                     texts.append(txt); ends.append(end)
             ppl = _chunk_ppl(student, tokenizer, [x for x in ctx for _ in range(cfg.k)],
                              [t + (tokenizer.eos_token if e else '') for t, e in zip(texts, ends)], batch_size=batch_size)
+            finished = []
             for i, k in enumerate(keys):
                 st, cs = live[k], outs[i]
                 st['spent'] += sum(c.n_tokens for c in cs); stats['teacher_tokens'] += sum(c.n_tokens for c in cs)
@@ -127,21 +151,9 @@ def gen_ssd_traces(problems:list,
                 st['prefix'] += texts[i * cfg.k + j]; st['ntok'] += best.n_tokens; st['ppl'].append(round(b_ppl, 4))
                 if b_end: finished.append((st, 'stop')); del live[k]
                 elif st['ntok'] >= cfg.max_new_tokens: finished.append((st, 'length')); del live[k]
-        traces = []
-        for st, how in finished:
-            p = st['p']; text = st['prefix']
-            v = verify(text, p.answer) if how != 'pruned' else None
-            thinking, _ = split_thinking(text)
-            rec = dict(pruned=how == 'pruned', attempts=st['attempt'], chunk_ppl=st['ppl'], teacher_tokens=st['spent'],
-                       pruned_at=st['pruned_at'])
-            traces.append(Trace(problem_id=p.id, sample_idx=0, model=name, prompt=prompt[p.id], completion=text,
-                                thinking=thinking, answer=v.answer if v else None, verdict=v.verdict if v else 'no_answer',
-                                n_prompt_tokens=len(tokenizer(prompt[p.id], add_special_tokens=False)['input_ids']),
-                                n_completion_tokens=st['ntok'], finish_reason=None if how == 'pruned' else how,
-                                sampling=sampling, meta=dict(level=p.meta.get('level'), source=p.meta.get('source'),
-                                                             system=system, gen_ssd=rec)))
-            stats['pruned'] += how == 'pruned'
-        stats['generated'] = store.append(traces)
+            store_finished(finished)
+            bar.update(len(finished))
+        bar.close()
         stats['seconds'] = time.perf_counter() - t0
         return stats
     finally:
@@ -175,9 +187,11 @@ def train_gen_ssd(problems:list,              # the `Problem`s to write traces f
                  ) -> dict:
     "Calibrate tau (unless given), generate (or resume) the Gen-SSD traces, keep the verified ones, and fine-tune the student on them."
     cfg = cfg or GenSSDConfig()
+    claim_run(run, cfg, method, 'recipe_config.json', write=False)
     if (Path(run.output_dir) / 'recipe.json').exists(): return read_json(Path(run.output_dir) / 'recipe.json')
     store, seed = recipe_store(run, cfg), recipe_seed(cfg)
     teacher, student, tok = recipe_models(run, cfg.student_adapter, method)
+    claim_run(run, cfg, method, 'recipe_config.json')
     if cfg.tau is None:
         ok = calibration_traces(problems[:cfg.calibrate_on], teacher, tok, cfg, seed)
         cfg = replace(cfg, tau=calibrate_tau(ok, student, tok, cfg.tau_quantile, cfg.chunk_stop))

@@ -14,7 +14,7 @@ with warnings.catch_warnings():                    # SimPO lives in TRL's experi
     warnings.filterwarnings('ignore', message=".*trl.experimental.*")
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 from ..models import load_model
-from ..train import training_kwargs, run_training, done_summary, Run
+from ..train import training_kwargs, run_training, done_summary, Run, claim_run
 from ..core import set_seed
 from ..traces import LabelledTraces
 from .redi import TwoStageConfig, pairs_dataset, preference_config, stage2_callbacks, stage2_adapter_dtype, two_stage
@@ -47,6 +47,7 @@ def train_preference(pairs:list,               # `redi.preference_pairs` output
     cfg = cfg or PrefConfig()
     if (s := done_summary(run, cfg, method or cfg.loss)) is not None: return s
     ds = pairs_dataset(pairs)
+    claim_run(run, cfg, method or cfg.loss)
     tc, out, student = cfg.train, run.output_dir, run.student
     set_seed(tc.seed)
     model, tok = load_model(student, trainable=True)
@@ -73,4 +74,5 @@ def train_preference_two_stage(data:LabelledTraces,      # the teacher's traces 
                               ) -> dict:
     "DPO / SimPO: stage-1 SFT on the positives (or `cfg.sft_adapter`), then `train_preference` on REDI's pairs; resumable."
     return two_stage(data, run, cfg or PrefConfig(),
-                     lambda pairs, pb, run2, cfg2: train_preference(pairs, run2, cfg2, method, pb, callbacks), probe)
+                     lambda pairs, pb, run2, cfg2: train_preference(pairs, run2, cfg2, method, pb, callbacks), probe,
+                     method or (cfg or PrefConfig()).loss)

@@ -14,7 +14,7 @@ import torch
 import transformers
 from ..core import read_json, write_json, set_seed
 from ..models import load_model, render_prompt, inference_mode
-from ..train import TrainConfig, Run, training_kwargs, run_training, is_done, done_summary
+from ..train import TrainConfig, Run, training_kwargs, run_training, is_done, done_summary, claim_run
 from ..signals import tokenize_example, collate_tokenized, final_hidden
 from ..traces import generate_traces, LabelledTraces
 from ..tracestore import TraceStore
@@ -195,6 +195,7 @@ def train_qcrd(teacher_traces,           # teacher `Trace`s with several samples
     if student.adapter is None: raise ValueError('QCRD starts from a trained (stage-1) adapter: give ModelSpec(adapter=...)')
     groups, dstats = self_consistent(teacher_traces, problems, cfg.n_pos, cfg.use_gold)
     if not groups: raise ValueError('QCRD: no problem has a self-consistent positive')
+    claim_run(run, cfg, method)
     by_id = {p.id: p for p in problems}
     gprobs = [by_id[pid] for pid in groups]
     if tc.max_steps > 0: steps = [tc.max_steps // cfg.rounds + (r < tc.max_steps % cfg.rounds) for r in range(cfg.rounds)]
@@ -259,4 +260,4 @@ def train_qcrd_two_stage(data:LabelledTraces,      # the teacher's traces (sever
     "QCRD: stage-1 SFT on the positives (or `cfg.sft_adapter`), then `train_qcrd` on all the teacher's samples; resumable."
     traces = list(data.traces)
     return two_stage(LabelledTraces(data.problems, traces), run, cfg or QCRDConfig(),
-                     lambda pairs, pb, run2, cfg2: train_qcrd(traces, data.problems, run2, cfg2, method, pb), probe)
+                     lambda pairs, pb, run2, cfg2: train_qcrd(traces, data.problems, run2, cfg2, method, pb), probe, method)

@@ -16,7 +16,7 @@ import trl
 import datasets
 from ..core import read_json, write_json, set_seed
 from ..models import load_model, load_tokenizer, render_prompt, inference_mode
-from ..train import TrainConfig, MethodConfig, Run, training_kwargs, run_training, done_summary
+from ..train import TrainConfig, MethodConfig, Run, training_kwargs, run_training, done_summary, claim_run
 from ..traces import sft_examples, LabelledTraces
 from ..signals import tokenize_example, collate_tokenized, final_hidden, lm_head_weight
 from .sft import SFTConfig, train_sft
@@ -246,6 +246,7 @@ def train_redi(pairs:list,                 # `preference_pairs` output
     cfg = cfg or REDIConfig()
     if (s := done_summary(run, cfg, method)) is not None: return s
     ds = pairs_dataset(pairs)
+    claim_run(run, cfg, method)
     tc = cfg.train
     set_seed(tc.seed)
     model, tok = load_model(run.student, trainable=True)
@@ -269,15 +270,18 @@ def two_stage(data:LabelledTraces,         # the teacher's traces with verdicts,
               cfg:TwoStageConfig,          # stage 1 (`train`) and stage-2 settings
               stage2_fn,                   # callable(pairs, probe, stage-2 Run, cfg with the stage-2 `train`) -> summary
               probe:list|None=None,        # held-out pairs for the probe (None: `cfg.probe_pairs` split off the pairs)
+              method:str|None=None,        # the method name: claims the folder for this method and config (`train.claim_run`)
              ) -> dict:
     "Stage 1 (SFT on the positives, unless `cfg.sft_adapter`) then stage 2 on the preference pairs; returns both summaries (`final`, `global_step`, `train_loss`: stage 2's)."
     out = Path(run.output_dir)
+    if method is not None: claim_run(run, cfg, method, 'two_stage_config.json', write=False)
     if (out / 'two_stage.json').exists(): return read_json(out / 'two_stage.json')
     student = run.student
     tok = load_tokenizer(student.name_or_path)
     traces, problems = list(data.traces), data.problems
     pairs, pstats = preference_pairs(traces, problems, tok, cfg.max_prompt_tokens, cfg.max_completion_tokens)
     res = dict(pairs=pstats)
+    if method is not None: claim_run(run, cfg, method, 'two_stage_config.json')   # the inputs were read: the folder is ours
     adapter = cfg.sft_adapter
     if adapter is None:
         ex, sstats = sft_examples(traces, problems, tok, per_problem=cfg.per_problem)
@@ -305,4 +309,4 @@ def train_redi_two_stage(data:LabelledTraces,      # the teacher's traces with v
                         ) -> dict:
     "REDI: stage-1 SFT on the positives (or `cfg.sft_adapter`), then `train_redi` on the pairs; resumable."
     return two_stage(data, run, cfg or REDIConfig(),
-                     lambda pairs, pb, run2, cfg2: train_redi(pairs, run2, cfg2, method, pb, callbacks), probe)
+                     lambda pairs, pb, run2, cfg2: train_redi(pairs, run2, cfg2, method, pb, callbacks), probe, method)

@@ -16,12 +16,12 @@ from transformers import DynamicCache
 from ..core import progress, read_json, write_json
 from ..records import Problem, Trace
 from ..tracestore import TraceStore
-from ..rollout import Completion
+from ..rollout import Completion, sample_seed
 from ..verify import get_verifier, split_thinking
 from ..models import render_prompt, load_model, load_tokenizer, ModelSpec
 from ..eval.provenance import completion_logprobs
 from ..traces import sft_examples
-from ..train import MethodConfig, TrainConfig, Run
+from ..train import MethodConfig, TrainConfig, Run, claim_run
 from .sft import train_sft
 
 # %% auto #0
@@ -57,10 +57,15 @@ class RSDConfig(MethodConfig):
         if self.threshold_on not in THRESHOLD_ON: raise ValueError(f'threshold_on must be one of {THRESHOLD_ON}, got {self.threshold_on!r}')
         if not 0 <= self.max_fallback <= 1: raise ValueError(f'max_fallback must be in [0, 1], got {self.max_fallback}')
 
+def _multinomial(probs, n:int, generator):
+    "`n` draws with replacement per row; `generator` is one generator for the batch or a list with one per row."
+    if not isinstance(generator, (list, tuple)): return torch.multinomial(probs, n, replacement=True, generator=generator)
+    return torch.stack([torch.multinomial(p, n, replacement=True, generator=g) for p, g in zip(probs, generator)])
+
 def rsd_step(teacher_logits,        # [B, V] next-token logits (or log-probs) of the teacher
              student_logits,        # [B, V] ... of the student (same vocabulary)
              cfg:RSDConfig,
-             generator=None,        # torch.Generator on the logits' device
+             generator=None,        # a torch.Generator on the logits' device, or a list of one per row
             ) -> tuple:
     "One RSD token per row: (token [B], fallback [B] bool, raw teacher log-prob [B], raw student log-prob [B])."
     if teacher_logits.shape != student_logits.shape:
@@ -69,14 +74,14 @@ def rsd_step(teacher_logits,        # [B, V] next-token logits (or log-probs) of
     t_tmp, s_tmp = torch.log_softmax(t_raw / cfg.temperature, -1), torch.log_softmax(s_raw / cfg.temperature, -1)
     V = t_raw.shape[-1]
     tv, ti = t_tmp.topk(min(cfg.teacher_topk, V), -1)
-    props = ti.gather(1, torch.multinomial(torch.softmax(tv, -1), cfg.trials, replacement=True, generator=generator))
+    props = ti.gather(1, _multinomial(torch.softmax(tv, -1), cfg.trials, generator))
     sv, si = s_tmp.topk(min(cfg.student_topk, V), -1)
     in_top = torch.zeros_like(s_raw, dtype=torch.bool).scatter_(1, si, True)
     s_thr = s_raw if cfg.threshold_on == 'raw' else s_tmp
     ok = in_top.gather(1, props) & (s_thr.gather(1, props) >= math.log(cfg.threshold) if cfg.threshold > 0 else True)
     first = ok.float().argmax(1, keepdim=True)              # index of the first accepted proposal
     accepted = ok.any(1)
-    fb = si.gather(1, torch.multinomial(torch.softmax(sv, -1), 1, generator=generator))[:, 0]
+    fb = si.gather(1, _multinomial(torch.softmax(sv, -1), 1, generator))[:, 0]
     tok = torch.where(accepted, props.gather(1, first)[:, 0], fb)
     return tok, ~accepted, t_raw.gather(1, tok[:, None])[:, 0], s_raw.gather(1, tok[:, None])[:, 0]
 
@@ -119,11 +124,15 @@ def rsd_generate(teacher, student,          # causal LMs sharing the vocabulary 
                  seed:int=0,
                  batch_size:int=32,         # sequences decoded together
                  use_cache:bool=True,       # False: full recomputation every token (reference path)
-                 desc:str='rsd',
+                 desc:str|None='rsd',       # progress-bar label (None: no bar)
+                 keys:list|None=None,       # one key per prompt for its samples' random streams (default: positions)
+                 on_batch=None,             # called with [(prompt index, sample index, RSDCompletion)] per batch
                 ) -> list:
     "RSD completions: one list of `n` `RSDCompletion`s per prompt, in order."
     cfg = cfg or RSDConfig()
     if isinstance(prompts, str): raise TypeError('prompts must be a list of strings')
+    keys = list(range(len(prompts))) if keys is None else list(keys)
+    if len(keys) != len(prompts): raise ValueError(f'{len(keys)} keys for {len(prompts)} prompts')
     tokenizer.padding_side = 'left'
     if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
     ctx = min(x for x in (getattr(teacher.config, 'max_position_embeddings', None),
@@ -136,15 +145,15 @@ def rsd_generate(teacher, student,          # causal LMs sharing the vocabulary 
     out = [[None] * n for _ in prompts]
     dev = next(teacher.parameters()).device
     modes = (teacher.training, student.training); teacher.eval(); student.eval()
-    bar = progress(total=len(jobs), desc=desc, unit='seq')
+    bar = progress(total=len(jobs), desc=desc or '', unit='seq', disable=desc is None)
     try:
-        for b, start in enumerate(range(0, len(jobs), batch_size)):
+        for start in range(0, len(jobs), batch_size):
             batch = jobs[start:start + batch_size]
             enc = tokenizer([prompts[i] for i, _ in batch], return_tensors='pt', padding=True, add_special_tokens=False).to(dev)
             ids, am = enc['input_ids'], enc['attention_mask']
             B, plen = ids.shape
             pos = (am.cumsum(-1) - 1).clamp_min(0)
-            g = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + b)
+            g = [torch.Generator(device=dev).manual_seed(sample_seed(seed, keys[i], j)) for i, j in batch]  # a stream per sample
             past = (DynamicCache(), DynamicCache()) if use_cache else (None, None)
             tl, tp = _forward(teacher, ids, am, pos, past[0])
             sl, sp = _forward(student, ids, am, pos, past[1])
@@ -174,6 +183,7 @@ def rsd_generate(teacher, student,          # causal LMs sharing the vocabulary 
                 out[i][j] = RSDCompletion(text=tokenizer.decode(tids, skip_special_tokens=True), token_ids=tids,
                                           n_prompt_tokens=lens[i], finish_reason=finish, logprobs=None,
                                           fallback=recs[r]['fb'], logp_teacher=recs[r]['lt'], logp_student=recs[r]['ls'])
+            if on_batch is not None: on_batch([(i, j, out[i][j]) for i, j in batch])
             bar.update(len(batch))
     finally:
         bar.close(); teacher.train(modes[0]); student.train(modes[1])
@@ -191,8 +201,7 @@ def rsd_traces(problems:list,                 # `Problem`s
                verifier='toy',                # verifier kind or callable(completion, gold) -> Verdict
                system:str|None=None,
                seed:int=0,
-               batch_size:int=32,
-               chunk_size:int=64,             # traces generated between two store appends
+               batch_size:int=32,             # sequences decoded together; traces are stored after each batch
                names:tuple=('teacher', 'student'),  # model names recorded in the traces
               ) -> dict:
     "Sample and verify the RSD traces still missing from `store`; returns counts, fallback rate and throughput."
@@ -206,22 +215,23 @@ def rsd_traces(problems:list,                 # `Problem`s
         stats = dict(requested=len(problems) * cfg.n_samples, already_done=len(problems) * cfg.n_samples - len(todo),
                      generated=0, tokens=0, fallback_tokens=0, seconds=0.0)
         t0 = time.perf_counter()
-        for c0 in range(0, len(todo), chunk_size):
-            chunk = todo[c0:c0 + chunk_size]
-            prompts = [render_prompt(tokenizer, p.question, system) for p, _ in chunk]
-            outs = rsd_generate(teacher, student, tokenizer, prompts, cfg, n=1, seed=seed + c0 + stats['already_done'],
-                                batch_size=batch_size)
+        prompts = {p.id: render_prompt(tokenizer, p.question, system) for p, _ in todo}
+        def store_batch(done):                      # one append per decoding batch
             traces = []
-            for (p, idx), prompt, [c] in zip(chunk, prompts, outs):
+            for i, _, c in done:
+                p, idx = todo[i]
                 v = verify(c.text, p.answer); thinking, _ = split_thinking(c.text)
                 rec = dict(fallback_rate=c.fallback_rate, src=''.join('S' if f else 'T' for f in c.fallback),
                            logp_t=[round(x, 4) for x in c.logp_teacher], logp_s=[round(x, 4) for x in c.logp_student])
-                traces.append(Trace(problem_id=p.id, sample_idx=idx, model=name, prompt=prompt, completion=c.text,
+                traces.append(Trace(problem_id=p.id, sample_idx=idx, model=name, prompt=prompts[p.id], completion=c.text,
                                     thinking=thinking, answer=v.answer, verdict=v.verdict, n_prompt_tokens=c.n_prompt_tokens,
                                     n_completion_tokens=c.n_tokens, finish_reason=c.finish_reason, sampling=sampling,
                                     meta=dict(level=p.meta.get('level'), source=p.meta.get('source'), system=system, rsd=rec)))
                 stats['tokens'] += c.n_tokens; stats['fallback_tokens'] += sum(c.fallback)
             stats['generated'] += store.append(traces)
+        if todo:
+            rsd_generate(teacher, student, tokenizer, [prompts[p.id] for p, _ in todo], cfg, n=1, seed=seed,
+                         batch_size=batch_size, keys=[f'{p.id}#{idx}' for p, idx in todo], on_batch=store_batch)
         stats['seconds'] = time.perf_counter() - t0
         stats['fallback_rate'] = stats['fallback_tokens'] / max(stats['tokens'], 1)
         return stats
@@ -300,9 +310,11 @@ def train_rsd(problems:list,              # the `Problem`s to write traces for
              ) -> dict:
     "Generate (or resume) the RSD traces, keep the shortest verified one per problem, and fine-tune the student on them."
     cfg = cfg or RSDConfig()
+    claim_run(run, cfg, method, 'recipe_config.json', write=False)
     if (Path(run.output_dir) / 'recipe.json').exists(): return read_json(Path(run.output_dir) / 'recipe.json')
     store = recipe_store(run, cfg)
     teacher, student, tok = recipe_models(run, cfg.student_adapter, method)
+    claim_run(run, cfg, method, 'recipe_config.json')
     gen = rsd_traces(problems, teacher, student, tok, store, cfg, verifier=cfg.verifier, seed=recipe_seed(cfg),
                      names=(run.teacher_name, run.student.name_or_path))
     ids = {p.id for p in problems}
