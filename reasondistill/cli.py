@@ -24,20 +24,39 @@ def _cmd_demo(a):
     cfg = apply_overrides(DemoConfig(seed=a.seed), a.set)
     run_demo(a.run_dir, cfg)
 
+def _endpoint_args(a):
+    "The `OpenAIEndpoint` of `generate --backend openai` (None for the local backend), after checking the options that go with it."
+    if a.backend != 'openai':
+        given = [o for o, v in (('--base-url', a.base_url), ('--tokenizer', a.tokenizer)) if v is not None]
+        if given: raise ValueError(f'{" and ".join(given)} go with --backend openai (the local backend loads --model here)')
+        return None
+    from reasondistill.openai_backend import OpenAIEndpoint
+    if not a.base_url: raise ValueError('--backend openai needs --base-url, the server to ask (e.g. http://127.0.0.1:8000/v1)')
+    if a.adapter or a.quant != 'none': raise ValueError('--adapter and --quant load a local model; with --backend openai the server decides them')
+    if a.tokenizer and a.mode == 'chat': raise ValueError('--tokenizer renders completion-mode prompts; chat mode sends the question as a message')
+    return OpenAIEndpoint(a.base_url, a.model, mode=a.mode, api_key_env=a.api_key_env, concurrency=a.concurrency, timeout_s=a.timeout,
+                          max_retries=a.max_retries, requests_per_min=a.rpm, price_in=a.price_in, price_out=a.price_out, stream=a.stream)
+
 def _cmd_generate(a):
-    from reasondistill.models import load_model, ModelSpec
+    from reasondistill.models import load_model, load_tokenizer, ModelSpec
     from reasondistill.rollout import SamplingParams
     from reasondistill.traces import generate_traces
+    ep = _endpoint_args(a)
     probs = parse_problems(a.problems)
-    fp = dict(cmd='generate', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant, temperature=a.temperature,
-              top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed, verifier=a.verifier, system=a.system)
+    sampling = dict(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed, verifier=a.verifier, system=a.system)
+    if ep is None: fp = dict(cmd='generate', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant, **sampling)
+    else: fp = dict(cmd='generate', backend='openai', endpoint=ep.identity(), tokenizer=_model_print(a.tokenizer), **sampling)  # never the key
     check_run_identity(a.out, fp, a.overwrite)            # more problems or samples go into the same store; other settings do not
-    model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter))
+    if ep is None: model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter))
+    else: model, tok = ep, (load_tokenizer(a.tokenizer) if a.tokenizer else None)
     record_run_identity(a.out, fp)
     stats = generate_traces(probs, model, tok, a.out, n_samples=a.n,
                             params=SamplingParams(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed),
                             verifier=a.verifier, system=a.system, model_name=a.model, batch_size=a.batch_size)
     print(f"generated {stats['generated']} traces ({stats['already_done']} already there) into {a.out}")
+    if u := stats.get('usage'):
+        cost = f", about ${u['cost_usd']:.4f}" if u['cost_usd'] is not None else ''
+        print(f"{u['requests']} requests ({u['retries']} retried), {u['prompt_tokens']} prompt + {u['completion_tokens']} completion tokens{cost}")
 
 # %% ../nbs/core/09_cli.ipynb #1d3a0002
 def _path_print(p) -> dict|None:
@@ -146,7 +165,11 @@ def _cmd_eval(a):
     s = evaluate(model, tok, probs, a.out, cfg, name=a.name or a.model)
     cols = {'avg@n': 'avg@n', **{f'pass@{k}': f'pass@k/{k}' for k in cfg.ks if k > 1}}
     if s.get('by_level'): cols.update({f'L{l}': f'by_level/{l}/avg@n' for l in s['by_level']})
-    print(results_table([{'name': s['name'], **s}], cols))
+    tr = s.get('truncation_rate') or 0.0
+    cols['truncated %'] = 'truncated_pct'                 # an accuracy of 0 may only mean the token budget was too small
+    print(results_table([{'name': s['name'], **s, 'truncated_pct': f'{100 * tr:.1f}'}], cols))
+    if tr >= 0.25: print(f'warning: {100 * tr:.0f}% of the samples stopped at --max-new-tokens {a.max_new_tokens} without finishing; '
+                         'their answers count as missing: raise --max-new-tokens')
 
 def _cmd_plot(a):
     from reasondistill.eval.evaluate import load_summary
@@ -246,13 +269,29 @@ def build_parser() -> argparse.ArgumentParser:
     def sampling_args(s, n):
         s.add_argument('--n', type=_count, default=n); s.add_argument('--temperature', type=_nonneg, default=1.0)
         s.add_argument('--top-p', type=_prob, default=1.0); s.add_argument('--max-new-tokens', type=_count, default=256)
-        s.add_argument('--verifier', default='toy', choices=['toy', 'math']); s.add_argument('--system', default=None)
+        s.add_argument('--verifier', default='toy', choices=['toy', 'math', 'toy:flexible', 'math:flexible'],
+                       help="answer checker; ':flexible' also reads a last number when no answer is marked")
+        s.add_argument('--system', default=None)
         s.add_argument('--seed', type=int, default=0)
         s.add_argument('--batch-size', type=_count, default=64,
                        help='sequences per generation batch; results are stored after each batch, so a crash loses at most one')
     g = sub.add_parser('generate', help='sample and verify traces into a TraceStore')
     model_args(g, 'toy:teacher'); sampling_args(g, 4); common(g); overwrite(g)
     g.add_argument('--problems', required=True); g.add_argument('--out', required=True); g.set_defaults(fn=_cmd_generate, out_dir=lambda a: a.out)
+    g.add_argument('--backend', default='hf', choices=['hf', 'openai'],
+                   help='hf: load --model here; openai: ask the OpenAI-compatible server at --base-url, which serves --model')
+    api = g.add_argument_group('--backend openai (a vLLM or SGLang server, a hosted API)')
+    api.add_argument('--base-url', default=None, help='the server, e.g. http://127.0.0.1:8000/v1')
+    api.add_argument('--api-key-env', default='OPENAI_API_KEY', help='environment variable holding the API key (the key is never written anywhere)')
+    api.add_argument('--mode', default='chat', choices=['chat', 'completion'], help='chat: the question as a message; completion: a raw prompt')
+    api.add_argument('--tokenizer', default=None, help='completion mode: the tokenizer whose chat template renders the prompt (default: the bare question)')
+    api.add_argument('--concurrency', type=_count, default=8, help='requests in flight; each result is stored as it arrives')
+    api.add_argument('--timeout', type=_nonneg, default=600.0, help='seconds per request')
+    api.add_argument('--max-retries', type=int, default=6, help='retries of a request after 429, 5xx, timeouts (with backoff)')
+    api.add_argument('--rpm', type=_nonneg, default=None, help='at most this many requests per minute')
+    api.add_argument('--price-in', type=_nonneg, default=None, help='USD per million prompt tokens (prints the cost)')
+    api.add_argument('--price-out', type=_nonneg, default=None, help='USD per million completion tokens')
+    api.add_argument('--stream', action='store_true', help='stream the responses')
     from reasondistill.registry import METHODS       # data only: no torch
     names = ', '.join(n for n, m in METHODS.items() if m.trainable)
     t = sub.add_parser('train', help='train a student with any implemented method (--method NAME --help: its settings)',
@@ -323,6 +362,7 @@ def check_args(a):
         if v and Path(v).exists() and not Path(v).is_dir(): raise ValueError(f'--{k.replace("_", "-")} {v} is a file; give a folder')
     for k in ('model', 'student', 'teacher'):
         v = getattr(a, k, None)
+        if k == 'model' and getattr(a, 'backend', 'hf') == 'openai': continue   # a name the server knows, not a folder here
         if isinstance(v, str) and not v.startswith('toy:') and v != 'self' and _looks_like_path(v) and not Path(v).expanduser().exists():
             raise ValueError(f'--{k} {v}: no such folder (give a model folder, a hub id like Qwen/Qwen2.5-1.5B-Instruct, or toy:teacher / toy:student)')
     ad = getattr(a, 'adapter', None)

@@ -18,7 +18,8 @@ import peft
 
 # %% auto #0
 __all__ = ['DTYPES', 'QUANTS', 'BACKENDS', 'TOY_ROLES', 'LoraSpec', 'ModelSpec', 'toy_asset_dir', 'resolve_model_path',
-           'load_tokenizer', 'render_prompt', 'resolve_dtype', 'load_model', 'count_parameters', 'inference_mode']
+           'load_tokenizer', 'render_prompt', 'resolve_dtype', 'default_device', 'load_model', 'count_parameters',
+           'inference_mode']
 
 # %% ../nbs/core/02_models.ipynb #d4ed7aea
 @dataclass
@@ -121,9 +122,18 @@ def _load_unsloth(spec:ModelSpec, path:str, dtype, trainable:bool):
     if not trainable: FastLanguageModel.for_inference(model)
     return model, tok
 
+def default_device(cuda:bool|None=None,   # whether CUDA is usable (default: ask torch)
+                   env:dict|None=None,     # the environment (default: `os.environ`)
+                  ) -> str:
+    "This process's device: 'cuda:<LOCAL_RANK>' under a multi-process launcher, 'cuda' alone, else 'cpu'."
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if not cuda: return 'cpu'
+    rank = (os.environ if env is None else env).get('LOCAL_RANK')
+    return f'cuda:{int(rank)}' if rank not in (None, '') else 'cuda'
+
 def load_model(spec:ModelSpec|str,      # what to load (a bare string means `ModelSpec(string)`)
                trainable:bool=False,     # prepare for training (adapters trainable, train mode) or inference (eval mode)
-               device:str|None=None,     # 'cpu', 'cuda', ... (default: cuda if available)
+               device:str|None=None,     # 'cpu', 'cuda', 'cuda:1', ... (default: `default_device()`, this process's GPU if any)
               ):
     "Load `(model, tokenizer)` as described by `spec`."
     if isinstance(spec, str): spec = ModelSpec(spec)
@@ -133,7 +143,7 @@ def load_model(spec:ModelSpec|str,      # what to load (a bare string means `Mod
         model, tok = _load_unsloth(spec, path, dtype, trainable)
         tok.padding_side = 'left'; return model, tok
     tok = load_tokenizer(path)
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    device = device or default_device()
     kw = dict(dtype=dtype, trust_remote_code=spec.trust_remote_code)
     if spec.quant == '4bit': kw.update(quantization_config=_bnb_config(dtype), device_map={'': device})
     model = tf.AutoModelForCausalLM.from_pretrained(path, **kw)

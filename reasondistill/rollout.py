@@ -16,7 +16,7 @@ import torch
 __all__ = ['BACKENDS', 'SamplingParams', 'Completion', 'sample_seed', 'generate']
 
 # %% ../nbs/core/03_rollout.ipynb #cc88684b
-BACKENDS = ('hf',)
+BACKENDS = ('hf', 'openai')   # 'openai': any OpenAI-compatible server, see `openai_backend`
 
 @dataclass
 class SamplingParams:
@@ -106,6 +106,10 @@ def generate(model,                                 # a causal LM (HF or PEFT-wr
             ) -> list:
     "Sample `params.n` completions for each prompt; returns one list of `Completion`s per prompt, in order."
     if backend not in BACKENDS: raise ValueError(f'unknown generation backend {backend!r}; available: {BACKENDS}')
+    if backend == 'openai':                   # `model` is an `openai_backend.OpenAIEndpoint`; no tokenizer is needed
+        from reasondistill.openai_backend import generate_openai
+        return generate_openai(model, prompts, params, keys=keys, on_batch=on_batch, desc=desc)
+    if getattr(model, 'backend', None) == 'openai': raise ValueError("the model is an OpenAIEndpoint: pass backend='openai'")
     tf = require('transformers')
     params = params or SamplingParams()
     if isinstance(prompts, str): raise TypeError('prompts must be a list of strings')

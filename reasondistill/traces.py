@@ -8,7 +8,7 @@ Docs: https://reasondistill.github.io/reasondistill/data/traces.html.md"""
 from __future__ import annotations
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from .core import progress, require
 from .records import Problem, Trace
@@ -40,34 +40,49 @@ def check_prompt_lengths(problems:list, tokenizer, context:int|None, system:str|
                          ('\n  ...' if len(bad) > 20 else ''))
 
 # %% ../nbs/data/03_traces.ipynb #f74ae66d
+def _endpoint_prompt(ep, tokenizer, question:str, system:str|None=None):
+    "What an endpoint is sent: chat messages, or in completion mode the prompt rendered by `tokenizer` (without one, the question)."
+    if ep.mode == 'chat': return ([{'role': 'system', 'content': system}] if system else []) + [{'role': 'user', 'content': question}]
+    if tokenizer is not None: return render_prompt(tokenizer, question, system)
+    if system: raise ValueError('completion mode with a system prompt needs a tokenizer to render the chat template (or use chat mode)')
+    return question
+
 def generate_traces(problems:list,                     # `Problem`s to sample
-                    model, tokenizer,                  # the generating model and its tokenizer
+                    model, tokenizer,                  # the generating model and its tokenizer, or an `OpenAIEndpoint` (tokenizer: None, or one to render completion-mode prompts)
                     store,                             # a `TraceStore` or its folder
                     n_samples:int=4,                   # samples per problem (sample_idx 0..n-1)
                     params:SamplingParams|None=None,   # sampling parameters (`n` is ignored; n_samples rules)
                     verifier='toy',                    # verifier kind ('toy', 'math') or a callable(completion, gold) -> Verdict
                     system:str|None=None,              # optional system prompt (e.g. a reasoning style)
                     model_name:str|None=None,          # recorded in every trace (default: the model's path)
-                    batch_size:int=64,                 # sequences per generation batch; traces are stored after each
+                    batch_size:int=64,                 # sequences per generation batch; traces are stored after each (an endpoint: after each request)
+                    rank:int=0, world:int=1,           # worker `rank` of `world` handles the problems whose id hashes to it (each worker its own store)
                    ) -> dict:
     "Sample, verify and store the traces still missing from `store`; returns counts and throughput."
+    from zlib import crc32                             # worker shards: crc32 of the id is the same in every process (Python's hash() is not)
+    if not 0 <= rank < world: raise ValueError(f'rank must lie in [0, world), got rank={rank}, world={world}')
+    problems = [p for p in problems if world == 1 or crc32(p.id.encode('utf-8')) % world == rank]
     params = params or SamplingParams()
     verify = get_verifier(verifier) if isinstance(verifier, str) else verifier
-    model_name = model_name or getattr(model.config, '_name_or_path', None) or type(model).__name__
+    api = getattr(model, 'backend', None) == 'openai'  # an `openai_backend.OpenAIEndpoint`: generation by an OpenAI-compatible server
+    model_name = model_name or (model.model if api else getattr(model.config, '_name_or_path', None) or type(model).__name__)
     sampling = dict(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
                     max_new_tokens=params.max_new_tokens, stop=list(params.stop), seed=params.seed)
     own = not isinstance(store, TraceStore)
-    if own: store = TraceStore(store, meta=dict(model=model_name, sampling=sampling, system=system))
+    meta = dict(model=model_name, sampling=sampling, system=system) | ({'endpoint': model.identity()} if api else {})
+    if own: store = TraceStore(store, meta=meta)
     try:
         todo = store.missing(problems, n_samples)
         stats = dict(requested=len(problems) * n_samples, already_done=len(problems) * n_samples - len(todo),
                      generated=0, tokens=0, seconds=0.0)
         if not todo: return stats
-        check_prompt_lengths(list({p.id: p for p, _ in todo}.values()), tokenizer,
-                             getattr(model.config, 'max_position_embeddings', None), system)
-        t0 = time.perf_counter()
+        if not api: check_prompt_lengths(list({p.id: p for p, _ in todo}.values()), tokenizer,
+                                         getattr(model.config, 'max_position_embeddings', None), system)
+        t0, u0 = time.perf_counter(), asdict(model.usage) if api else None
         bar = progress(total=len(todo), desc=f'traces ({model_name})', unit='trace')
-        prompts = {p.id: render_prompt(tokenizer, p.question, system) for p, _ in todo}
+        sent = {p.id: _endpoint_prompt(model, tokenizer, p.question, system) if api else render_prompt(tokenizer, p.question, system)
+                for p, _ in todo}
+        prompts = {k: v if isinstance(v, str) else v[-1]['content'] for k, v in sent.items()}   # chat: the user message
         sp = SamplingParams(n=1, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
                             max_new_tokens=params.max_new_tokens, stop=params.stop, logprobs=params.logprobs,
                             seed=params.seed)
@@ -79,17 +94,19 @@ def generate_traces(problems:list,                     # `Problem`s to sample
                 thinking, _ = split_thinking(c.text)
                 traces.append(Trace(problem_id=p.id, sample_idx=idx, model=model_name, prompt=prompts[p.id],
                                     completion=c.text, thinking=thinking, answer=v.answer, verdict=v.verdict,
-                                    n_prompt_tokens=c.n_prompt_tokens, n_completion_tokens=c.n_tokens,
+                                    n_prompt_tokens=c.n_prompt_tokens, n_completion_tokens=getattr(c, 'n_completion_tokens', c.n_tokens),
                                     finish_reason=c.finish_reason, sampling=sampling, logprobs=c.logprobs,
-                                    meta=dict(level=p.meta.get('level'), source=p.meta.get('source'), system=system)))
+                                    meta=dict(level=p.meta.get('level'), source=p.meta.get('source'), system=system) |
+                                         (dict(endpoint=model.base_url, api_finish_reason=c.raw_finish_reason) if api else {})))
                 stats['tokens'] += c.n_tokens
             stats['generated'] += store.append(traces)
             bar.update(len(done))
-        generate(model, tokenizer, [prompts[p.id] for p, _ in todo], sp, batch_size=batch_size, desc=None,
-                 keys=[f'{p.id}#{idx}' for p, idx in todo], on_batch=store_batch)
+        generate(model, tokenizer, [sent[p.id] for p, _ in todo], sp, batch_size=batch_size, desc=None,
+                 keys=[f'{p.id}#{idx}' for p, idx in todo], on_batch=store_batch, backend='openai' if api else 'hf')
         bar.close()
         stats['seconds'] = time.perf_counter() - t0
         stats['tokens_per_s'] = stats['tokens'] / max(stats['seconds'], 1e-9)
+        if api: stats['usage'] = {k: v - u0[k] if None not in (v, u0[k]) else v for k, v in asdict(model.usage).items()}  # this call's requests, retries, tokens, cost
         return stats
     finally:
         if own: store.close()

@@ -22,9 +22,9 @@ from .signals import (TeacherSignal, ModelTeacher, check_same_family, tokenize_e
 # %% auto #0
 __all__ = ['ADAPTER_DTYPES', 'TrainConfig', 'training_kwargs', 'MethodConfig', 'FidelityConfig', 'BudgetConfig',
            'apply_overrides', 'config_fields', 'default_student_spec', 'Run', 'checkpoint_complete', 'last_checkpoint',
-           'is_done', 'claim_run', 'done_summary', 'split_heldout', 'tokenized_rows', 'IndexCollator', 'Prepared',
-           'load_teacher', 'sft_args', 'prepare_run', 'TokenBudget', 'DistillTrainer', 'TrainProgress', 'quiet_trainer',
-           'AdapterDtype', 'run_training']
+           'is_done', 'is_main_process', 'claim_run', 'done_summary', 'split_heldout', 'tokenized_rows',
+           'IndexCollator', 'Prepared', 'load_teacher', 'sft_args', 'prepare_run', 'TokenBudget', 'DistillTrainer',
+           'TrainProgress', 'quiet_trainer', 'AdapterDtype', 'run_training']
 
 # %% ../nbs/core/06_train.ipynb #bbcba72f
 ADAPTER_DTYPES = ('auto', 'bf16', 'fp32')
@@ -200,6 +200,10 @@ def is_done(output_dir) -> bool:
     "True when `run_training` finished in `output_dir`."
     return (Path(output_dir) / 'train_done.json').exists()
 
+def is_main_process() -> bool:
+    "Whether this is rank 0 of a multi-process launch (or the only process); read from the launcher's environment."
+    return int(os.environ.get('RANK', 0)) == 0
+
 def claim_run(run:Run,                       # the run
               cfg,                           # its method's config
               method:str,                    # its method name
@@ -216,7 +220,7 @@ def claim_run(run:Run,                       # the run
         if diff: raise RunMismatchError(f'{run.output_dir} belongs to a run of another configuration (differs in: '
                                         f'{", ".join(diff[:8])}{" ..." if len(diff) > 8 else ""}); its checkpoints would '
                                         'be resumed under the wrong settings: use another output folder')
-    if write and not work: write_json(f, mine)
+    if write and not work and is_main_process(): write_json(f, mine)
 
 def done_summary(run:Run,                    # the run
                  cfg=None,                   # its config: a run of another config (finished or not) is refused
@@ -340,7 +344,9 @@ class DistillTrainer(trl.SFTTrainer):
         raise NotImplementedError(f'{type(self).__name__} must define objective()')
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        self.loss_tokens += int((inputs['labels'][:, 1:] != -100).sum())
+        n = (inputs['labels'][:, 1:] != -100).sum()
+        if self.accelerator.num_processes > 1: n = self.accelerator.reduce(n, 'sum')   # every rank counts the global batch
+        self.loss_tokens += int(n)
         return super().training_step(model, inputs, num_items_in_batch)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -421,12 +427,14 @@ def run_training(trainer,                      # a transformers/TRL Trainer
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=ck)
     secs = time.perf_counter() - t0
-    final = out / 'final'
-    trainer.model.save_pretrained(final)
-    if trainer.processing_class is not None: trainer.processing_class.save_pretrained(final)
-    write_json(out / 'train_log.json', trainer.state.log_history)
+    final, main = out / 'final', trainer.is_world_process_zero()     # several processes: rank 0 writes
+    if main:
+        trainer.model.save_pretrained(final)
+        if trainer.processing_class is not None: trainer.processing_class.save_pretrained(final)
+        write_json(out / 'train_log.json', trainer.state.log_history)
     summary = dict(global_step=trainer.state.global_step, train_loss=result.training_loss, seconds=secs,
                    resumed_from=ck, final=str(final), **(extra_info or {}))
     if isinstance(trainer, DistillTrainer): summary['loss_tokens'] = trainer.loss_tokens
-    write_json(out / 'train_done.json', summary)
+    if main: write_json(out / 'train_done.json', summary)
+    trainer.accelerator.wait_for_everyone()
     return summary

@@ -7,14 +7,16 @@ Docs: https://reasondistill.github.io/reasondistill/data/verify.html.md"""
 # %% ../nbs/data/02_verify.ipynb #71e06680
 from __future__ import annotations
 import json, math, re, threading, time
-from dataclasses import dataclass
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
+from typing import NamedTuple
 
 from .core import require
 from .records import VERDICTS
 
 # %% auto #0
-__all__ = ['KNOWN_ODD_LABELS', 'split_thinking', 'extract_answer', 'Verdict', 'thinking_unclosed', 'ToyVerifier',
+__all__ = ['EXTRACTION_MODES', 'DEFAULT_MODE', 'RULES', 'STRICT_RULES', 'KNOWN_ODD_LABELS', 'split_thinking', 'thinking_unclosed',
+           'solution_unclosed', 'check_mode', 'Extraction', 'find_answer', 'extract_answer', 'Verdict', 'ToyVerifier',
            'compare_answers', 'answers_equivalent', 'MathVerifier', 'get_verifier', 'audit_equivalence',
            'audit_labelled_traces']
 
@@ -42,15 +44,38 @@ def split_thinking(text:str,  # a model completion
         return text[begin:end].strip(), _strip_solution_markers(text[end + len(close_tag):])
     return None, _strip_solution_markers(text)
 
+def thinking_unclosed(text:str) -> bool:
+    "True if `text` opens a thinking block and never closes it (typically a trace cut off by the token limit)."
+    for open_tag, close_tag in _THINK_TAGS:
+        start, end = text.find(open_tag), text.rfind(close_tag)
+        if start == -1 and end == -1: continue
+        return end == -1 or end < start
+    return False
+
+def solution_unclosed(text:str) -> bool:
+    "True if `text` opens a Sky-T1 solution (`<|begin_of_solution|>`) and never closes it."
+    return _SOLUTION_OPEN in (text or '') and _SOLUTION_CLOSE not in text
+
 # %% ../nbs/data/02_verify.ipynb #5d74fc0d
+EXTRACTION_MODES = ('strict', 'flexible')
+DEFAULT_MODE = 'strict'
+RULES = ('boxed', 'final_answer', 'hashes', 'answer_is', 'answer_label', 'last_number')   # priority order
+STRICT_RULES = RULES[:-1]
+
+def check_mode(mode:str) -> str:
+    "`mode` if it is an extraction mode, else a ValueError naming the modes."
+    if mode not in EXTRACTION_MODES: raise ValueError(f"extraction mode must be one of {EXTRACTION_MODES}, got {mode!r}")
+    return mode
+
+class Extraction(NamedTuple):
+    "What `find_answer` found in a completion."
+    answer: str|None    # the answer, None when there is none
+    rule: str = ''      # the rule that fired (one of RULES), '' when none did
+    detail: str = ''    # why there is no answer: 'thinking not closed', 'no answer in final part', or (flexible)
+                        # 'solution not closed', 'final part cut off'
+
+# %% ../nbs/data/02_verify.ipynb #7b2e94d1
 _BOXED = re.compile(r'\\(?:boxed|fbox)\s*\{')
-_HASHES = re.compile(r'####[ \t]*(\S[^\n]*?)[ \t]*$', re.M)
-_ANSWER_IS = re.compile(r'(?i)\banswer\s*(?:is(?![\w\'’])\s*:?|:)[ \t]*')
-
-def _says_final_answer_is(text:str, m:re.Match) -> bool:
-    "True if the answer statement `m` reads 'final answer is' (not just 'answer is' or 'Final Answer:')."
-    return bool(re.search(r'(?i)final\s*$', text[max(0, m.start() - 12):m.start()])) and 'is' in m.group().lower()
-
 _LIST_GAP = re.compile(r'(?:\s|[,;$&]|\\q?quad|\\[,;:! ]|\\\\|\\[\[\]()]|\\text\s*\{\s*(?:and|or)?\s*,?\s*\}|\b(?:and|or)\b)*')
 
 def _boxes(text:str) -> list[tuple[int, int, str]]:
@@ -83,9 +108,17 @@ def _last_boxed_list(text:str) -> tuple[str, int]|None:
     parts = list(dict.fromkeys(b[2].strip() for b in group))   # a repeated box is one answer
     return ', '.join(parts), boxes[-1][1]
 
+# %% ../nbs/data/02_verify.ipynb #d83f2a6b
+_HASHES = re.compile(r'####[ \t]*([-−]?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?)(?!\w|\.[ \t]*[A-Za-z])')   # not '#### Step 1' headings
+_FINAL_ANSWER = re.compile(r"(?im)(?:\bfinal\s+answer(?:\s+(?:to|for|of)\s[^.:\n]{0,60}?)?[ \t*]*(?:is(?![\w'’])[ \t]*:?|:)"
+                           r"|^[ \t#*>-]*final\s+answer[ \t*]*$)[ \t*]*")     # a statement, or a heading line of its own
+_ANSWER_IS = re.compile(r"(?i)\banswer[ \t*]*is(?![\w'’])[ \t]*:?[ \t*]*")
+_ANSWER_LABEL = re.compile(r"(?im)(?:\b(?P<word>answer)|^[ \t>#*-]*(?P<letter>a))[ \t*]*:[ \t*]*")
+_MINERVA_FINAL = re.compile(r'(?i)final\s+answer\s+is')
+
 _HEDGE = re.compile(r'(?i)^(?:indeed|definitely|probably|likely|clearly|actually|simply|just|exactly|still|also|then|now)\b[\s,:]*')
 _NOT_AN_ANSWER = re.compile(r'(?i)^(?:correct|incorrect|right|wrong|not|consistent|valid|reasonable|plausible|confirmed'
-                            r'|the same|as follows|below|above)\b')
+                            r'|the same|as follows|below|above|see|given|shown|stated|in the)\b')
 
 def _clean_answer(s:str) -> str:
     "Trim an answer statement: cut 'I hope it is correct', hedges, math delimiters, bold and a final period."
@@ -104,25 +137,80 @@ def _statement_after(text:str, start:int) -> str:
     if line.strip(): return line
     return ' '.join(text[start:].strip().split('\n\n', 1)[0].split('\n'))
 
-def extract_answer(text:str,  # a model completion, with or without a thinking block
-                  ) -> str|None:
-    "The final answer of a completion (last `\\boxed{}`, then `#### n`, then 'the answer is X'), or None."
-    thinking, final = split_thinking(text)
-    if not final: return None
-    statements = list(_ANSWER_IS.finditer(final))
+def _short_label_value(line:str) -> bool:
+    "True if the rest of an 'A:' line is one sentence of at most 8 words (an answer, not the start of the reasoning)."
+    line = re.split(r'(?i)\.?\s*I hope it is correct', line)[0].strip()
+    return not re.search(r'[.!?]\s+\S', line) and len(line.split()) <= 8
+
+def _statements(final:str, pattern:re.Pattern, rule:str) -> list[tuple[int, str, str]]:
+    "`(position, value, rule)` of every statement of one kind whose value states an answer."
+    out = []
+    for m in pattern.finditer(final):
+        raw = _statement_after(final, m.end())
+        if rule == 'answer_label' and m.group('letter') and (not m.group().rstrip().endswith(':') or not _short_label_value(raw)): continue
+        value = _clean_answer(raw)
+        if value: out.append((m.start(), value, rule))
+    return out
+
+def _marked_answer(final:str) -> Extraction|None:
+    "The strict rules in priority order: the answer and the rule that found it, or None."
     boxed = _last_boxed_list(final)
     if boxed is not None:
-        for m in reversed(statements):        # 'The final answer is X' written after the last box overrides it
-            if m.start() < boxed[1]: break
-            stated = _clean_answer(_statement_after(final, m.end())) if _says_final_answer_is(final, m) else ''
-            if stated: return stated
-        return boxed[0]
-    hashes = _HASHES.findall(final)
-    if hashes: return hashes[-1].strip()
-    for m in reversed(statements):             # the last statement wins, even within one line
-        stated = _clean_answer(_statement_after(final, m.end()))
-        if stated: return stated
-    return None
+        after = [s for s in _statements(final, _FINAL_ANSWER, 'final_answer') if s[0] >= boxed[1]]
+        after = [s for s in after if _MINERVA_FINAL.match(final, s[0])]      # 'The final answer is X' after the box
+        return Extraction(after[-1][1], 'final_answer') if after else Extraction(boxed[0], 'boxed')
+    if (final_stated := _statements(final, _FINAL_ANSWER, 'final_answer')): return Extraction(final_stated[-1][1], 'final_answer')
+    if (hashes := _HASHES.findall(final)): return Extraction(hashes[-1].strip(), 'hashes')
+    stated = sorted(_statements(final, _ANSWER_IS, 'answer_is') + _statements(final, _ANSWER_LABEL, 'answer_label'))
+    return Extraction(stated[-1][1], stated[-1][2]) if stated else None
+
+# %% ../nbs/data/02_verify.ipynb #0e7d5c48
+_NEW_QUESTION = re.compile(r'(?im)^[ \t>#*]*(?:Q|Question|Problem)[ \t]*\d*[ \t*]*:')
+_NUMBER = re.compile(r'(?<![\w.^_\\])-?[$€£]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?(?![\d])')
+_FRAC = re.compile(r'\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(\d+)\s*\}')
+
+def _last_number(final:str) -> str|None:
+    "The last number of the final part, outside restated questions, question sentences and `<<...>>` calculator notes."
+    paragraphs = [p for p in re.split(r'\n\s*\n', final) if not _NEW_QUESTION.match(p)]
+    text = re.sub(r'<<[^>]*>>', ' ', '\n\n'.join(paragraphs))
+    text = re.sub(r'[^.!?\n]*\?', ' ', _FRAC.sub(r'\1/\2', text))
+    numbers = _NUMBER.findall(text)
+    return numbers[-1].replace('$', '').replace('€', '').replace('£', '').rstrip('.') if numbers else None
+
+def _looks_finished(final:str) -> bool:
+    "True if a final part ends like a finished text: a sentence mark, closing bracket or delimiter, quote, % or a digit."
+    end = final.rstrip()[-1:]
+    return bool(end) and (end.isdigit() or end in '.!?)]}$*%"\'’”')
+
+def _extract(final:str, mode:str, text:str) -> Extraction:
+    "The rules of `mode` on a final part (`text` is the whole completion, to see whether a solution was closed)."
+    found = _marked_answer(final)
+    if found is not None: return found
+    if mode == 'flexible':
+        if solution_unclosed(text): return Extraction(None, '', 'solution not closed')
+        if _SOLUTION_CLOSE not in text and not _looks_finished(final): return Extraction(None, '', 'final part cut off')
+        if (n := _last_number(final)) is not None: return Extraction(n, 'last_number')
+    return Extraction(None, '', 'no answer in final part')
+
+def find_answer(text:str,           # a model completion, with or without a thinking block
+                mode:str='strict',  # 'strict': explicit answer markers only; 'flexible': also the last number
+               ) -> Extraction:
+    "The final answer of a completion, the rule that found it, and why there is none."
+    check_mode(mode)
+    text = text or ''
+    if thinking_unclosed(text): return Extraction(None, '', 'thinking not closed')
+    _, final = split_thinking(text)
+    for m in _NEW_QUESTION.finditer(final):       # an answer, then a new question: the answer ends there
+        if m.start() and _extract(final[:m.start()], mode, text).answer is not None:
+            final = final[:m.start()]; break
+    if not final.strip(): return Extraction(None, '', 'no answer in final part')
+    return _extract(final, mode, text)
+
+def extract_answer(text:str,           # a model completion, with or without a thinking block
+                   mode:str='strict',  # 'strict' or 'flexible' (see `find_answer`)
+                  ) -> str|None:
+    "The final answer of a completion (see `find_answer`), or None."
+    return find_answer(text, mode).answer
 
 # %% ../nbs/data/02_verify.ipynb #0db4f5bb
 @dataclass
@@ -132,24 +220,26 @@ class Verdict:
     answer: str|None       # the extracted answer, None when there was none
     gold: str              # the gold answer it was checked against
     detail: str = ''       # e.g. 'thinking not closed', 'timeout', 'error: ...'
+    rule: str = ''         # the extraction rule that found the answer (one of RULES); '' when none did
+    mode: str = ''         # the extraction mode ('strict' | 'flexible'); '' in verdicts made before modes existed
 
     def __post_init__(self):
         if self.verdict not in VERDICTS: raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.rule and self.rule not in RULES: raise ValueError(f"rule must be one of {RULES} or '', got {self.rule!r}")
+        if self.mode: check_mode(self.mode)
     @property
     def correct(self) -> bool: return self.verdict == 'correct'
+    def to_dict(self) -> dict: return asdict(self)
+    @classmethod
+    def from_dict(cls, d:dict) -> Verdict:
+        "A verdict from `to_dict` output, including dicts written before `rule` and `mode` existed."
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown: raise ValueError(f"unknown Verdict fields {sorted(unknown)}")
+        return cls(**d)
 
-def thinking_unclosed(text:str) -> bool:
-    "True if `text` opens a thinking block and never closes it (typically a trace cut off by the token limit)."
-    for open_tag, close_tag in _THINK_TAGS:
-        start, end = text.find(open_tag), text.rfind(close_tag)
-        if start == -1 and end == -1: continue
-        return end == -1 or end < start
-    return False
-
-def _no_answer(completion:str, gold:str) -> Verdict:
-    "A 'no_answer' verdict whose detail says whether the thinking never closed."
-    why = 'thinking not closed' if thinking_unclosed(completion or '') else 'no answer in final part'
-    return Verdict('no_answer', None, gold, why)
+def _no_answer(found:Extraction, gold:str, mode:str) -> Verdict:
+    "A 'no_answer' verdict whose detail says why (thinking or solution not closed, or no answer in the final part)."
+    return Verdict('no_answer', None, gold, found.detail, '', mode)
 
 # %% ../nbs/data/02_verify.ipynb #09723789
 def _as_int(s:str) -> int|None:
@@ -157,20 +247,28 @@ def _as_int(s:str) -> int|None:
     try: return int(s.strip().replace('\u2212', '-'))
     except (ValueError, AttributeError): return None
 
-class ToyVerifier:
+class _Extracting:
+    "What both verifiers share: an extraction mode and a `kind` that names it when it is not the default."
+    name = ''
+    def __init__(self, mode:str=DEFAULT_MODE): self.mode = check_mode(mode)
+    @property
+    def kind(self) -> str: return self.name if self.mode == DEFAULT_MODE else f'{self.name}:{self.mode}'
+
+class ToyVerifier(_Extracting):
     "Exact-match verifier for the toy world (integer answers written as 'The answer is 7.')."
-    kind = 'toy'
+    name = 'toy'
+    def __repr__(self): return f'ToyVerifier(mode={self.mode!r})'
     def __call__(self,
                  completion:str,  # the model's completion
                  gold:str,        # the gold answer, e.g. '7'
                 ) -> Verdict:
         "Verdict for one completion."
         gold = str(gold).strip()
-        answer = extract_answer(completion)
-        if answer is None: return _no_answer(completion, gold)
-        a, g = _as_int(answer), _as_int(gold)
-        same = a == g if a is not None and g is not None else answer.strip() == gold
-        return Verdict('correct' if same else 'wrong', answer, gold)
+        found = find_answer(completion, self.mode)
+        if found.answer is None: return _no_answer(found, gold, self.mode)
+        a, g = _as_int(found.answer), _as_int(gold)
+        same = a == g if a is not None and g is not None else found.answer.strip() == gold
+        return Verdict('correct' if same else 'wrong', found.answer, gold, '', found.rule, self.mode)
 
 # %% ../nbs/data/02_verify.ipynb #882a6002
 _DELIMITERS = re.compile(r'(?<!\\)\$|\\\(|\\\[|\\boxed|\\fbox')   # `\$` is a currency sign, not math
@@ -265,34 +363,39 @@ def answers_equivalent(gold:str,   # gold answer
     return compare_answers(gold, pred, **kwargs)[0]
 
 # %% ../nbs/data/02_verify.ipynb #93add8c5
-class MathVerifier:
-    "Math answer verifier: `extract_answer` on the completion, then math-verify against the gold (gold parsed first)."
-    kind = 'math'
+class MathVerifier(_Extracting):
+    "Math answer verifier: `find_answer` on the completion, then math-verify against the gold (gold parsed first)."
+    name = 'math'
     def __init__(self,
-                 timeout_s:float=5.0,     # per math-verify parse/comparison (whole seconds, main thread only)
-                 float_rounding:int=6,    # decimals kept when comparing floats
+                 timeout_s:float=5.0,       # per math-verify parse/comparison (whole seconds, main thread only)
+                 float_rounding:int=6,      # decimals kept when comparing floats
+                 mode:str=DEFAULT_MODE,     # answer extraction: 'strict' or 'flexible'
                 ):
+        super().__init__(mode)
         self.timeout_s, self.float_rounding = timeout_s, float_rounding
-    def __repr__(self): return f'MathVerifier(timeout_s={self.timeout_s})'
+    def __repr__(self): return f'MathVerifier(timeout_s={self.timeout_s}, mode={self.mode!r})'
     def __call__(self,
                  completion:str,  # the model's completion
                  gold:str,        # gold answer (MATH LaTeX, GSM8K '1,234' or '#### 72', ...)
                 ) -> Verdict:
         "Verdict for one completion."
         gold = str(gold).strip()
-        answer = extract_answer(completion)
-        if answer is None: return _no_answer(completion, gold)
-        try: same, detail = compare_answers(gold, answer, timeout_s=self.timeout_s, float_rounding=self.float_rounding)
+        found = find_answer(completion, self.mode)
+        if found.answer is None: return _no_answer(found, gold, self.mode)
+        try: same, detail = compare_answers(gold, found.answer, timeout_s=self.timeout_s, float_rounding=self.float_rounding)
         except Exception as e: same, detail = False, f'error: {type(e).__name__}: {str(e)[:80]}'
-        return Verdict('correct' if same else 'wrong', answer, gold, detail)
+        return Verdict('correct' if same else 'wrong', found.answer, gold, detail, found.rule, self.mode)
 
 # %% ../nbs/data/02_verify.ipynb #b76eb766
-def get_verifier(kind:str,  # 'toy' or 'math'
+def get_verifier(kind:str,           # 'toy' or 'math', optionally with a mode: 'math:flexible'
+                 mode:str|None=None, # extraction mode ('strict' or 'flexible'); None: the one in `kind`, else the default
                 ):
-    "A verifier by name: 'toy' -> `ToyVerifier()`, 'math' -> `MathVerifier()`."
+    "A verifier by name: 'toy' -> `ToyVerifier()`, 'math' -> `MathVerifier()`, 'math:flexible' -> `MathVerifier(mode='flexible')`."
     verifiers = {'toy': ToyVerifier, 'math': MathVerifier}
-    if kind not in verifiers: raise ValueError(f"unknown verifier kind {kind!r}; known kinds: {sorted(verifiers)}")
-    return verifiers[kind]()
+    name, _, in_kind = str(kind).partition(':')
+    if name not in verifiers: raise ValueError(f"unknown verifier kind {kind!r}; known kinds: {sorted(verifiers)}")
+    if in_kind and mode and in_kind != mode: raise ValueError(f"verifier {kind!r} names mode {in_kind!r} but mode={mode!r} was given")
+    return verifiers[name](mode=check_mode(mode or in_kind or DEFAULT_MODE))
 
 # %% ../nbs/data/02_verify.ipynb #4c0e314e
 KNOWN_ODD_LABELS = {('$1 - \\frac{1}{\\mathrm{e}}$', '$1 + \\frac{1}{\\mathrm{e}}$'):
@@ -334,19 +437,23 @@ def audit_equivalence(path,                      # JSONL with gold, pred, equiva
 def audit_labelled_traces(path,                 # JSONL with code[0] (output), answer (raw gold), score[0], pred[0]
                           limit:int|None=None,  # audit only the first `limit` records
                           timeout_s:float=5.0,  # per math-verify call
+                          mode:str=DEFAULT_MODE,  # answer extraction mode ('strict' or 'flexible')
                          ) -> dict:
-    "Agreement of `MathVerifier` (correct vs not) with a harness's `score` labels, no-answer counts and every disagreement."
+    "Agreement of `MathVerifier` (correct vs not) with a harness's `score` labels: no-answer counts, counts by rule, every disagreement."
     rows, t = _read_records(path, limit), time.perf_counter()
-    verifier = MathVerifier(timeout_s=timeout_s)
-    counts, no_answer, disagreements = {}, {}, []
+    verifier = MathVerifier(timeout_s=timeout_s, mode=mode)
+    counts, no_answer, by_rule, disagreements = {}, {}, {}, []
     for r in rows:
         output, harness = r['code'][0], bool(r['score'][0])
         v = verifier(output, r['answer'])
         key = f"{v.verdict}/harness_{'correct' if harness else 'wrong'}"
         counts[key] = counts.get(key, 0) + 1
         if v.verdict == 'no_answer': no_answer[v.detail] = no_answer.get(v.detail, 0) + 1
+        else:
+            b = by_rule.setdefault(v.rule, dict(n=0, agree=0, correct=0)); b['n'] += 1
+            b['agree'] += v.correct == harness; b['correct'] += v.correct
         if v.correct != harness:
-            disagreements.append(dict(idx=r.get('idx'), verdict=v.verdict, detail=v.detail, answer=v.answer,
+            disagreements.append(dict(idx=r.get('idx'), verdict=v.verdict, detail=v.detail, answer=v.answer, rule=v.rule,
                                       harness_pred=(r.get('pred') or [None])[0], harness_score=harness,
                                       gold=r['answer'], gt=r.get('gt'), chars=len(output),
                                       end_of_solution='<|end_of_solution|>' in output))
@@ -354,10 +461,10 @@ def audit_labelled_traces(path,                 # JSONL with code[0] (output), a
     answered = [k for k in counts if not k.startswith('no_answer')]
     n_answered = sum(counts[k] for k in answered)
     agree_answered = n_answered - sum(1 for d in disagreements if d['verdict'] != 'no_answer')
-    return dict(path=str(path), n=n, agree=agree, agreement=agree / n if n else float('nan'),
+    return dict(path=str(path), mode=mode, n=n, agree=agree, agreement=agree / n if n else float('nan'),
                 harness_correct=sum(bool(r['score'][0]) for r in rows),
                 ours_correct=counts.get('correct/harness_correct', 0) + counts.get('correct/harness_wrong', 0),
                 n_answered=n_answered, agree_answered=agree_answered,
                 agreement_answered=agree_answered / n_answered if n_answered else float('nan'),
-                counts=counts, no_answer=no_answer, disagreements=disagreements,
-                seconds=round(time.perf_counter() - t, 2))
+                counts=counts, no_answer=no_answer, by_rule=dict(sorted(by_rule.items(), key=lambda kv: RULES.index(kv[0]))),
+                disagreements=disagreements, seconds=round(time.perf_counter() - t, 2))

@@ -105,7 +105,7 @@ def test_http_judge_errors(server):
     with pytest.raises(RuntimeError, match='HTTP 500: again'): j(['Reference answer: 1\nCandidate answer: 1\n'])
     _Fake.script = [(502, 'x')]
     assert parse_verdict(j(['Reference answer: 1\nCandidate answer: 1\n'])[0].text)[0] is True
-    assert _Fake.seen[-1][1]['Authorization'] == 'Bearer secret'
+    assert {k.lower(): v for k, v in _Fake.seen[-1][1].items()}["authorization"] == "Bearer secret"
     _Fake.script = [(404, 'no such route')]
     with pytest.raises(RuntimeError, match='HTTP 404'): j(['x'])
     _Fake.script = [(200, 'not json')]

@@ -8,7 +8,8 @@ Docs: https://reasondistill.github.io/reasondistill/eval/evaluate.html.md"""
 from __future__ import annotations
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from ..core import write_json, read_json
+import hashlib, json
+from ..core import write_json, read_json, flat_diff, RunMismatchError
 from ..rollout import SamplingParams
 from ..traces import generate_traces
 from ..tracestore import TraceStore
@@ -16,7 +17,7 @@ from .metrics import summarize
 from ..models import render_prompt
 
 # %% auto #0
-__all__ = ['EvalConfig', 'trace_records', 'evaluate', 'load_summary']
+__all__ = ['EvalConfig', 'trace_records', 'model_fingerprint', 'evaluate', 'load_summary']
 
 # %% ../../nbs/eval/01_evaluate.ipynb #055bbe24
 @dataclass
@@ -42,14 +43,37 @@ def trace_records(traces) -> list:
     return [dict(problem_id=t.problem_id, sample_idx=t.sample_idx, level=(t.meta or {}).get('level'), verdict=t.verdict,
                  answer=t.answer, n_tokens=t.n_completion_tokens, finish_reason=t.finish_reason) for t in traces]
 
+def model_fingerprint(model, max_params:int=50_000_000) -> dict:
+    "What identifies the weights under test: the model's path, its quantisation and a hash of its adapter weights (of all weights for small models)."
+    cfg = model.config
+    quant = getattr(cfg, 'quantization_config', None)
+    quant = quant if quant is None or isinstance(quant, dict) else quant.to_dict()
+    params = [(n, p) for n, p in model.named_parameters() if 'lora_' in n]
+    kind = 'adapter'
+    if not params and sum(p.numel() for p in model.parameters()) <= max_params: params, kind = list(model.named_parameters()), 'all'
+    h = hashlib.sha1()
+    for n, p in params: h.update(n.encode()); h.update(p.detach().float().cpu().numpy().tobytes())
+    return dict(path=getattr(cfg, '_name_or_path', None), quant=(quant or {}).get('quant_method'),
+                weights=f'{kind}:{h.hexdigest()[:16]}' if params else None)
+
+def _identity(model, cfg:EvalConfig) -> dict:
+    "What determines an EvalRun's samples (batch size, ks and bootstrap settings do not)."
+    c = {k: v for k, v in asdict(cfg).items() if k not in ('batch_size', 'ks', 'n_boot')}
+    return json.loads(json.dumps(dict(model=model_fingerprint(model), sampling=c), default=str))
+
 def evaluate(model, tokenizer,                  # the model under test
              problems:list,                     # `Problem`s to evaluate on
              out_dir,                           # EvalRun folder: samples/ (TraceStore), eval.json, summary.json
              cfg:EvalConfig|None=None,
              name:str='model',                  # label used in tables and plots
             ) -> dict:
-    "Run (or resume) an EvalRun and return its summary."
-    cfg = cfg or EvalConfig(); out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    "Run (or resume) an EvalRun and return its summary; a folder holding samples of other weights or settings raises `RunMismatchError`."
+    cfg = cfg or EvalConfig(); out = Path(out_dir)
+    ident, f = _identity(model, cfg), out / 'identity.json'
+    if f.exists() and (out / 'samples').exists() and (diff := flat_diff(read_json(f), ident)):
+        raise RunMismatchError(f'{out} holds an evaluation of other weights or settings (differs in: {", ".join(diff[:8])}); '
+                               'use another folder')
+    out.mkdir(parents=True, exist_ok=True); write_json(f, ident)
     gen = generate_traces(problems, model, tokenizer, out / 'samples', n_samples=cfg.n_samples, params=cfg.sampling(),
                           verifier=cfg.verifier, system=cfg.system, model_name=name, batch_size=cfg.batch_size)
     ids = {p.id for p in problems}

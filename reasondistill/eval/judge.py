@@ -6,12 +6,13 @@ Docs: https://reasondistill.github.io/reasondistill/eval/judge.html.md"""
 
 # %% ../../nbs/eval/08_judge.ipynb #23104652
 from __future__ import annotations
-import copy, json, re, time, urllib.error, urllib.request
+import copy, json, re
 from dataclasses import dataclass
 import numpy as np
 from .metrics import bootstrap_ci
 from ..models import render_prompt
 from ..rollout import SamplingParams, generate
+from ..openai_backend import EndpointError, OpenAIEndpoint, generate_openai
 from ..verify import split_thinking, thinking_unclosed, compare_answers
 import torch
 import inspect
@@ -290,49 +291,32 @@ class HFJudge:
         return res
 
 class HTTPJudge:
-    "An OpenAI-compatible chat-completions endpoint as judge (plain `urllib`, no client library)."
-    RETRY_STATUS = (429, 500, 502, 503, 504)
+    "An OpenAI-compatible chat-completions endpoint as judge, through the project's API client (`openai_backend`)."
     def __init__(self, base_url:str,             # e.g. 'http://localhost:8000/v1'
                  model:str,                      # model name the server expects
-                 api_key:str|None=None,          # sent as a Bearer token when given
+                 api_key:str|None=None,          # a key given in code (default: read from `api_key_env`, never stored)
                  system:str|None=None,           # optional system message
                  temperature:float=0.0, max_tokens:int=2048,
                  timeout_s:float=120.0,          # per request
                  retries:int=2, backoff_s:float=1.0,
-                 extra:dict|None=None):          # more request fields (top_p, seed, reasoning_effort, ...)
-        if not re.match(r'https?://', base_url or ''): raise ValueError(f'base_url must start with http:// or https://, got {base_url!r}')
-        self.url = base_url.rstrip('/') + ('' if base_url.rstrip('/').endswith('/chat/completions') else '/chat/completions')
-        self.model, self.api_key, self.system = model, api_key, system
-        self.temperature, self.max_tokens, self.timeout_s = temperature, max_tokens, timeout_s
-        self.retries, self.backoff_s, self.extra = retries, backoff_s, dict(extra or {})
-    def _post(self, body:dict) -> dict:
-        data = json.dumps(body).encode()
-        headers = {'Content-Type': 'application/json'} | ({'Authorization': f'Bearer {self.api_key}'} if self.api_key else {})
-        for attempt in range(self.retries + 1):
-            req = urllib.request.Request(self.url, data=data, headers=headers, method='POST')
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as r: raw = r.read().decode('utf-8', 'replace')
-            except urllib.error.HTTPError as e:
-                msg = e.read().decode('utf-8', 'replace')[:300]
-                if e.code in self.RETRY_STATUS and attempt < self.retries: time.sleep(self.backoff_s * 2 ** attempt); continue
-                raise RuntimeError(f'judge endpoint {self.url} returned HTTP {e.code}: {msg}') from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-                if attempt < self.retries: time.sleep(self.backoff_s * 2 ** attempt); continue
-                raise ConnectionError(f'cannot reach judge endpoint {self.url} after {self.retries + 1} tries: {getattr(e, "reason", e)}') from None
-            try: return json.loads(raw)
-            except json.JSONDecodeError: raise ValueError(f'judge endpoint {self.url} did not return JSON: {raw[:200]!r}') from None
+                 extra:dict|None=None,           # more request fields (top_p, seed, reasoning_effort, ...)
+                 api_key_env:str='OPENAI_API_KEY',
+                 concurrency:int=4):             # requests in flight
+        base = (base_url or '').rstrip('/')
+        base = base[:-len('/chat/completions')] if base.endswith('/chat/completions') else base
+        self.endpoint = OpenAIEndpoint(base, model, api_key_env=api_key_env, concurrency=concurrency, timeout_s=timeout_s,
+                                       max_retries=retries, backoff_s=backoff_s, extra=dict(extra or {}))
+        self.url, self.system, self._key = self.endpoint.base_url + '/chat/completions', system, api_key
+        self.params = SamplingParams(temperature=temperature, max_new_tokens=max_tokens)
+    def __repr__(self): return f'HTTPJudge({self.url!r}, {self.endpoint.model!r})'    # never the key
     def __call__(self, prompts:list) -> list:
-        out = []
-        for p in prompts:
-            msgs = ([{'role': 'system', 'content': self.system}] if self.system else []) + [{'role': 'user', 'content': p}]
-            resp = self._post(dict(model=self.model, messages=msgs, temperature=self.temperature, max_tokens=self.max_tokens, **self.extra))
-            try: choice = resp['choices'][0]; msg = choice['message']
-            except (KeyError, IndexError, TypeError):
-                raise ValueError(f'judge endpoint {self.url} replied without choices[0].message: {json.dumps(resp)[:200]}') from None
-            content, reasoning = msg.get('content') or '', msg.get('reasoning_content') or msg.get('reasoning')
-            text = f'<think>\n{reasoning}\n</think>\n{content}' if reasoning else content
-            out.append(JudgeOutput(text, (resp.get('usage') or {}).get('completion_tokens'), choice.get('finish_reason')))
-        return out
+        msgs = [([{'role': 'system', 'content': self.system}] if self.system else []) + [{'role': 'user', 'content': p}] for p in prompts]
+        try: outs = generate_openai(self.endpoint, msgs, self.params, desc=None, api_key=self._key) if msgs else []
+        except EndpointError as e:               # the judge's error types: unreachable, unreadable reply, HTTP failure
+            if e.kind == 'connect': raise ConnectionError(f'cannot reach judge endpoint {self.url}: {e}') from None
+            if e.kind == 'reply': raise ValueError(f'judge endpoint {self.url}: {e}') from None
+            raise RuntimeError(f'judge endpoint {self.url}: {e}') from None
+        return [JudgeOutput(c.text, c.n_completion_tokens, c.raw_finish_reason) for [c] in outs]
 
 # %% ../../nbs/eval/08_judge.ipynb #6a542316
 def run_judge(judge,                         # callable(list of prompts) -> list of JudgeOutput

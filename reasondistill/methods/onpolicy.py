@@ -14,7 +14,7 @@ import torch
 import datasets
 from ..core import write_json
 from ..models import ModelSpec
-from ..train import (MethodConfig, TrainConfig, FidelityConfig, BudgetConfig, Run, DistillTrainer, prepare_run,
+from ..train import (is_main_process, MethodConfig, TrainConfig, FidelityConfig, BudgetConfig, Run, DistillTrainer, prepare_run,
                                  run_training, done_summary, tokenized_rows)
 from ..rollout import SamplingParams, generate
 from ..signals import TeacherSignal, ModelTeacher, collate_tokenized
@@ -235,5 +235,5 @@ def train_onpolicy(examples:list,            # dicts with 'prompt' (rendered) an
                                                prompts=[e['prompt'] for e in p.examples], **kw)
     summary = run_training(trainer, run.output_dir, p.info)
     summary.update(trainer.extra_summary())
-    write_json(Path(run.output_dir) / 'train_done.json', summary)
+    if is_main_process(): write_json(Path(run.output_dir) / 'train_done.json', summary)
     return summary
