@@ -17,9 +17,9 @@ with hub_kernels_blocked(): import bitsandbytes   # before peft imports it: no H
 import peft
 
 # %% auto #0
-__all__ = ['DTYPES', 'QUANTS', 'BACKENDS', 'TOY_ROLES', 'LoraSpec', 'ModelSpec', 'toy_asset_dir', 'resolve_model_path',
-           'load_tokenizer', 'render_prompt', 'resolve_dtype', 'default_device', 'load_model', 'count_parameters',
-           'inference_mode']
+__all__ = ['DTYPES', 'QUANTS', 'BACKENDS', 'TOY_ROLES', 'THINK_OPEN', 'THINK_CLOSE', 'LoraSpec', 'ModelSpec', 'toy_asset_dir',
+           'resolve_model_path', 'load_tokenizer', 'render_prompt', 'prompt_opens_thinking', 'join_completion',
+           'decode_completion', 'resolve_dtype', 'default_device', 'load_model', 'count_parameters', 'inference_mode']
 
 # %% ../nbs/core/02_models.ipynb #d4ed7aea
 @dataclass
@@ -89,6 +89,36 @@ def render_prompt(tokenizer, question:str, system:str|None=None) -> str:
     msgs = ([{'role': 'system', 'content': system}] if system else []) + [{'role': 'user', 'content': question}]
     kw = {'enable_thinking': True} if 'enable_thinking' in tokenizer.chat_template else {}
     return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **kw)
+
+# %% ../nbs/core/02_models.ipynb #5a9c2e4b
+THINK_OPEN, THINK_CLOSE = '<think>', '</think>'
+
+def prompt_opens_thinking(prompt:str) -> bool:
+    "Whether a rendered prompt ends inside an open `<think>` block (R1/QwQ-style generation prompts)."
+    head = prompt.rstrip()
+    return head.endswith(THINK_OPEN)
+
+def join_completion(prompt:str,      # rendered prompt
+                    completion:str,  # completion text, with or without its opening `<think>`
+                   ) -> str:
+    "The completion as it follows `prompt`: exactly one opening think tag between them when the completion thinks."
+    body = completion.lstrip()
+    if prompt_opens_thinking(prompt):
+        if not body.startswith(THINK_OPEN): return completion
+        rest = body[len(THINK_OPEN):]
+        return rest.lstrip('\n') if prompt.endswith('\n') else rest
+    close = completion.find(THINK_CLOSE)
+    if close != -1 and THINK_OPEN not in completion[:close]: return THINK_OPEN + '\n' + completion
+    return completion
+
+def decode_completion(tokenizer, ids) -> str:
+    "Decode generated `ids` without special tokens, except `<think>`/`</think>` (kept even where the tokenizer marks them special)."
+    keep = {i for i in (tokenizer.convert_tokens_to_ids(t) for t in (THINK_OPEN, THINK_CLOSE))
+            if i is not None and i != tokenizer.unk_token_id}
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    drop = special - keep
+    if not (keep & special): return tokenizer.decode(ids, skip_special_tokens=True)
+    return tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
 
 # %% ../nbs/core/02_models.ipynb #20156cf3
 def resolve_dtype(dtype:str='auto'):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import hashlib
 from .core import require, progress
-from .models import inference_mode
+from .models import inference_mode, decode_completion
 import torch
 
 # %% auto #0
@@ -39,7 +39,7 @@ class SamplingParams:
 @dataclass
 class Completion:
     "One sampled continuation of one prompt."
-    text: str                       # decoded completion, special tokens removed, cut before any stop string
+    text: str                       # decoded completion, special tokens removed (think tags kept), cut before any stop string
     token_ids: list                 # generated token ids (through EOS or the token completing a stop string)
     n_prompt_tokens: int
     finish_reason: str              # 'stop' (EOS or stop string) or 'length' (token budget exhausted)
@@ -80,17 +80,27 @@ class _GumbelNoise:
         tiny = torch.finfo(torch.float32).tiny
         return scores.float() - torch.log(-torch.log(u.clamp(tiny, 1 - 2**-24)))
 
+# %% ../nbs/core/03_rollout.ipynb #6b2f8d41
+class _MaskPadded:
+    "Logits processor setting the scores of ids >= `n` (embedding rows the tokenizer has no token for) to -inf."
+    def __init__(self, n:int): self.n = n
+    def __call__(self, input_ids, scores):
+        if scores.shape[-1] <= self.n: return scores
+        scores = scores.clone()
+        scores[..., self.n:] = float('-inf')
+        return scores
+
 # %% ../nbs/core/03_rollout.ipynb #7774173b
 def _cut_at_stop(tokenizer, ids:list, stops:tuple):
     "Return (text, ids, hit) with the text cut before the first stop string and ids through the token that completes it."
-    text = tokenizer.decode(ids, skip_special_tokens=True)
+    text = decode_completion(tokenizer, ids)
     hits = [(text.find(s), s) for s in stops if s and s in text]
     if not hits: return text, ids, False
     pos, s = min(hits)
     lo, hi = 1, len(ids)               # shortest token prefix whose text contains the stop string (binary search:
     while lo < hi:                     # a prefix's text grows with the prefix, so containment is monotone)
         mid = (lo + hi) // 2
-        if s in tokenizer.decode(ids[:mid], skip_special_tokens=True): hi = mid
+        if s in decode_completion(tokenizer, ids[:mid]): hi = mid
         else: lo = mid + 1
     return text[:pos], ids[:lo], True
 
@@ -134,7 +144,7 @@ def generate(model,                                 # a causal LM (HF or PEFT-wr
             plen = enc['input_ids'].shape[1]
             max_new = params.max_new_tokens if ctx is None else min(params.max_new_tokens, ctx - plen)
             rec = _LogprobRecorder(plen) if params.logprobs else None
-            procs = [rec] if rec else []
+            procs = ([rec] if rec else []) + [_MaskPadded(len(tokenizer))]   # raw log-probs first, then no padded ids
             if params.temperature > 0:        # warp, then Gumbel noise per row; decoding takes the arg-max
                 if params.temperature != 1: procs.append(tf.TemperatureLogitsWarper(params.temperature))
                 if params.top_k: procs.append(tf.TopKLogitsWarper(params.top_k))
@@ -152,7 +162,7 @@ def generate(model,                                 # a causal LM (HF or PEFT-wr
                 for k, t in enumerate(ids):           # cut at the first end-of-sequence token (kept)
                     if t in eos: ids, finish = ids[:k + 1], 'stop'; break
                 text, ids, hit = _cut_at_stop(tokenizer, ids, params.stop) if params.stop else \
-                                 (tokenizer.decode(ids, skip_special_tokens=True), ids, False)
+                                 (decode_completion(tokenizer, ids), ids, False)
                 if hit: finish = 'stop'
                 out[i][j] = Completion(text=text, token_ids=ids, n_prompt_tokens=lens[i], finish_reason=finish,
                                        logprobs=lp[r, :len(ids)].tolist() if lp is not None else None)

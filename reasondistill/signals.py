@@ -14,7 +14,7 @@ import numpy as np
 from .core import write_json, read_json, progress
 import torch
 from .divergences import tempered_log_softmax
-from .models import load_model, ModelSpec
+from .models import load_model, ModelSpec, join_completion
 
 # %% auto #0
 __all__ = ['SIGNAL_KINDS', 'PROBE_TEXT', 'PROBE_CHAT', 'CACHE_FORMAT', 'topk_logprobs', 'TeacherSignal', 'tokenizer_fingerprint',
@@ -265,9 +265,12 @@ def tokenize_example(tokenizer,                # the student's tokenizer (prompt
                      max_length:int|None=None, # truncate prompt + completion to this many tokens (keep the start)
                     ) -> dict:
     "Token ids of prompt + completion and the completion mask, as TRL's SFTTrainer builds them (EOS appended, keep-start truncation)."
+    completion = join_completion(prompt, completion)   # one `<think>` whatever the template opens (`models.join_completion`)
     eos = tokenizer.eos_token
     if eos and not completion.endswith(eos): completion = completion + eos
-    p = tokenizer(prompt)['input_ids']; ids = tokenizer(prompt + completion)['input_ids']
+    # the rendered prompt already holds the template's special tokens (BOS included): add none (see below)
+    p = tokenizer(prompt, add_special_tokens=False)['input_ids']
+    ids = tokenizer(prompt + completion, add_special_tokens=False)['input_ids']
     n = next((i for i, (a, b) in enumerate(zip(p, ids)) if a != b), min(len(p), len(ids)))
     cm = [0] * n + [1] * (len(ids) - n)
     if max_length is not None: ids, cm = ids[:max_length], cm[:max_length]

@@ -110,7 +110,7 @@ class OPSDTrainer(OnPolicyTrainer):
         if teacher_prompts is None or len(teacher_prompts) != len(self.prompts):
             raise ValueError('OPSD needs one teacher prompt per training example')
         tok = self.processing_class
-        self.teacher_prompt_ids = [tok(p)['input_ids'] for p in teacher_prompts]
+        self.teacher_prompt_ids = [tok(p, add_special_tokens=False)['input_ids'] for p in teacher_prompts]   # rendered: the template placed any BOS
         if self.teacher.model is not self.model: raise ValueError('the OPSD teacher must be the student model itself')
         self.teacher_tokens_over = 0        # teacher sequences longer than the model's context
 
