@@ -104,6 +104,8 @@ def main():
     ap.add_argument('--child', nargs=2, metavar=('VARIANT', 'NAME'))
     a = parse_args(ap, tiny=dict(tokens=128, vocab=4096, reps=1))
     if a.reps is None: a.reps = 2 if a.sweep else 4
+    if not (a.sweep or a.render) and a.out == 'benchmarks/results/kd_memory':   # one point must not overwrite the committed sweep
+        a.out = 'benchmarks/results/kd_memory_point'
     a.divs = tuple(x for x in (a.divs or ('fkl' if a.sweep else 'fkl,jsd')).split(',') if x)
     bad = set(a.divs) - set(dict(DIVS))
     if bad: ap.error(f'unknown divergences {sorted(bad)}; known: {[n for n, _ in DIVS]}')
