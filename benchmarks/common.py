@@ -10,7 +10,12 @@ Groups of arguments (a benchmark takes the groups it uses): `run` (--threads, --
 (--seeds), `methods` (--methods), `data` (--train-per-level, --samples, --heldout-per-level), `train` (--batch-size, --lr,
 --max-length), `eval` (--eval-levels, --eval-per-level, --eval-samples, --max-new-tokens). The defaults of a group can be
 given per benchmark; `--tiny` replaces the values named in `tiny` (a few problems, a couple of steps, one seed: a smoke run
-whose numbers are meaningless, which the tests run)."""
+whose numbers are meaningless, which the tests run); `--strict` makes `compare.write_benchmark` refuse a dirty git tree.
+
+The protocol every method benchmark follows (`reasondistill.eval.compare`): hyper-parameters from a sweep declared once for
+all arms and chosen on the dev split (`compare.Sweep`, `compare.DevSelection`, `sweep_from_args` below), test evaluated
+once; result files carry per-problem scores (`evaluate_adapter`), so tables get hierarchical intervals over seeds and
+problems; `write_benchmark` records provenance and renders the .md from the JSON."""
 import argparse, os, sys, time
 from pathlib import Path
 
@@ -43,6 +48,8 @@ def bench_parser(name:str, doc:str|None=None, methods=(), groups=DEFAULT_GROUPS,
             key = flag[2:].replace('-', '_')
             ap.add_argument(flag, type=typ, default=defaults.get(key, base.get(key, default)), help=help)
     ap.add_argument('--tiny', action='store_true', help='smoke run: a few problems, a couple of steps, one seed (numbers meaningless)')
+    ap.add_argument('--strict', action='store_true', help='refuse to write results from a git tree with uncommitted changes '
+                    '(committed tables are made this way; without it a dirty tree is flagged in the JSON and the report)')
     ap.add_argument('--verbose', action='store_true', help='also show library logs and warnings (always in WORK/benchmark.log)')
     return ap
 
@@ -74,3 +81,24 @@ def start(a:argparse.Namespace) -> tuple:
 def tiny_note(a) -> str:
     "The report-title suffix of a smoke run."
     return ' (TINY smoke run: numbers are meaningless)' if getattr(a, 'tiny', False) else ''
+
+def add_sweep(ap:argparse.ArgumentParser, **defaults) -> argparse.ArgumentParser:
+    """Add `--sweep-NAME` options (comma-separated values) for the hyper-parameters a benchmark chooses on dev, e.g.
+    `add_sweep(ap, lr='3e-4,1e-3,3e-3', steps='100,200')`; `sweep_from_args(a)` turns them into a `compare.Sweep`."""
+    for k, v in defaults.items():
+        ap.add_argument(f"--sweep-{k.replace('_', '-')}", type=str, default=v,
+                        help=f'values of {k} tried by every arm and chosen on dev (comma-separated)')
+    ap.set_defaults(_sweep_names=tuple(defaults))
+    return ap
+
+def sweep_from_args(a:argparse.Namespace):
+    "The declared `compare.Sweep` of the `--sweep-*` options (numbers parsed as int when they look like one, else float)."
+    from reasondistill.eval.compare import Sweep
+    num = lambda x: int(x) if x.strip().lstrip('-').isdigit() else float(x)
+    return Sweep(**{k: [num(x) for x in getattr(a, f'sweep_{k}').split(',') if x.strip()] for k in getattr(a, '_sweep_names', ())})
+
+def write_report(a:argparse.Namespace, lines:list, result:dict, t_start:float|None=None) -> dict:
+    """Write OUT.json (with provenance) and OUT.md rendered from it (`compare.write_benchmark`; `--strict` refuses a dirty
+    tree). Imported here, at the end of a run, so that measurements made before it do not pay for the import."""
+    from reasondistill.eval.compare import write_benchmark
+    return write_benchmark(a.out, lines, result, t_start, strict=getattr(a, 'strict', False))

@@ -9,7 +9,7 @@ above the student base at the medium level with a 95% paired bootstrap CI that e
 import json, os, shutil, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_parser, parse_args
+from common import bench_parser, parse_args, write_report
 
 def main():
     ap = bench_parser('demo', __doc__, groups=('run',)); ap.add_argument('--run-dir', default='runs/demo-bench')
@@ -36,10 +36,7 @@ def main():
              f"(goal >= +20 with the CI excluding zero: {'met' if ok_gain else 'NOT met'}).", '',
              '## Results table printed by the demo', '', results.split('\n', 2)[2].strip(), '',
              f"git {man.get('git')}; versions: " + ', '.join(f'{k} {v}' for k, v in man['versions'].items() if v)]
-    Path(a.out + '.md').write_text('\n'.join(lines) + '\n')
-    Path(a.out + '.json').write_text(json.dumps(dict(wall_s=wall, load_at_start=load, stages=man['stages']['demo'], ok_time=ok_time,
-                                                     ok_gain=ok_gain), indent=1) + '\n')
-    print('\n'.join(lines))
+    write_report(a, lines + [''], dict(wall_s=wall, load_at_start=load, stages=man['stages']['demo'], ok_time=ok_time, ok_gain=ok_gain))
     return 0 if ok_time and ok_gain else 1
 
 if __name__ == '__main__': sys.exit(main())

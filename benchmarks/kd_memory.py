@@ -21,7 +21,7 @@ Goals: memory ratio <= 0.10 and time ratio <= 1.0. Writes benchmarks/results/kd_
 import json, os, platform, resource, statistics, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_parser, parse_args
+from common import bench_parser, parse_args, write_report
 
 DIVS = [('fkl', {}), ('jsd', {'beta': 0.5})]
 GOAL_MEM, GOAL_TIME = 0.10, 1.0
@@ -166,12 +166,8 @@ def main():
               'The machine may be shared with other work (see the load average): absolute times are then inflated and '
               'noisy, but both variants ran in the same invocation, one after the other, so the ratios remain meaningful; '
               'memory is unaffected by load.']
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out + '.md').write_text('\n'.join(lines) + '\n')
-    Path(a.out + '.json').write_text(json.dumps(dict(setup=setup, machine=machine, goals=goals, all_goals_met=met, clean_baselines=clean,
-                                                     summary=summary, runs={f'{v}/{n}': r for (v, n), r in res.items()}),
-                                                indent=1) + '\n')
-    print('\n'.join(lines))
+    write_report(a, lines + [''], dict(setup=setup, machine=machine, goals=goals, all_goals_met=met, clean_baselines=clean,
+                                      summary=summary, runs={f'{v}/{n}': r for (v, n), r in res.items()}))
     return 0 if met else 1
 
 T_CURVE, H_CURVE, CHUNK_CURVE = (256, 512, 1024, 2048, 4096, 8192), (256, 1024, 1536), (32, 64)
@@ -336,9 +332,8 @@ def _render(a, rows, runs, setup, machine):
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
     if not partial and _plot(a, rows, out.with_suffix('.png') if out.suffix == '' else Path(str(out) + '.png')):
         L += [f'![memory vs T and H]({Path(a.out).name}.png)', '']
-    Path(a.out + '.md').write_text('\n'.join(L) + '\n')
-    Path(a.out + '.json').write_text(json.dumps(dict(setup=setup, machine=machine, goals=dict(mem_ratio_max=GOAL_MEM), rows=rows,
-                                                     runs={'/'.join(map(str, k)): r for k, r in runs.items()}), indent=1) + '\n')
+    write_report(a, L + [''], dict(setup=setup, machine=machine, goals=dict(mem_ratio_max=GOAL_MEM), rows=rows,
+                                   runs={'/'.join(map(str, k)): r for k, r in runs.items()}))
 
 def _fit(xs, ys):
     "Least-squares line y = a + b x."

@@ -187,7 +187,7 @@ def _mean_curve(runs, method, key):
 def report(a, runs, d, ks, t_start, load0):
     import torch, numpy as np
     from reasondistill.core import write_json, library_versions, git_revision, package_dir
-    from reasondistill.eval.compare import aggregate_results, paired_differences, results_markdown, plot_by_level, plot_pass_curves, format_ci
+    from reasondistill.eval.compare import aggregate_results, paired_differences, results_markdown, plot_by_level, plot_pass_curves, format_ci, write_benchmark
     from reasondistill.eval.plots import new_figure
     metrics = ('accuracy', 'mean_tokens', 'truncation_rate') + tuple(f'pass_at_{k}' for k in ks)
     agg = aggregate_results(runs, metrics)
@@ -234,9 +234,9 @@ def report(a, runs, d, ks, t_start, load0):
              f"Stage 1 (`sft-start`): QLoRA SFT on the positives, {a.sft_steps} steps x {a.batch_size}, lr {a.lr}. Stage 2 from "
              f"that adapter, every method {a.steps} steps x {a.batch_size} examples at lr {a.lr2} (the `-hi` runs at lr "
              f"{a.lr_high}). Test: {a.eval_per_level} problems per level at levels {', '.join(map(str, a.eval_levels))}, "
-             f"{a.eval_samples} samples each (T = 1). Seeds: {a.seeds}; intervals: 95% Student-t over seeds; Δ columns are "
-             "seed-paired.", '',
-             results_markdown(agg, metrics=('accuracy', 'mean_tokens', 'truncation_rate'), diffs=diffs, baseline=base), '',
+             f"{a.eval_samples} samples each (T = 1). Seeds: {a.seeds}; Δ columns are "
+             "paired (pass@k: on seeds, Student-t).", '',
+             results_markdown(agg, metrics=('accuracy', 'mean_tokens', 'truncation_rate'), diffs=diffs, baseline=base, note=True), '',
              '## pass@k', '', '| method | ' + ' | '.join(f'pass@{k}' for k in ks) + ' | ' +
              ' | '.join(f'Δ pass@{k} vs sft-start' for k in ks) + ' |', '|---|' + '---|' * (2 * len(ks))]
     for m, g in agg.items():
@@ -257,13 +257,8 @@ def report(a, runs, d, ks, t_start, load0):
     res = dict(config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a).items() if k not in ('t_start', 'load_start')},
                data=dict(pair_stats=tr['pair_stats'], probe_pair_stats=pr['pair_stats'], positive_stats=d['positive_stats']),
                aggregate=agg, diffs_vs=dict(baseline=base, accuracy=diffs), pass_at_k_vs_sft_start=start_diffs,
-               probe_curves=curves_summary, norms=norms, runs=runs, wall_seconds=time.time() - t_start,
-               machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), python=platform.python_version(),
-                            load_avg_start=load0, load_avg_end=load1),
-               git=git_revision(package_dir()), versions=library_versions())
-    Path(str(out) + '.md').write_text('\n'.join(lines))
-    write_json(str(out) + '.json', res)
-    print('\n'.join(lines))
+               probe_curves=curves_summary, norms=norms, runs=runs, load_avg_start=load0)
+    write_benchmark(str(out), lines, res, t_start, strict=getattr(a, 'strict', False))   # JSON with provenance; .md rendered from it
 
 if __name__ == '__main__':
     sys.exit(main())

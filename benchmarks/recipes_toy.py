@@ -365,12 +365,12 @@ def main(argv=None):
             agg = compare.aggregate_results(runs, metrics=('accuracy', 'mean_tokens'))
             diffs = compare.paired_differences(runs, 'sft') if 'sft' in agg else None
             bpng = Path(a.out + '_by_level.png')
-            compare.plot_by_level(agg, path=bpng, title=f'Toy world: SFT on each recipe\'s traces, {a.seeds} seed(s), 95% t-interval')
+            compare.plot_by_level(agg, path=bpng, title=f'Toy world: SFT on each recipe\'s traces, {a.seeds} seed(s), 95% interval')
             lines += ['## Model side', '', f"Same budget for every method: {a.steps} steps x {a.batch_size} sequences, lr {a.lr}, "
                       f"QLoRA r = 16 on toy:student (DASD: {a.steps // 2} + {a.steps - a.steps // 2} steps over its two stages). "
                       f"Test: {a.eval_per_level} problems per level at levels {', '.join(map(str, a.eval_levels))}, {a.eval_samples} "
-                      f"samples each (T = 1). Seeds: {a.seeds}; 95% Student-t over seeds; Δ vs sft is seed-paired.", '',
-                      compare.results_markdown(agg, diffs=diffs, baseline='sft'), '']
+                      f"samples each (T = 1). Seeds: {a.seeds}; Δ vs sft is paired.", '',
+                      compare.results_markdown(agg, diffs=diffs, baseline='sft', note=True), '']
             if other:
                 lines += [f"RSD student-specific check: A = toy:student, B = {other}. Traces made for A: `rsd`; for B: `rsd-other`. "
                           "A: rsd vs rsd-foreign; B: other-rsd vs other-rsd-foreign (other-sft: B's plain-SFT reference).", '']
@@ -381,7 +381,7 @@ def main(argv=None):
               f"{load0[0]:.2f}, at end {load1[0]:.2f}; {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads. "
               f"Plot: `{png.name}`.", '']
     res.update(load_avg_start=load0)
-    compare.write_benchmark(a.out, lines, res, t_start)
+    compare.write_benchmark(a.out, lines, res, t_start, strict=a.strict)
     return 0
 
 if __name__ == '__main__':

@@ -19,7 +19,7 @@ capture's own. Ratio = bytes per token / (151,936 x 2). Writes `--out`.{md,json}
 import json, math, os, platform, random, shutil, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_parser, parse_args
+from common import bench_parser, parse_args, write_report
 from pathlib import Path
 
 DENSE_BF16 = lambda v: 2 * v
@@ -115,10 +115,7 @@ def main():
              f"the overhead per token shrinks with longer traces).", '',
              f"Goal ratio <= {GOAL}: **{'met' if ratio <= GOAL else 'NOT met'}** ({ratio:.6f}). "
              f"Capture speed on this machine: {n_tok / cap_s:,.0f} tokens/s (toy teacher, CPU, {a.threads} thread(s)).", '']
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out + '.md').write_text('\n'.join(lines))
-    Path(a.out + '.json').write_text(json.dumps(res, indent=1) + '\n')
-    print('\n'.join(lines))
+    write_report(a, lines, res)
     return 0 if ratio <= GOAL else 1
 
 if __name__ == '__main__':

@@ -19,7 +19,7 @@ from reasondistill.tracestore import TraceStore
 from reasondistill.traces import answer_only_examples
 from reasondistill.methods.sft import SFTConfig, train_sft
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_parser, parse_args, start
+from common import bench_parser, parse_args, start, write_report
 from reasondistill.train import TrainConfig, Run
 from reasondistill.eval.metrics import results_table
 
@@ -73,10 +73,7 @@ def main():
     for s, b in style.items():
         lines.append(f"| {s} | {b['n']} | {b['wait']:.1%} | {b['check']:.1%} | {b['recheck_final']:.1%} | {b['mean_tokens']:.1f} | {b['wrong']:.1%} |")
     lines += ['', f'Wall time: {time.perf_counter() - t0:.0f} s.']
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out + '.md').write_text('\n'.join(lines) + '\n')
-    write_json(a.out + '.json', dict(summaries=res, checks={k: dict(ok=ok, value=v) for k, (ok, v) in checks.items()}, style=style))
-    print('\n'.join(lines))
+    write_report(a, lines + [''], dict(summaries=res, checks={k: dict(ok=ok, value=v) for k, (ok, v) in checks.items()}, style=style))
     return 0 if all(ok for ok, _ in checks.values()) else 1
 
 if __name__ == '__main__': sys.exit(main())

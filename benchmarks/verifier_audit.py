@@ -210,8 +210,9 @@ def main():
     meta = dict(date=time.strftime('%Y-%m-%d'), git=git_revision(ROOT), versions=library_versions(),
                 platform=platform.platform(), seconds=round(time.perf_counter() - t0, 1))
     OUT.mkdir(parents=True, exist_ok=True)
-    write_json(OUT/'verifier_audit.json', dict(meta=meta, pairs=pairs, traces=traces, traces_by_mode=by_mode, gsm8k_style_fixtures=fx))
-    (OUT/'verifier_audit.md').write_text(markdown(pairs, by_mode, fx, meta) + '\n', encoding='utf-8')
+    from reasondistill.eval.compare import write_benchmark     # JSON with provenance; the .md is rendered from it
+    write_benchmark(str(OUT/'verifier_audit'), markdown(pairs, by_mode, fx, meta).split('\n') + [''],
+                    dict(meta=meta, pairs=pairs, traces=traces, traces_by_mode=by_mode, gsm8k_style_fixtures=fx), echo=False)
     for name, a in pairs.items(): print(f"{name}: {pct(a['agree'], a['n'])}")
     for mode, t in by_mode.items():
         print(f"{TRACE_FILE} ({mode}): {pct(t['agree'], t['n'])}; answered {pct(t['agree_answered'], t['n_answered'])}")

@@ -1,4 +1,4 @@
-"""`reasondistill demo | generate | import | train | eval | plot | results | methods | build-toy`
+"""`reasondistill demo | generate | import | train | eval | merge | plot | results | methods | build-toy`
 
 Docs: https://reasondistill.github.io/reasondistill/core/cli.html.md"""
 
@@ -14,15 +14,16 @@ from .data import parse_problems
 from .registry import UnknownMethodError
 
 # %% auto #0
-__all__ = ['SHORTHANDS', 'USER_ERRORS', 'check_run_identity', 'record_run_identity', 'train_overrides', 'build_parser',
-           'check_args', 'main', 'console']
+__all__ = ['TOY_DEFAULTS', 'REAL_DEFAULTS', 'SHORTHANDS', 'USER_ERRORS', 'check_run_identity', 'record_run_identity',
+           'is_toy_model', 'model_config', 'resolve_defaults', 'record_generation_settings', 'warn_truncation',
+           'train_overrides', 'build_parser', 'check_args', 'main', 'console']
 
 # %% ../nbs/core/09_cli.ipynb #977b7792
 def _cmd_demo(a):
     from reasondistill.pipeline import DemoConfig, run_demo
     from reasondistill.train import apply_overrides
     cfg = apply_overrides(DemoConfig(seed=a.seed), a.set)
-    run_demo(a.run_dir, cfg)
+    run_demo(a.run_dir, cfg, stop_after=a.stop_after)
 
 def _endpoint_args(a):
     "The `OpenAIEndpoint` of `generate --backend openai` (None for the local backend), after checking the options that go with it."
@@ -37,22 +38,49 @@ def _endpoint_args(a):
     return OpenAIEndpoint(a.base_url, a.model, mode=a.mode, api_key_env=a.api_key_env, concurrency=a.concurrency, timeout_s=a.timeout,
                           max_retries=a.max_retries, requests_per_min=a.rpm, price_in=a.price_in, price_out=a.price_out, stream=a.stream)
 
+def _auto_backend(a):
+    "`--backend auto`: openai with --base-url; vllm where a GPU and vLLM are both there; else hf."
+    if a.backend != 'auto': return a.backend
+    if a.base_url: return 'openai'
+    import importlib.util, torch
+    return 'vllm' if torch.cuda.is_available() and importlib.util.find_spec('vllm') is not None and a.quant == 'none' else 'hf'
+
 def _cmd_generate(a):
     from reasondistill.models import load_model, load_tokenizer, ModelSpec
     from reasondistill.rollout import SamplingParams
     from reasondistill.traces import generate_traces
+    from reasondistill.data import add_prompt_suffix
+    a.backend = _auto_backend(a)
     ep = _endpoint_args(a)
-    probs = parse_problems(a.problems)
+    vllm_opts = dict(tensor_parallel_size=a.tensor_parallel_size, gpu_memory_utilization=a.gpu_memory_utilization,
+                     max_model_len=a.max_model_len, enforce_eager=a.enforce_eager)
+    if a.backend == 'vllm':
+        if a.quant != 'none': raise ValueError('--quant loads a model with bitsandbytes; with --backend vllm give a model vLLM can load (e.g. an AWQ or FP8 checkpoint)')
+        from reasondistill.vllm_backend import load_engine      # fails here, in one line, when vllm is not installed
+    elif any(v != d for v, d in zip(vllm_opts.values(), (1, 0.9, None, False))):
+        raise ValueError('--tensor-parallel-size, --gpu-memory-utilization, --max-model-len and --enforce-eager go with --backend vllm')
+    probs = add_prompt_suffix(parse_problems(a.problems, limit=a.limit), a.prompt_suffix)
+    resolve_defaults(a, a.model, probs, 'generate', load_config=ep is None)
     sampling = dict(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed, verifier=a.verifier, system=a.system)
-    if ep is None: fp = dict(cmd='generate', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant, **sampling)
+    sampling |= _set_options(a, prompt_suffix=None, limit=None)
+    if ep is None: fp = dict(cmd='generate', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant, **sampling,
+                             **_set_options(a, dtype='auto'), **({'backend': 'vllm'} if a.backend == 'vllm' else {}))
     else: fp = dict(cmd='generate', backend='openai', endpoint=ep.identity(), tokenizer=_model_print(a.tokenizer), **sampling)  # never the key
     check_run_identity(a.out, fp, a.overwrite)            # more problems or samples go into the same store; other settings do not
-    if ep is None: model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter))
+    if a.backend == 'vllm':
+        from reasondistill.models import resolve_model_path
+        model = load_engine(resolve_model_path(a.model), adapter=a.adapter, **vllm_opts,
+                            dtype=dict(bf16='bfloat16', fp16='float16', fp32='float32').get(a.dtype, 'auto')); tok = model.tokenizer
+    elif ep is None: model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter, dtype=a.dtype))
     else: model, tok = ep, (load_tokenizer(a.tokenizer) if a.tokenizer else None)
     record_run_identity(a.out, fp)
-    stats = generate_traces(probs, model, tok, a.out, n_samples=a.n,
-                            params=SamplingParams(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed),
-                            verifier=a.verifier, system=a.system, model_name=a.model, batch_size=a.batch_size)
+    params = SamplingParams(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed)
+    if a.backend == 'vllm': _resolve_batch_size(a, model, tok, probs)
+    elif ep is None:
+        _resolve_batch_size(a, model, tok, probs)
+        record_generation_settings(a.out, model, params, a.batch_size)
+    stats = generate_traces(probs, model, tok, a.out, n_samples=a.n, params=params, verifier=a.verifier, system=a.system,
+                            model_name=a.model, batch_size=a.batch_size if isinstance(a.batch_size, int) else 64)
     print(f"generated {stats['generated']} traces ({stats['already_done']} already there) into {a.out}")
     if u := stats.get('usage'):
         cost = f", about ${u['cost_usd']:.4f}" if u['cost_usd'] is not None else ''
@@ -102,12 +130,87 @@ def record_run_identity(out, fp:dict):
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     if not (out / 'run.json').exists(): (out / 'run.json').write_text(json.dumps(json.loads(json.dumps(fp, default=str)), indent=1))
 
+# %% ../nbs/core/09_cli.ipynb #6f0d1a02
+TOY_DEFAULTS = dict(lr=2e-3, max_length=256, batch_size=16, grad_accum=None, max_new_tokens=256, verifier='toy', gen_batch_size=64)
+REAL_DEFAULTS = dict(lr=1e-4, max_length=8192, batch_size=2, grad_accum=8, max_new_tokens=4096, verifier='math', gen_batch_size='auto')
+
+def is_toy_model(name) -> bool:
+    "Whether `name` is one of the shipped toy models (`toy:teacher`, `toy:student`)."
+    return str(name).startswith('toy:')
+
+def model_config(name):
+    "The transformers config of a model name or folder (no weights), or None when it cannot be read (a served model, no network)."
+    if name is None or is_toy_model(name) or name == 'self': return None
+    import transformers as tf
+    try: return tf.AutoConfig.from_pretrained(str(Path(name).expanduser()) if Path(str(name)).expanduser().exists() else name)
+    except (OSError, ValueError): return None
+
+def _context(config) -> int|None:
+    c = config.get_text_config() if config is not None and hasattr(config, 'get_text_config') else config
+    return getattr(c, 'max_position_embeddings', None) if c is not None else None
+
+def resolve_defaults(a,                     # parsed arguments (changed in place)
+                     model,                 # the model the defaults follow (train: the student)
+                     problems:list,         # the problems (toy problems keep the toy verifier)
+                     command:str,           # 'train', 'generate' or 'eval'
+                     load_config:bool=True, # read the model's config (False: a served model)
+                    ):
+    "Fill the unset model-dependent arguments of `command` from `TOY_DEFAULTS` or `REAL_DEFAULTS`; returns the model's config (or None)."
+    toy = is_toy_model(model)
+    d, cfg = TOY_DEFAULTS if toy else REAL_DEFAULTS, None if toy or not load_config else model_config(model)
+    ctx = _context(cfg)
+    if command == 'train':
+        if a.lr is None: a.lr = d['lr']
+        if a.max_length is None: a.max_length = min(d['max_length'], ctx) if ctx else d['max_length']
+        if a.grad_accum is None and a.batch_size is None: a.grad_accum = d['grad_accum']   # the pair: a given --batch-size keeps the method's accumulation
+        if a.batch_size is None: a.batch_size = d['batch_size']
+    else:
+        if a.max_new_tokens is None: a.max_new_tokens = d['max_new_tokens']
+        if a.batch_size is None: a.batch_size = d['gen_batch_size']
+        if a.verifier is None:
+            a.verifier = 'toy' if toy or (problems and all(p.meta.get('source') == 'toy' for p in problems)) else 'math'
+    return cfg
+
+def _set_options(a, **defaults) -> dict:
+    "The options (of those named, with their defaults) that differ from their default: recorded in `run.json` only when set, so runs recorded before they existed keep their identity."
+    return {k: getattr(a, k) for k, d in defaults.items() if getattr(a, k, d) != d}
+
+def _resolve_batch_size(a, model, tok, problems):
+    "`--batch-size auto`: sequences per generation batch from the model's key/value cache and the free memory."
+    if a.batch_size != 'auto': return
+    if getattr(model, 'backend', None) == 'vllm':      # vLLM schedules its own batches: hand it many sequences per call
+        a.batch_size = 256; return
+    from reasondistill.models import auto_batch_size, render_prompt
+    longest = max((len(tok(render_prompt(tok, p.question, a.system), add_special_tokens=False)['input_ids']) for p in problems), default=0)
+    a.batch_size = auto_batch_size(model.config, longest + a.max_new_tokens, model.dtype, device=model.device)
+    print(f'generation batch size: {a.batch_size} sequences (--batch-size auto: {longest} prompt + {a.max_new_tokens} new tokens each)')
+
+def record_generation_settings(out, model, params, batch_size):
+    "Write `out/generation.json`: the sampling parameters that apply, and the model's own generation settings that do not (neutralised)."
+    from reasondistill.models import model_generation_defaults
+    from reasondistill.core import write_json
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_json(Path(out) / 'generation.json', dict(sampling=asdict(params), batch_size=batch_size,
+                                                   model_generation_config=model_generation_defaults(model),
+                                                   note="the model's generation_config sampling fields are neutralised (models.load_model)"))
+
+def warn_truncation(tokenizer, examples:list, max_length:int) -> int:
+    "Print one warning line when training examples are longer than `max_length` tokens (they are cut from the end); returns their count."
+    from reasondistill.signals import tokenize_example
+    if not isinstance(examples, (list, tuple)): return 0          # labelled traces (preference methods) build their pairs later
+    examples = [e for e in examples if isinstance(e, dict) and 'prompt' in e]   # methods that take problems build their sequences later
+    if not examples: return 0
+    n = sum(len(tokenize_example(tokenizer, e['prompt'], e.get('completion') or '')['input_ids']) > max_length for e in examples)
+    if n: print(f'warning: {n} of {len(examples)} training examples ({100 * n / len(examples):.1f}%) are longer than --max-length '
+                f'{max_length} tokens and are cut from the end (their answer and EOS are lost): raise --max-length')
+    return n
+
 # %% ../nbs/core/09_cli.ipynb #30c4e574
-SHORTHANDS = ('lr', 'epochs', 'max_steps', 'batch_size', 'max_length', 'seed')
+SHORTHANDS = ('lr', 'epochs', 'max_steps', 'batch_size', 'grad_accum', 'max_length', 'seed')
 
 def train_overrides(a) -> list:
-    "The `--set` overrides of `reasondistill train`, after the `train.*` shorthands and the toy/math verifier default."
-    sets = [f'train.{k}={json.dumps(getattr(a, k))}' for k in SHORTHANDS]
+    "The `--set` overrides of `reasondistill train`: the `train.*` shorthands that have a value, then `--set`."
+    sets = [f'train.{k}={json.dumps(getattr(a, k))}' for k in SHORTHANDS if getattr(a, k, None) is not None]
     return sets + list(a.set or [])
 
 def _default_verifier(cfg, sets:list, problems:list) -> list:
@@ -121,11 +224,17 @@ def _cmd_train(a):
     from reasondistill.registry import get_method, make_config, entry_point
     from reasondistill.traces import training_data, NEEDS_TRACES
     from reasondistill.train import Run, apply_overrides
-    from reasondistill.models import ModelSpec, LoraSpec, load_tokenizer
+    from reasondistill.models import ModelSpec, LoraSpec, load_tokenizer, check_lora_targets
+    from reasondistill.data import add_prompt_suffix
     spec = get_method(a.method)
     fn = entry_point(a.method)                                    # refuses planned methods and evaluations
-    probs = parse_problems(a.problems)
+    probs = add_prompt_suffix(parse_problems(a.problems, limit=a.limit), a.prompt_suffix)
     if spec.data in NEEDS_TRACES and not a.traces: raise ValueError(f'--method {a.method} trains on teacher traces: give --traces DIR')
+    if a.teacher_quant != 'none' and spec.teacher != 'model':
+        raise ValueError(f'--teacher-quant loads a separate teacher model; --method {a.method} has ' +
+                         ('no teacher' if spec.teacher == 'none' else "the student's own base as teacher"))
+    student_cfg = resolve_defaults(a, a.student, probs, 'train')
+    lora_targets = check_lora_targets(getattr(student_cfg, 'model_type', None), a.lora_targets)
     sets = train_overrides(a)
     cfg = make_config(a.method, sets)                             # unknown keys and bad values fail here, before any model
     cfg = apply_overrides(cfg, _default_verifier(cfg, sets, probs))
@@ -139,11 +248,18 @@ def _cmd_train(a):
                                    cache=a.cache and str(Path(a.cache).resolve()), per_problem=a.per_problem,
                                    traces=_path_print(Path(a.traces) / 'meta.json') if a.traces else None,
                                    trace_sizes=sorted(f.stat().st_size for f in Path(a.traces).glob('traces-*.jsonl')) if a.traces else None)
+    fp |= _set_options(a, dtype='auto', teacher_quant='none', backend='hf', lora_alpha=None, lora_dropout=0.0,
+                       lora_targets='all-linear', system=None, prompt_suffix=None, limit=None)
     check_run_identity(a.out, fp, a.overwrite)
-    run = Run(a.out, ModelSpec(a.student, quant=a.quant, lora=LoraSpec(r=a.lora_r, alpha=2 * a.lora_r)), teacher=teacher, cache=a.cache)
-    data, stats = training_data(spec.data, probs, load_tokenizer(a.student), a.traces, a.per_problem)
+    lora = LoraSpec(r=a.lora_r, alpha=a.lora_alpha or 2 * a.lora_r, dropout=a.lora_dropout, targets=lora_targets)
+    if teacher not in (None, 'self') and (a.teacher_quant != 'none' or a.dtype != 'auto'):
+        teacher = ModelSpec(teacher, quant=a.teacher_quant, dtype=a.dtype)
+    run = Run(a.out, ModelSpec(a.student, quant=a.quant, lora=lora, dtype=a.dtype, backend=a.backend), teacher=teacher, cache=a.cache)
+    tok = load_tokenizer(a.student)
+    data, stats = training_data(spec.data, probs, tok, a.traces, a.per_problem, system=a.system)
     record_run_identity(a.out, fp)
     print(f'{a.method}: data {json.dumps(stats)}')
+    warn_truncation(tok, data, cfg.train.max_length)
     s = fn(data, run, cfg, method=a.method)
     loss = s.get('train_loss', s.get('train', {}).get('train_loss'))
     print(f"{a.method}: trained {s.get('global_step', s.get('train', {}).get('global_step'))} steps"
@@ -154,12 +270,19 @@ def _cmd_eval(a):
     from reasondistill.models import load_model, ModelSpec
     from reasondistill.eval.evaluate import EvalConfig, evaluate
     from reasondistill.eval.metrics import results_table
-    probs = parse_problems(a.problems)
+    from reasondistill.data import add_prompt_suffix
+    from reasondistill.rollout import SamplingParams
+    probs = add_prompt_suffix(parse_problems(a.problems, limit=a.limit), a.prompt_suffix)
+    resolve_defaults(a, a.model, probs, 'eval')
     fp = dict(cmd='eval', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant, n=a.n, temperature=a.temperature,
               top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed, verifier=a.verifier, system=a.system, problems=a.problems, name=a.name)
+    fp |= _set_options(a, dtype='auto', prompt_suffix=None, limit=None)
     check_run_identity(a.out, fp, a.overwrite)
-    model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter))
+    model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter, dtype=a.dtype))
     record_run_identity(a.out, fp)
+    _resolve_batch_size(a, model, tok, probs)
+    record_generation_settings(a.out, model, SamplingParams(n=a.n, temperature=a.temperature, top_p=a.top_p,
+                                                            max_new_tokens=a.max_new_tokens, seed=a.seed), a.batch_size)
     cfg = EvalConfig(n_samples=a.n, temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, verifier=a.verifier,
                      system=a.system, seed=a.seed, batch_size=a.batch_size, ks=tuple(k for k in (1, 2, 4, 8, 16, 32, 64) if k <= a.n))
     s = evaluate(model, tok, probs, a.out, cfg, name=a.name or a.model)
@@ -191,7 +314,7 @@ def _cmd_results(a):
     if not runs: raise ValueError(f'no result.json under {a.root} (benchmarks write one per method and seed)')
     agg = compare.aggregate_results(runs)
     diffs = compare.paired_differences(runs, a.baseline) if a.baseline in agg else None
-    print(compare.results_markdown(agg, diffs=diffs, baseline=a.baseline))
+    print(compare.results_markdown(agg, diffs=diffs, baseline=a.baseline, note=True))
     if a.out:
         out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
         compare.plot_by_level(agg, path=out / 'accuracy_by_level.png')
@@ -211,6 +334,39 @@ def _cmd_build_toy(a):
         raise ValueError('build-toy writes a new toy world: give --out DIR (or --into-package to replace the installed toy models)')
     rep = build_toy_world(a.out, seed=a.seed)
     print(json.dumps({k: v for k, v in rep.items() if k != 'models'}, indent=1))
+
+def _run_adapter_and_base(run, base=None) -> tuple:
+    "(adapter folder, base model) of a train folder (its `final/` adapters and `run.json` student) or of an adapter folder."
+    run = Path(run)
+    adapter = run / 'final' if (run / 'final' / 'adapter_config.json').exists() else run
+    if not (adapter / 'adapter_config.json').exists():
+        raise ValueError(f'{run}: no trained LoRA adapter (final/adapter_config.json); give a finished train folder or an adapter folder')
+    if base is None and (run / 'run.json').exists():
+        st = json.loads((run / 'run.json').read_text()).get('student')
+        base = st.get('path') if isinstance(st, dict) else st
+    if base is None: base = json.loads((adapter / 'adapter_config.json').read_text()).get('base_model_name_or_path')
+    if not base: raise ValueError(f'{run}: cannot tell the base model of the adapter: give --base')
+    return adapter, base
+
+def _cmd_merge(a):
+    import torch
+    from reasondistill.models import load_model, ModelSpec, model_generation_defaults, resolve_dtype
+    adapter, base = _run_adapter_and_base(a.run, a.base)
+    out = Path(a.out)
+    old = [f for f in out.iterdir() if f.name != 'reasondistill.log'] if out.exists() else []   # the command's own log is there already
+    if old and not a.overwrite: raise ValueError(f'--out {out} is not empty: use another folder, or --overwrite')
+    model, tok = load_model(ModelSpec(base, dtype='fp32', adapter=str(adapter)), device='cpu')   # merge in fp32 on CPU: exact, no GPU needed
+    merged = model.merge_and_unload()
+    for k, v in model_generation_defaults(model).items(): setattr(merged.generation_config, k, v)   # save the model's own settings back
+    stored = getattr(merged.config, 'dtype', None) or getattr(merged.config, 'torch_dtype', None)
+    target = resolve_dtype(a.dtype, cuda=False) if a.dtype != 'auto' else (getattr(torch, str(stored).replace('torch.', ''), torch.float32) if stored else torch.float32)
+    merged = merged.to(target)
+    for f in old: shutil.rmtree(f) if f.is_dir() else f.unlink()
+    merged.save_pretrained(out); tok.padding_side = 'right'; tok.save_pretrained(out)
+    print(f'merged {adapter} into {base}: {out} ({str(target).replace("torch.", "")})')
+    if a.push_to_hub:
+        merged.push_to_hub(a.push_to_hub, private=a.private); tok.push_to_hub(a.push_to_hub, private=a.private)
+        print(f'pushed to https://huggingface.co/{a.push_to_hub}')
 
 # %% ../nbs/core/09_cli.ipynb #e3b07a52
 def _cmd_import(a):
@@ -244,6 +400,16 @@ def _nonneg(x:str) -> float:
     if not v >= 0: raise argparse.ArgumentTypeError(f'must be >= 0, got {x}')
     return v
 
+def _batch(x:str) -> int|str:
+    "An argparse type: 'auto' or an integer >= 1."
+    return 'auto' if x == 'auto' else _count(x)
+
+def _unit(x:str) -> float:
+    "An argparse type: a number in [0, 1)."
+    v = _nonneg(x)
+    if not v < 1: raise argparse.ArgumentTypeError(f'must lie in [0, 1), got {x}')
+    return v
+
 def _prob(x:str) -> float:
     "An argparse type: a number in (0, 1]."
     v = _nonneg(x)
@@ -260,26 +426,44 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser('demo', help='run the whole pipeline on the embedded toy world')
     d.add_argument('--run-dir', default='runs/demo'); d.add_argument('--seed', type=int, default=0)
     d.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='DemoConfig fields, e.g. eval_per_level=200 sft.lr=1e-3')
+    d.add_argument('--stop-after', default=None, choices=['problems', 'traces', 'train', 'eval'],
+                   help='stop after this stage (a later run without it resumes from there)')
     common(d); d.set_defaults(fn=_cmd_demo, out_dir=lambda a: a.run_dir)
     def overwrite(s):
         s.add_argument('--overwrite', action='store_true', help='replace a run of another configuration in --out (default: refuse)')
     def model_args(s, default_model):
         s.add_argument('--model', default=default_model); s.add_argument('--adapter', default=None)
         s.add_argument('--quant', default='none', choices=['none', '4bit'])
+        dtype_arg(s)
+    def dtype_arg(s):
+        s.add_argument('--dtype', default='auto', choices=['auto', 'bf16', 'fp16', 'fp32'],
+                       help='weights and compute: auto = bf16 on GPUs with native bf16, fp16 on older GPUs (T4, V100), fp32 on CPU')
+    def problem_args(s):
+        s.add_argument('--limit', type=_count, default=None, help='use only the first N problems of --problems')
+        s.add_argument('--prompt-suffix', default=None, help="text appended to every question (e.g. 'Put your final answer within \\boxed{}.'); give the same to generate, train and eval")
     def sampling_args(s, n):
         s.add_argument('--n', type=_count, default=n); s.add_argument('--temperature', type=_nonneg, default=1.0)
-        s.add_argument('--top-p', type=_prob, default=1.0); s.add_argument('--max-new-tokens', type=_count, default=256)
-        s.add_argument('--verifier', default='toy', choices=['toy', 'math', 'toy:flexible', 'math:flexible'],
+        s.add_argument('--top-p', type=_prob, default=1.0)
+        s.add_argument('--max-new-tokens', type=_count, default=None, help='default: 256 for toy models, 4096 for real ones')
+        s.add_argument('--verifier', default=None, choices=['toy', 'math', 'toy:flexible', 'math:flexible'],
                        help="answer checker; ':flexible' also reads a last number when no answer is marked")
         s.add_argument('--system', default=None)
         s.add_argument('--seed', type=int, default=0)
-        s.add_argument('--batch-size', type=_count, default=64,
-                       help='sequences per generation batch; results are stored after each batch, so a crash loses at most one')
+        s.add_argument('--batch-size', type=_batch, default=None,
+                       help='sequences per generation batch, or auto (from the KV cache per sequence and free memory); '
+                            'default: 64 for toy models, auto for real ones. Results are stored after each batch')
     g = sub.add_parser('generate', help='sample and verify traces into a TraceStore')
-    model_args(g, 'toy:teacher'); sampling_args(g, 4); common(g); overwrite(g)
+    model_args(g, 'toy:teacher'); sampling_args(g, 4); problem_args(g); common(g); overwrite(g)
     g.add_argument('--problems', required=True); g.add_argument('--out', required=True); g.set_defaults(fn=_cmd_generate, out_dir=lambda a: a.out)
-    g.add_argument('--backend', default='hf', choices=['hf', 'openai'],
-                   help='hf: load --model here; openai: ask the OpenAI-compatible server at --base-url, which serves --model')
+    g.add_argument('--backend', default='auto', choices=['auto', 'hf', 'vllm', 'openai'],
+                   help="hf: load --model here; vllm: load it into vLLM's offline engine (pip install 'reasondistill[vllm]'); "
+                        'openai: ask the OpenAI-compatible server at --base-url, which serves --model; '
+                        'auto (default): openai with --base-url, else vllm on a GPU where it is installed, else hf')
+    ve = g.add_argument_group('--backend vllm (a GPU; several GPUs for a large teacher)')
+    ve.add_argument('--tensor-parallel-size', type=_count, default=1, help="GPUs that share the model's layers")
+    ve.add_argument('--gpu-memory-utilization', type=_prob, default=0.9, help='share of GPU memory vLLM may take')
+    ve.add_argument('--max-model-len', type=_count, default=None, help='context length (default: the model\'s)')
+    ve.add_argument('--enforce-eager', action='store_true', help='no CUDA graphs (slower; starts faster, needs less memory)')
     api = g.add_argument_group('--backend openai (a vLLM or SGLang server, a hosted API)')
     api.add_argument('--base-url', default=None, help='the server, e.g. http://127.0.0.1:8000/v1')
     api.add_argument('--api-key-env', default='OPENAI_API_KEY', help='environment variable holding the API key (the key is never written anywhere)')
@@ -301,20 +485,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--out', required=True, help='output folder (checkpoints, final adapters, logs); re-running resumes')
     t.add_argument('--traces', default=None, help='a TraceStore of teacher traces (methods that learn from traces)')
     t.add_argument('--student', default='toy:student'); t.add_argument('--quant', default='4bit', choices=['none', '4bit'])
+    t.add_argument('--backend', default='hf', choices=['hf', 'unsloth'], help="how the student is loaded and trained: hf (transformers + PEFT) or unsloth (pip install 'reasondistill[unsloth]')")
+    dtype_arg(t)
     t.add_argument('--lora-r', type=_count, default=16)
+    t.add_argument('--lora-alpha', type=_count, default=None, help='LoRA scaling numerator (default: 2 x --lora-r)')
+    t.add_argument('--lora-dropout', type=_unit, default=0.0, help='dropout on the LoRA input, in [0, 1)')
+    t.add_argument('--lora-targets', default='all-linear', help='modules that get adapters: all-linear, or names like q_proj,k_proj,v_proj,o_proj (Mamba models: in_proj,x_proj,dt_proj)')
     t.add_argument('--teacher', default='toy:teacher', help="teacher model of methods that need one ('self': the student's base)")
+    t.add_argument('--teacher-quant', default='none', choices=['none', '4bit'], help='load the teacher in 4-bit NF4 (a 7B teacher beside a student on a 16 GB GPU)')
+    t.add_argument('--system', default=None, help='system prompt of the training prompts (give the one generate and eval use)')
+    problem_args(t)
     t.add_argument('--cache', default=None, help='token-level KD: an offline top-k teacher cache (captured from --teacher if unfinished)')
     t.add_argument('--per-problem', type=_count, default=None, help='at most this many traces per problem')
-    t.add_argument('--lr', type=float, default=2e-3, help='shorthand for train.lr')
+    t.add_argument('--lr', type=float, default=None, help='shorthand for train.lr (default: 2e-3 for toy students, 1e-4 for real ones)')
     t.add_argument('--epochs', type=_nonneg, default=2.0, help='shorthand for train.epochs')
     t.add_argument('--max-steps', type=int, default=-1, help='shorthand for train.max_steps')
-    t.add_argument('--batch-size', type=_count, default=16, help='shorthand for train.batch_size')
-    t.add_argument('--max-length', type=_count, default=256, help='shorthand for train.max_length')
+    t.add_argument('--batch-size', type=_count, default=None, help='shorthand for train.batch_size (default: 16 for toy students, 2 for real ones)')
+    t.add_argument('--grad-accum', type=_count, default=None, help="shorthand for train.grad_accum (default: the method's for toy students, 8 for real ones)")
+    t.add_argument('--max-length', type=_count, default=None, help='shorthand for train.max_length (default: 256 for toy students, 8192 for real ones, at most their context)')
     t.add_argument('--seed', type=int, default=0, help='shorthand for train.seed')
     t.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help="the method's config fields (dotted for nested parts)")
     common(t); overwrite(t); t.set_defaults(fn=_cmd_train, out_dir=lambda a: a.out)
     e = sub.add_parser('eval', help='evaluate a model (EvalRun: avg@n, pass@k, maj@k, CIs)')
-    model_args(e, 'toy:student'); sampling_args(e, 4); common(e); overwrite(e)
+    model_args(e, 'toy:student'); sampling_args(e, 4); problem_args(e); common(e); overwrite(e)
     e.add_argument('--problems', required=True); e.add_argument('--out', required=True); e.add_argument('--name', default=None)
     e.set_defaults(fn=_cmd_eval, out_dir=lambda a: a.out)
     pl = sub.add_parser('plot', help='plots comparing EvalRuns'); pl.add_argument('eval_dirs', nargs='+')
@@ -341,6 +534,14 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument('--limit', type=_count, default=None, help='import at most this many rows')
     im.add_argument('--split', default='train', help='the split of a Hub dataset')
     common(im); overwrite(im); im.set_defaults(fn=_cmd_import, out_dir=lambda a: a.out)
+    mg = sub.add_parser('merge', help="merge a run's LoRA adapters into its base model and save (and push) the result")
+    mg.add_argument('run', help='a finished train folder (its final/ adapters) or an adapter folder')
+    mg.add_argument('--out', required=True, help='folder for the merged model and tokenizer')
+    mg.add_argument('--base', default=None, help="the base model (default: the run's --student, else the adapter's own record)")
+    mg.add_argument('--dtype', default='auto', choices=['auto', 'bf16', 'fp16', 'fp32'], help="saved precision (auto: the base model's own)")
+    mg.add_argument('--push-to-hub', default=None, metavar='REPO', help='also upload to this Hugging Face Hub repository (needs a login)')
+    mg.add_argument('--private', action='store_true', help='make a new Hub repository private')
+    common(mg); overwrite(mg); mg.set_defaults(fn=_cmd_merge, out_dir=lambda a: a.out)
     return p
 
 # %% ../nbs/core/09_cli.ipynb #a7f39d3a
@@ -367,6 +568,11 @@ def check_args(a):
             raise ValueError(f'--{k} {v}: no such folder (give a model folder, a hub id like Qwen/Qwen2.5-1.5B-Instruct, or toy:teacher / toy:student)')
     ad = getattr(a, 'adapter', None)
     if ad and not (Path(ad) / 'adapter_config.json').exists(): raise ValueError(f'--adapter {ad}: no LoRA adapter there (adapter_config.json)')
+    if getattr(a, 'backend', None) == 'unsloth':
+        from reasondistill.core import available
+        if not available('unsloth'):
+            raise ValueError("--backend unsloth: unsloth is not installed here (pip install 'reasondistill[unsloth]'; it needs an NVIDIA GPU), or use --backend hf")
+    if getattr(a, 'fn', None) is _cmd_merge: _run_adapter_and_base(a.run, a.base)
     for k in ('traces', 'cache'):
         v = getattr(a, k, None)
         if v and Path(v).exists() and not Path(v).is_dir(): raise ValueError(f'--{k} {v} is a file; give the store folder')

@@ -177,14 +177,17 @@ def _flat(d, pre='') -> dict:
         else: out[f'{pre}{k}'] = v
     return out
 
-def flat_diff(old:dict, new:dict) -> list:
+def flat_diff(old:dict, new:dict,
+              defaults:dict|None=None,   # values of settings added since `old` was written: absent from `old` and at their default is no difference
+             ) -> list:
     "The dotted keys whose values differ between two (nested) dicts, after a JSON round trip (tuples compare as lists)."
     a, b = _flat(json.loads(json.dumps(old, default=str))), _flat(json.loads(json.dumps(new, default=str)))
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    d = _flat(json.loads(json.dumps(defaults or {}, default=str)))
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and not (k not in a and k in d and b.get(k) == d[k]))
 
 # %% ../nbs/core/00_core.ipynb #17b8da96
 LIBRARY_LOGGERS = ('transformers', 'datasets', 'trl', 'peft', 'accelerate', 'bitsandbytes', 'torch', 'huggingface_hub',
-                   'py.warnings', 'reasondistill')
+                   'py.warnings', 'math_verify', 'reasondistill')
 logger = logging.getLogger('reasondistill')
 
 @contextmanager

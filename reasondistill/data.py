@@ -17,7 +17,7 @@ from .records import Problem
 # %% auto #0
 __all__ = ['ProblemLoader', 'PROBLEM_LOADERS', 'HUB_SOURCES', 'DataError', 'DataWarning', 'LoadReport', 'read_jsonl',
            'load_gsm8k', 'load_math500', 'load_aime', 'load_amc', 'register_loader', 'load_from_hub', 'load_problems',
-           'save_problems', 'load_problem_file', 'parse_problems']
+           'save_problems', 'load_problem_file', 'split_of_file', 'parse_problems', 'add_prompt_suffix']
 
 # %% ../nbs/data/00_data.ipynb #6f6a0bee
 def _where(file, line:int|None=None, problem_id:str|None=None) -> str:
@@ -404,10 +404,20 @@ def load_problem_file(path,                  # JSONL written by `save_problems`
     return _warn_skips(_load_file(path, _problem_row, on_error, limit))
 
 # %% ../nbs/data/00_data.ipynb #9b4ce3eb
-def parse_problems(spec:str) -> list:
-    "Problems from a problem spec: `toy:<split>:<n>[:<levels>]`, `<benchmark>:<file>`, or a problem file."
+_SPLIT_AT = re.compile(r'^(?P<head>.+)@(?P<split>[A-Za-z][\w-]*)$')
+
+def split_of_file(path) -> str:
+    "The split a local benchmark file holds, from its name: 'train' when the name holds the word train, else 'test'."
+    return 'train' if re.search(r'(^|[^a-z])train([^a-z]|$)', Path(path).name.lower()) else 'test'
+
+def parse_problems(spec:str,              # toy:<split>:<n>[:<levels>], <benchmark>:<file>[@<split>], <benchmark>[@<split>], or a problem file
+                   limit:int|None=None,   # keep at most this many problems (the first ones)
+                  ) -> list:
+    "Problems from a problem spec: `toy:<split>:<n>[:<levels>]`, `<benchmark>:<file>[@<split>]`, `<benchmark>[@<split>]` (the Hub), or a problem file."
     from reasondistill.toyworld import toy_problems, LEVELS
     if not str(spec).strip(): raise ValueError('the problem spec is empty: give toy:<split>:<n>[:<levels>], <benchmark>:<file> or a problem file')
+    if limit is not None and limit < 1: raise ValueError(f'limit must be >= 1, got {limit}')
+    cut = (lambda ps: ps[:limit]) if limit is not None else (lambda ps: ps)
     if spec.startswith('toy:'):
         parts = spec.split(':')
         if len(parts) not in (3, 4) or not parts[2].isdigit() or int(parts[2]) < 1:
@@ -419,11 +429,24 @@ def parse_problems(spec:str) -> list:
             except ValueError: raise ValueError(f'toy levels must be integers or ranges like 1-8, got {parts[3]!r}') from None
             if not levels or any(l not in LEVELS for l in levels):
                 raise ValueError(f'toy levels must lie in {LEVELS[0]}-{LEVELS[-1]}, got {parts[3]!r}')
-        return toy_problems(int(parts[2]), levels, split=parts[1])
-    src, _, path = spec.partition(':')
-    if path and not Path(spec).exists(): probs, report = load_problems(src, path=path)
+        return cut(toy_problems(int(parts[2]), levels, split=parts[1]))
+    body, split = spec, None
+    if not Path(spec).exists() and (m := _SPLIT_AT.match(spec)): body, split = m['head'], m['split']
+    src, _, path = body.partition(':')
+    if not path and src in PROBLEM_LOADERS and not Path(body).exists():      # a benchmark by name: the Hub
+        probs, report = load_problems(src, split=split or 'test', limit=limit)
+    elif path and not Path(body).exists():
+        if src not in PROBLEM_LOADERS: raise ValueError(f'unknown problem source {src!r} in {spec!r}; registered: {sorted(PROBLEM_LOADERS)}')
+        probs, report = load_problems(src, path=path, split=split or split_of_file(path), limit=limit)
     else:
-        if Path(spec).is_dir(): raise ValueError(f'{spec!r} is a folder: give a problem file (JSONL), a toy spec or <benchmark>:<file>')
-        probs, report = load_problem_file(spec)
+        if split is not None: raise ValueError(f'{spec!r}: @<split> goes with a benchmark (<benchmark>:<file>@<split>), not with a problem file')
+        if Path(body).is_dir(): raise ValueError(f'{spec!r} is a folder: give a problem file (JSONL), a toy spec or <benchmark>:<file>')
+        probs, report = load_problem_file(body, limit=limit)
     if not probs: raise ValueError(f'no problems in {spec!r}: the file holds no usable problem')
-    return probs
+    return cut(probs)
+
+def add_prompt_suffix(problems:list, suffix:str|None) -> list:
+    "The problems with `suffix` appended to each question after a newline (e.g. 'Put your final answer within \\boxed{}.'); None or '' changes nothing."
+    from dataclasses import replace
+    if not suffix: return list(problems)
+    return [replace(p, question=p.question.rstrip() + '\n' + suffix.strip()) for p in problems]

@@ -17,9 +17,12 @@ with hub_kernels_blocked(): import bitsandbytes   # before peft imports it: no H
 import peft
 
 # %% auto #0
-__all__ = ['DTYPES', 'QUANTS', 'BACKENDS', 'TOY_ROLES', 'THINK_OPEN', 'THINK_CLOSE', 'LoraSpec', 'ModelSpec', 'toy_asset_dir',
-           'resolve_model_path', 'load_tokenizer', 'render_prompt', 'prompt_opens_thinking', 'join_completion',
-           'decode_completion', 'resolve_dtype', 'default_device', 'load_model', 'count_parameters', 'inference_mode']
+__all__ = ['DTYPES', 'QUANTS', 'BACKENDS', 'TOY_ROLES', 'THINK_OPEN', 'THINK_CLOSE', 'SAMPLING_FIELDS', 'MAMBA_LORA_TARGETS',
+           'CPU_GENERATION_BUDGET', 'LoraSpec', 'ModelSpec', 'toy_asset_dir', 'resolve_model_path', 'load_tokenizer',
+           'render_prompt', 'prompt_opens_thinking', 'join_completion', 'decode_completion', 'native_bf16',
+           'resolve_dtype', 'neutralise_generation_config', 'model_generation_defaults', 'default_device', 'load_model',
+           'count_parameters', 'inference_mode', 'parse_lora_targets', 'check_lora_targets', 'kv_cache_bytes',
+           'auto_batch_size']
 
 # %% ../nbs/core/02_models.ipynb #d4ed7aea
 @dataclass
@@ -41,7 +44,7 @@ BACKENDS = ('hf', 'unsloth')
 class ModelSpec:
     "How to load a model: where from, in which precision, quantised or not, with which adapters."
     name_or_path: str                  # 'toy:teacher', 'toy:student', a local folder, or a hub id
-    dtype: str = 'auto'                # 'auto' (bf16 on a GPU that supports it, else fp32), 'fp32', 'bf16', 'fp16'
+    dtype: str = 'auto'                # 'auto' (bf16 on GPUs with native bf16, fp16 on older GPUs, fp32 on CPU), 'fp32', 'bf16', 'fp16'
     quant: str = 'none'                # 'none' or '4bit' (bitsandbytes NF4 with double quantisation)
     backend: str = 'hf'                # 'hf' (transformers + PEFT) or 'unsloth'
     lora: LoraSpec|None = None         # new trainable LoRA adapters
@@ -121,11 +124,48 @@ def decode_completion(tokenizer, ids) -> str:
     return tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
 
 # %% ../nbs/core/02_models.ipynb #20156cf3
-def resolve_dtype(dtype:str='auto'):
-    "The torch dtype for a spec's `dtype` string."
+def native_bf16(cuda:bool|None=None) -> bool:
+    "Whether this GPU computes in bf16 natively (Ampere and newer); a T4 or V100 only emulates it, slowly."
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if not cuda: return False
+    try: return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError: return torch.cuda.get_device_capability()[0] >= 8
+
+def resolve_dtype(dtype:str='auto',           # 'auto', 'fp32', 'bf16' or 'fp16'
+                  cuda:bool|None=None,        # whether a GPU is used (default: ask torch)
+                  bf16:bool|None=None,        # whether it has native bf16 (default: ask torch)
+                 ):
+    "The torch dtype for a spec's `dtype` string: 'auto' is bf16 on GPUs with native bf16, fp16 on older GPUs, fp32 on CPU."
     if dtype == 'auto':
-        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+        cuda = torch.cuda.is_available() if cuda is None else cuda
+        if not cuda: return torch.float32
+        return torch.bfloat16 if (native_bf16(cuda) if bf16 is None else bf16) else torch.float16
+    if dtype not in DTYPES: raise ValueError(f'dtype must be one of {DTYPES}, got {dtype!r}')
     return {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}[dtype]
+
+# the model's own `generation_config` fields that change what `generate` samples
+SAMPLING_FIELDS = ('do_sample', 'temperature', 'top_k', 'top_p', 'min_p', 'typical_p', 'epsilon_cutoff', 'eta_cutoff',
+                   'repetition_penalty', 'encoder_repetition_penalty', 'no_repeat_ngram_size', 'encoder_no_repeat_ngram_size',
+                   'length_penalty', 'exponential_decay_length_penalty', 'min_length', 'min_new_tokens', 'max_length',
+                   'max_new_tokens', 'bad_words_ids', 'suppress_tokens', 'begin_suppress_tokens', 'sequence_bias',
+                   'forced_bos_token_id', 'forced_eos_token_id', 'renormalize_logits', 'num_beams', 'diversity_penalty')
+
+def neutralise_generation_config(model) -> dict:
+    "Reset the sampling fields of `model.generation_config` to unset, so only `SamplingParams` shape generation; returns what was set."
+    gc = getattr(model, 'generation_config', None)
+    if gc is None: return {}
+    blank, found = tf.GenerationConfig(), {}
+    for k in SAMPLING_FIELDS:
+        v, d = getattr(gc, k, None), getattr(blank, k, None)
+        if v is not None and v != d:
+            found[k] = v
+            setattr(gc, k, d)
+    model.neutralised_generation_config = found          # recorded with traces and evaluations
+    return found
+
+def model_generation_defaults(model) -> dict:
+    "The sampling fields the model's `generation_config` set and `load_model` neutralised (empty: none)."
+    return dict(getattr(model, 'neutralised_generation_config', None) or {})
 
 def _bnb_config(dtype):
     return tf.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True,
@@ -171,7 +211,7 @@ def load_model(spec:ModelSpec|str,      # what to load (a bare string means `Mod
     dtype = resolve_dtype(spec.dtype)
     if spec.backend == 'unsloth':
         model, tok = _load_unsloth(spec, path, dtype, trainable)
-        tok.padding_side = 'left'; return model, tok
+        tok.padding_side = 'left'; neutralise_generation_config(model); return model, tok
     tok = load_tokenizer(path)
     device = device or default_device()
     kw = dict(dtype=dtype, trust_remote_code=spec.trust_remote_code)
@@ -191,6 +231,7 @@ def load_model(spec:ModelSpec|str,      # what to load (a bare string means `Mod
         for p in model.parameters(): p.requires_grad_(False)
     model.train(trainable)
     if model.generation_config.pad_token_id is None: model.generation_config.pad_token_id = tok.pad_token_id
+    neutralise_generation_config(model)
     return model, tok
 
 # %% ../nbs/core/02_models.ipynb #9417e6a7
@@ -214,3 +255,51 @@ def inference_mode(model):
     try: yield model
     finally:
         for m, t in modes.items(): m.training = t
+
+# %% ../nbs/core/02_models.ipynb #7a1b2c04
+MAMBA_LORA_TARGETS = {'mamba': ['in_proj', 'x_proj', 'dt_proj'], 'mamba2': ['in_proj'], 'falcon_mamba': ['in_proj', 'x_proj', 'dt_proj']}
+
+def parse_lora_targets(targets:str|list) -> str|list:
+    "'all-linear', or a list of module names from a comma-separated string."
+    if isinstance(targets, (list, tuple)): return list(targets)
+    t = [x.strip() for x in str(targets).split(',') if x.strip()]
+    if not t: raise ValueError('LoRA targets are empty: give all-linear or module names like q_proj,v_proj')
+    return 'all-linear' if t == ['all-linear'] else t
+
+def check_lora_targets(model_type:str|None, targets:str|list) -> str|list:
+    "Refuse LoRA targets the model's architecture cannot take (PEFT refuses `out_proj`/`conv1d`, hence all-linear, on Mamba)."
+    targets = parse_lora_targets(targets)
+    ok = MAMBA_LORA_TARGETS.get(model_type or '')
+    if ok is not None and (targets == 'all-linear' or {'out_proj', 'conv1d'} & set(targets)):
+        raise ValueError(f'{model_type} models cannot take LoRA on out_proj or conv1d (which all-linear includes): '
+                         f'give the modules, e.g. --lora-targets {",".join(ok)}')
+    return targets
+
+# %% ../nbs/core/02_models.ipynb #7a1b2c07
+CPU_GENERATION_BUDGET = 4 << 30     # bytes for sampling on CPU
+
+def kv_cache_bytes(config,          # a transformers model config
+                   n_tokens:int,    # prompt + new tokens of one sequence
+                   dtype=torch.float32,
+                  ) -> int:
+    "Bytes of one sequence's key/value cache (plus a step's logits) for a model of `config`."
+    c = config.get_text_config() if hasattr(config, 'get_text_config') else config
+    b = torch.empty((), dtype=dtype).element_size() if isinstance(dtype, torch.dtype) else int(dtype)
+    layers = c.num_hidden_layers
+    heads = getattr(c, 'num_attention_heads', None)
+    logits = 2 * 4 * getattr(c, 'vocab_size', 0)                     # fp32 logits of a step, and their processed copy
+    if not heads: return layers * 2 * c.hidden_size * b * 4 + logits  # state-space layers: a fixed state per layer
+    if getattr(c, 'attn_layer_indices', None): layers = len(c.attn_layer_indices)   # hybrids: only attention layers cache
+    kv = getattr(c, 'num_key_value_heads', None) or heads
+    head_dim = getattr(c, 'head_dim', None) or c.hidden_size // heads
+    return layers * kv * head_dim * 2 * b * int(n_tokens) + logits
+
+def auto_batch_size(config, n_tokens:int, dtype=torch.float32,
+                    free_bytes:int|None=None,   # memory for the caches (default: half the free GPU memory, or 4 GiB on CPU)
+                    device=None, lo:int=1, hi:int=64) -> int:
+    "Sequences per generation batch that fit `free_bytes` of key/value cache, clamped to [lo, hi]."
+    if free_bytes is None:
+        dev = torch.device(device) if device is not None else torch.device(default_device())
+        from reasondistill.memory import available_memory     # one place asks the device what is free
+        free_bytes = int(available_memory(dev)) // 2 if dev.type == 'cuda' else CPU_GENERATION_BUDGET
+    return max(lo, min(hi, int(free_bytes // max(1, kv_cache_bytes(config, n_tokens, dtype)))))

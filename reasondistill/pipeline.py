@@ -25,8 +25,8 @@ from .eval.evaluate import EvalConfig, evaluate, trace_records
 from .eval.metrics import paired_bootstrap_diff, results_table
 
 # %% auto #0
-__all__ = ['DemoConfig', 'student_spec', 'stage_problems', 'stage_traces', 'stage_train', 'stage_eval', 'per_problem_accuracy',
-           'demo_results', 'stage_plots', 'run_demo']
+__all__ = ['DEMO_STAGES', 'DemoConfig', 'student_spec', 'stage_problems', 'stage_traces', 'stage_train', 'stage_eval',
+           'per_problem_accuracy', 'demo_results', 'stage_plots', 'run_demo']
 
 # %% ../nbs/core/08_pipeline.ipynb #9614348c
 @dataclass
@@ -144,8 +144,14 @@ def stage_plots(rd:RunDir, cfg:DemoConfig, summaries:dict) -> list:
     return [str(p) for p in paths]
 
 # %% ../nbs/core/08_pipeline.ipynb #6bd7942a
-def run_demo(run_dir='runs/demo', cfg:DemoConfig|None=None, log=print) -> dict:
+DEMO_STAGES = ('problems', 'traces', 'train', 'eval', 'plots')
+
+def run_demo(run_dir='runs/demo', cfg:DemoConfig|None=None, log=print,
+             stop_after:str|None=None,   # stop after this stage (one of `DEMO_STAGES`); a later call resumes from there
+            ) -> dict:
     "Run (or resume) the whole pipeline into `run_dir`; returns the results."
+    if stop_after is not None and stop_after not in DEMO_STAGES:
+        raise ValueError(f'stop_after must be one of {DEMO_STAGES}, got {stop_after!r}')
     cfg = cfg or DemoConfig(); rd = RunDir(run_dir)
     set_seed(cfg.seed); set_threads()
     prev = rd.manifest().get('config')
@@ -156,15 +162,19 @@ def run_demo(run_dir='runs/demo', cfg:DemoConfig|None=None, log=print) -> dict:
     times = {}
     with timed(times, 'problems'): train_p, test_p = stage_problems(rd, cfg)
     log(f'[1/5] problems: {len(train_p)} train, {len(test_p)} test')
+    if stop_after == 'problems': return dict(problems=dict(train=len(train_p), test=len(test_p)), seconds=times)
     with timed(times, 'traces'): gen = stage_traces(rd, cfg, train_p)
     with TraceStore(rd / 'traces', readonly=True) as st: ts = st.stats()
     v = ts['verdicts']
     log(f"[2/5] teacher traces: {ts['n_traces']} on {ts['n_problems']} problems; {v['correct']} correct, {v['wrong']} wrong, "
         f"{v['no_answer']} without an answer; mean {ts['mean_completion_tokens'] or 0:.0f} tokens")
+    if stop_after == 'traces': return dict(traces=ts, seconds=times)
     with timed(times, 'train'): tr = stage_train(rd, cfg, train_p)
     log(f"[3/5] trained: " + ', '.join(f"{k}: {v['global_step']} steps, loss {v['train_loss']:.3f}" for k, v in tr.items()))
+    if stop_after == 'train': return dict(traces=ts, train=tr, seconds=times)
     with timed(times, 'eval'): summaries = stage_eval(rd, cfg, test_p)
     log('[4/5] evaluated: ' + ', '.join(summaries))
+    if stop_after == 'eval': return dict(summaries=summaries, traces=ts, train=tr, seconds=times)
     with timed(times, 'plots'): figs = stage_plots(rd, cfg, summaries)
     res = demo_results(rd, cfg, summaries)
     d = res['distilled_minus_base']

@@ -281,17 +281,27 @@ _GRPO = 'a GRPO trainer (grpo)'
 _plan('kepo-explore', 'rl', "KEPO's exploration: when every rollout of a prompt fails, teacher hints produce successful rollouts that join the group",
       'Yang et al. 2026, KEPO: Knowledge-Enhanced Preference Optimization for Reinforcement Learning with Reasoning', 'https://arxiv.org/abs/2602.00400',
       _GRPO + ' and a student that uses hints in context (toy world v2)', 'with kepo-gate it gives the full KEPO objective', 24, data='rl')
-_plan('autothink', 'rl', 'AutoThink: an ellipsis prompt lets the model choose whether to think; three RL stages shape when it does',
-      'Tu et al. 2025, Learning When to Think: Shaping Adaptive Reasoning in R1-Style Models via Multi-Stage RL', 'https://arxiv.org/abs/2505.10832',
-      _GRPO, 'accuracy-preserving length rewards by stage', 7, data='rl')
+register(MethodSpec('autothink', 'AutoThink: an ellipsis prompt lets the model choose whether to think; three GRPO stages with '
+                    'mode-aware rewards shape when it does', 'rl',
+                    'Tu et al. 2025, Learning When to Think: Shaping Adaptive Reasoning in R1-Style Models via Multi-Stage RL',
+                    'https://arxiv.org/abs/2505.10832', status='implemented', notebook='methods/20_autothink.ipynb',
+                    entry=_M + 'autothink:train_autothink', config=_M + 'autothink:AutoThinkConfig', data='problems', seed=7,
+                    notes='one stage per run (--set stage=1, 2 or 3): 1 balances think and no-think, 2 rewards accuracy, '
+                          '3 adds length-aware rewards; the rewards of the released code; toy world: ellipsis=""'))
 _plan('acereason', 'rl', 'AceReason: math-only RL, then a second domain, with a response-length curriculum',
       'Chen et al. 2025, AceReason-Nemotron: Advancing Math and Code Reasoning through Reinforcement Learning', 'https://arxiv.org/abs/2505.16400',
       _GRPO + ' and a second task family (toy world v2)', 'strict on-policy updates and staged lengths are the transferable rules', 16, data='rl')
-_plan('gar', 'rl', 'Generative adversarial reasoner: a discriminator scores slices of each chain, co-trained with the reasoner, for dense rewards',
-      'Generative Adversarial Reasoner: Enhancing LLM Reasoning with Adversarial Reinforcement Learning', '', _GRPO, seed=35, data='rl')
-_plan('imitate-explore', 'data recipe', 'Imitate (SFT on long-thought traces), explore (many rollouts, keep the verified ones), self-improve (retrain)',
-      'Imitate, Explore, and Self-Improve: A Reproduction Report on Slow-thinking Reasoning Systems', '',
-      'nothing: the rollout engine, verifier and SFT exist', 'with a stopping rule on dev accuracy', 42, data='prompts')
+register(MethodSpec('gar', 'Generative adversarial reasoner: a discriminator scores slices of each chain, co-trained with the reasoner, for dense rewards',
+                    'rl', 'Liu et al. 2025, Generative Adversarial Reasoner: Enhancing LLM Reasoning with Adversarial Reinforcement Learning',
+                    'https://arxiv.org/abs/2512.16917', section='§3', status='implemented', notebook='methods/22_gar.ipynb',
+                    entry=_M + 'gar:train_gar', config=_M + 'gar:GARConfig', data='references', seed=35,
+                    notes='GRPO reward plus the mean slice score of an MLP discriminator over the frozen base\'s features, trained (BCE) on '
+                          'reference-trace slices vs failed-rollout slices after each batch is scored; the paper\'s discriminator is a generative LLM'))
+register(MethodSpec('imitate-explore', 'Imitate (SFT on verified teacher traces), explore (student rollouts, keep the verified ones), self-improve (retrain), stopped on dev accuracy',
+                    'data recipe', 'Min et al. 2024, Imitate, Explore, and Self-Improve: A Reproduction Report on Slow-thinking Reasoning Systems',
+                    'https://arxiv.org/abs/2412.09413', section='§2', status='implemented', notebook='methods/21_imitate_explore.ipynb',
+                    entry=_M + 'imitate_explore:train_imitate_explore', config=_M + 'imitate_explore:ImitateExploreConfig', data='problems',
+                    teacher='model', seed=42, notes='SFT rounds only (the paper\'s DPO variant is not built); the shortest verified rollout per problem joins the teacher traces; the best round on dev is kept'))
 _plan('acc-vs-capability', 'analysis', 'Accuracy and pass@k changes split by difficulty bins, for RL and for distillation',
       'Reinforcement Learning vs. Distillation: Understanding Accuracy and Capability in LLM Reasoning (2025)', 'https://arxiv.org/abs/2505.14216',
       _GRPO + ' for the RL arm', seed=30)

@@ -13,10 +13,10 @@ from .models import inference_mode, decode_completion
 import torch
 
 # %% auto #0
-__all__ = ['BACKENDS', 'SamplingParams', 'Completion', 'sample_seed', 'generate']
+__all__ = ['BACKENDS', 'DEFAULT_KV_CACHE', 'KV_CACHES', 'SamplingParams', 'Completion', 'sample_seed', 'generate']
 
 # %% ../nbs/core/03_rollout.ipynb #cc88684b
-BACKENDS = ('hf', 'openai')   # 'openai': any OpenAI-compatible server, see `openai_backend`
+BACKENDS = ('hf', 'vllm', 'openai')   # 'vllm': the offline vLLM engine, see `vllm_backend`; 'openai': any OpenAI-compatible server, see `openai_backend`
 
 @dataclass
 class SamplingParams:
@@ -104,27 +104,38 @@ def _cut_at_stop(tokenizer, ids:list, stops:tuple):
         else: lo = mid + 1
     return text[:pos], ids[:lo], True
 
+DEFAULT_KV_CACHE = 'dynamic'   # the HF backend's KV cache when `generate` is not told (see "The KV cache on the CPU")
+KV_CACHES = ('dynamic', 'static')
+
 def generate(model,                                 # a causal LM (HF or PEFT-wrapped)
              tokenizer,                             # its tokenizer (left padding is enforced)
              prompts:list,                          # rendered prompt strings (see `models.render_prompt`)
              params:SamplingParams|None=None,       # sampling parameters
              batch_size:int=64,                     # sequences per forward batch (prompts x samples)
-             backend:str='hf',                      # generation backend
+             backend:str|None=None,                 # 'hf', 'vllm' or 'openai' (None: the model's own — an endpoint or engine names it — else 'hf')
              desc:str|None='generating',            # progress-bar label (None: no bar, the caller shows its own)
              keys:list|None=None,                   # one key per prompt for its samples' seeds (default: positions)
              on_batch=None,                         # called with [(prompt index, sample index, Completion)] per batch
+             kv_cache:str|None=None,                # HF backend: 'dynamic' or 'static' (None: `DEFAULT_KV_CACHE`)
             ) -> list:
     "Sample `params.n` completions for each prompt; returns one list of `Completion`s per prompt, in order."
+    backend = backend or getattr(model, 'backend', None) or 'hf'
     if backend not in BACKENDS: raise ValueError(f'unknown generation backend {backend!r}; available: {BACKENDS}')
     if backend == 'openai':                   # `model` is an `openai_backend.OpenAIEndpoint`; no tokenizer is needed
         from reasondistill.openai_backend import generate_openai
         return generate_openai(model, prompts, params, keys=keys, on_batch=on_batch, desc=desc)
-    if getattr(model, 'backend', None) == 'openai': raise ValueError("the model is an OpenAIEndpoint: pass backend='openai'")
+    if backend == 'vllm':                     # `model` is a `vllm_backend.VLLMEngine` (it brings its tokenizer; one given here is used instead)
+        from reasondistill.vllm_backend import generate_vllm
+        return generate_vllm(model, prompts, params, keys=keys, on_batch=on_batch, desc=desc, batch_size=batch_size, tokenizer=tokenizer)
+    if getattr(model, 'backend', None) in ('openai', 'vllm'):
+        raise ValueError(f"the model is {'an OpenAIEndpoint' if model.backend == 'openai' else 'a VLLMEngine'}: pass backend={model.backend!r}")
     tf = require('transformers')
     params = params or SamplingParams()
     if isinstance(prompts, str): raise TypeError('prompts must be a list of strings')
     keys = list(range(len(prompts))) if keys is None else list(keys)
     if len(keys) != len(prompts): raise ValueError(f'{len(keys)} keys for {len(prompts)} prompts')
+    cache = kv_cache or DEFAULT_KV_CACHE
+    if cache not in KV_CACHES: raise ValueError(f'kv_cache must be one of {KV_CACHES}, got {cache!r}')
     tokenizer.padding_side = 'left'
     if tokenizer.pad_token is None: tokenizer.pad_token = tokenizer.eos_token
     ctx = getattr(model.config, 'max_position_embeddings', None)
@@ -150,7 +161,7 @@ def generate(model,                                 # a causal LM (HF or PEFT-wr
                 if params.top_k: procs.append(tf.TopKLogitsWarper(params.top_k))
                 if params.top_p < 1: procs.append(tf.TopPLogitsWarper(params.top_p))
                 procs.append(_GumbelNoise([sample_seed(params.seed, keys[i], j) for i, j in batch], model.device))
-            kw = dict(do_sample=False, max_new_tokens=max_new, pad_token_id=tokenizer.pad_token_id,
+            kw = dict(do_sample=False, max_new_tokens=max_new, pad_token_id=tokenizer.pad_token_id, cache_implementation=None if cache == 'dynamic' else cache,
                       eos_token_id=sorted(e for e in eos if e is not None), logits_processor=tf.LogitsProcessorList(procs),
                       temperature=None, top_p=None, top_k=None)
             if params.stop: kw.update(stop_strings=list(params.stop), tokenizer=tokenizer)

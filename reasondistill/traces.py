@@ -15,7 +15,7 @@ from .records import Problem, Trace
 from .tracestore import TraceStore
 from .rollout import SamplingParams, generate
 from .verify import get_verifier, split_thinking
-from .models import render_prompt
+from .models import render_prompt, model_generation_defaults
 from .toyworld import reference_solutions
 
 # %% auto #0
@@ -69,7 +69,11 @@ def generate_traces(problems:list,                     # `Problem`s to sample
     sampling = dict(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
                     max_new_tokens=params.max_new_tokens, stop=list(params.stop), seed=params.seed)
     own = not isinstance(store, TraceStore)
-    meta = dict(model=model_name, sampling=sampling, system=system) | ({'endpoint': model.identity()} if api else {})
+    engine = getattr(model, 'backend', None) == 'vllm'   # a `vllm_backend.VLLMEngine`: vLLM's offline engine
+    meta = dict(model=model_name, sampling=sampling, system=system) | ({'endpoint': model.identity()} if api else {}) \
+           | ({'engine': model.identity()} if engine else {})
+    if not api and not engine and (gen := model_generation_defaults(model)):   # the model's own sampling settings, neutralised by `load_model`
+        meta['model_generation_config'] = dict(gen, applied=False)
     if own: store = TraceStore(store, meta=meta)
     try:
         todo = store.missing(problems, n_samples)
@@ -102,7 +106,7 @@ def generate_traces(problems:list,                     # `Problem`s to sample
             stats['generated'] += store.append(traces)
             bar.update(len(done))
         generate(model, tokenizer, [sent[p.id] for p, _ in todo], sp, batch_size=batch_size, desc=None,
-                 keys=[f'{p.id}#{idx}' for p, idx in todo], on_batch=store_batch, backend='openai' if api else 'hf')
+                 keys=[f'{p.id}#{idx}' for p, idx in todo], on_batch=store_batch)   # the backend follows the model (an endpoint or a vLLM engine names its own)
         bar.close()
         stats['seconds'] = time.perf_counter() - t0
         stats['tokens_per_s'] = stats['tokens'] / max(stats['seconds'], 1e-9)

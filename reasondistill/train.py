@@ -15,16 +15,18 @@ import transformers
 import trl
 import datasets
 from .core import write_json, read_json, in_test, set_seed, progress, logger, flat_diff, RunMismatchError
-from .models import ModelSpec, LoraSpec, load_model, load_tokenizer
+from .models import ModelSpec, LoraSpec, load_model, load_tokenizer, native_bf16, resolve_model_path, resolve_dtype
+from .memory import estimate_training_memory, check_fits, GiB
 from .signals import (TeacherSignal, ModelTeacher, check_same_family, tokenize_example, final_hidden,
                                    lm_head_weight)
 
 # %% auto #0
-__all__ = ['ADAPTER_DTYPES', 'TrainConfig', 'training_kwargs', 'MethodConfig', 'FidelityConfig', 'BudgetConfig',
-           'apply_overrides', 'config_fields', 'default_student_spec', 'Run', 'checkpoint_complete', 'last_checkpoint',
-           'is_done', 'is_main_process', 'claim_run', 'done_summary', 'split_heldout', 'tokenized_rows',
-           'IndexCollator', 'Prepared', 'load_teacher', 'sft_args', 'prepare_run', 'TokenBudget', 'DistillTrainer',
-           'TrainProgress', 'quiet_trainer', 'AdapterDtype', 'run_training']
+__all__ = ['ADAPTER_DTYPES', 'FLASH_ATTENTION', 'TrainConfig', 'precision_flags', 'training_kwargs', 'MethodConfig',
+           'FidelityConfig', 'BudgetConfig', 'apply_overrides', 'config_fields', 'default_student_spec', 'Run',
+           'checkpoint_complete', 'last_checkpoint', 'is_done', 'is_main_process', 'claim_run', 'done_summary',
+           'split_heldout', 'tokenized_rows', 'IndexCollator', 'Prepared', 'load_teacher', 'sft_args',
+           'check_padding_free', 'check_run_fits', 'prepare_run', 'TokenBudget', 'DistillTrainer', 'TrainProgress',
+           'quiet_trainer', 'AdapterDtype', 'run_training']
 
 # %% ../nbs/core/06_train.ipynb #bbcba72f
 ADAPTER_DTYPES = ('auto', 'bf16', 'fp32')
@@ -45,8 +47,12 @@ class TrainConfig:
     save_steps: int = 50              # checkpoint every N steps (resume granularity)
     save_total_limit: int = 2
     seed: int = 0
-    gradient_checkpointing: bool = False
-    adapter_dtype: str = 'auto'       # trainable (LoRA) weights' storage: 'auto' (bf16 for a 4-bit student, as in QLoRA), 'bf16', 'fp32'
+    gradient_checkpointing: bool = False   # recompute activations in the backward pass (on by itself from checkpointing_from tokens)
+    checkpointing_from: int = 2048    # gradient checkpointing turns on when max_length >= this (0: only when asked for)
+    adapter_dtype: str = 'auto'       # trainable (LoRA) weights' storage: 'auto' (bf16 for a 4-bit student where bf16 is native, as in QLoRA), 'bf16', 'fp32'
+    padding_free: bool = False        # SFT only, with FlashAttention: batches without padding (TRL's padding_free; no tokens wasted on padding)
+    fit_check: bool = True            # refuse, before loading, a run whose estimated memory exceeds the device's (see `memory`)
+    memory_budget_gb: float = 0.0     # memory the fit check may plan for (0: what the device has free)
     def __post_init__(self):
         if self.adapter_dtype not in ADAPTER_DTYPES: raise ValueError(f'adapter_dtype must be one of {ADAPTER_DTYPES}, got {self.adapter_dtype!r}')
         if self.lr <= 0: raise ValueError(f'lr must be > 0, got {self.lr}')
@@ -56,6 +62,15 @@ class TrainConfig:
         if self.warmup_ratio < 0 or self.warmup_ratio >= 1: raise ValueError(f'warmup_ratio must lie in [0, 1), got {self.warmup_ratio}')
         if self.weight_decay < 0: raise ValueError(f'weight_decay must be >= 0, got {self.weight_decay}')
         if self.max_steps <= 0 and self.epochs <= 0: raise ValueError('give epochs > 0 or max_steps > 0')
+        if self.checkpointing_from < 0 or self.memory_budget_gb < 0: raise ValueError('checkpointing_from and memory_budget_gb must be >= 0')
+    @property
+    def checkpointing(self) -> bool:
+        "Whether gradient checkpointing is on: asked for, or a long max_length."
+        return self.gradient_checkpointing or 0 < self.checkpointing_from <= self.max_length
+
+def precision_flags(cuda:bool, bf16:bool) -> dict:
+    "Mixed-precision flags of the trainer: bf16 where the GPU has it natively, fp16 on older GPUs (T4, V100), none on the CPU."
+    return dict(bf16=cuda and bf16, fp16=cuda and not bf16)
 
 def training_kwargs(cfg:TrainConfig, output_dir) -> dict:
     "Keyword arguments for `transformers.TrainingArguments` (or a TRL config) implementing `cfg` on this machine."
@@ -65,8 +80,7 @@ def training_kwargs(cfg:TrainConfig, output_dir) -> dict:
                 warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.scheduler, weight_decay=cfg.weight_decay,
                 logging_steps=cfg.logging_steps, logging_first_step=True, save_strategy='steps', save_steps=cfg.save_steps,
                 save_total_limit=cfg.save_total_limit, seed=cfg.seed, data_seed=cfg.seed,
-                gradient_checkpointing=cfg.gradient_checkpointing, bf16=cuda and torch.cuda.is_bf16_supported(),
-                fp16=False, use_cpu=not cuda, report_to='none', dataloader_num_workers=0,
+                gradient_checkpointing=cfg.checkpointing, **precision_flags(cuda, native_bf16(cuda)), use_cpu=not cuda, report_to='none', dataloader_num_workers=0,
                 disable_tqdm=in_test() or os.environ.get('RD_PROGRESS', '1') == '0', remove_unused_columns=True)
 
 # %% ../nbs/core/06_train.ipynb #d133097e
@@ -204,6 +218,14 @@ def is_main_process() -> bool:
     "Whether this is rank 0 of a multi-process launch (or the only process); read from the launcher's environment."
     return int(os.environ.get('RANK', 0)) == 0
 
+def _defaults(cfg, run:Run|None=None) -> dict:
+    "Default values of the claim's settings: a setting added to the project after a run was recorded compares equal at its default."
+    try: d = dict(config=asdict(type(cfg)()))
+    except Exception: d = {}
+    if run is not None:
+        d['student'] = dict(asdict(ModelSpec(run.student.name_or_path)), lora=asdict(LoraSpec()) if run.student.lora else None)
+    return d
+
 def claim_run(run:Run,                       # the run
               cfg,                           # its method's config
               method:str,                    # its method name
@@ -216,7 +238,7 @@ def claim_run(run:Run,                       # the run
                                       cache=run.cache), default=str))
     work = [x for x in Path(run.output_dir).glob('*') if x.name not in (file, 'run.json')] if f.exists() else []
     if work:                              # something to resume or serve: it must be this run's (a claim alone is rewritten)
-        diff = flat_diff(read_json(f), mine)
+        diff = flat_diff(read_json(f), mine, defaults=_defaults(cfg, run))
         if diff: raise RunMismatchError(f'{run.output_dir} belongs to a run of another configuration (differs in: '
                                         f'{", ".join(diff[:8])}{" ..." if len(diff) > 8 else ""}); its checkpoints would '
                                         'be resumed under the wrong settings: use another output folder')
@@ -231,7 +253,7 @@ def done_summary(run:Run,                    # the run
     if not is_done(run.output_dir): return None
     s = read_json(Path(run.output_dir) / 'train_done.json')
     diff = ['method'] if method is not None and s.get('method') not in (None, method) else []
-    if cfg is not None and 'config' in s: diff += [f'config.{k}' for k in flat_diff(s['config'], asdict(cfg))]
+    if cfg is not None and 'config' in s: diff += [f'config.{k}' for k in flat_diff(s['config'], asdict(cfg), defaults=_defaults(cfg).get('config'))]
     if diff: raise RunMismatchError(f'{run.output_dir} holds a finished run of another configuration (differs in: '
                                     f'{", ".join(diff[:8])}{" ..." if len(diff) > 8 else ""}); use another output folder')
     return s
@@ -279,7 +301,43 @@ def load_teacher(run:Run, student_tokenizer):
 def sft_args(tc:TrainConfig, output_dir, **kw):
     "TRL's `SFTConfig` implementing `tc` (completion-only loss, no packing)."
     return trl.SFTConfig(**training_kwargs(tc, output_dir), max_length=tc.max_length, completion_only_loss=True,
-                         packing=False, dataset_num_proc=None, shuffle_dataset=True, **kw)
+                         packing=False, padding_free=tc.padding_free, dataset_num_proc=None, shuffle_dataset=True, **kw)
+
+FLASH_ATTENTION = ('flash_attention_2', 'flash_attention_3', 'kernels-community/flash-attn', 'kernels-community/flash-attn3',
+                   'kernels-community/vllm-flash-attn3')
+
+def check_padding_free(tc:TrainConfig, model, method:str, sft:bool):
+    "Refuse `padding_free` where it would be wrong: outside SFT, or with attention that mixes the sequences of a flat batch."
+    if not tc.padding_free: return
+    if not sft: raise ValueError(f"train.padding_free is for SFT-style methods; {method!r} pads its batches (its losses align teacher and student per sequence)")
+    impl = getattr(getattr(model, 'config', None), '_attn_implementation', None) or 'sdpa'
+    if impl not in FLASH_ATTENTION:
+        raise ValueError(f'train.padding_free needs FlashAttention (a flat batch is told apart by position ids only there); '
+                         f'this model uses {impl!r}: install flash-attn on a GPU, or leave padding_free off')
+
+def check_run_fits(run:Run, tc:TrainConfig, rows:list, cfg=None, teacher:bool=False):
+    "Estimate the run's peak memory from the configs (nothing loaded) and raise `memory.MemoryFitError` when it cannot fit."
+    if not tc.fit_check: return None
+    cuda = torch.cuda.is_available()
+    try: scfg = transformers.AutoConfig.from_pretrained(resolve_model_path(run.student.name_or_path))
+    except Exception: return None                      # an unreadable config is load_model's error to report, not this check's
+    dt = {torch.bfloat16: 'bf16', torch.float16: 'fp16'}.get(resolve_dtype(run.student.dtype, cuda=cuda), 'fp32')
+    tcfg = None
+    if teacher and run.cache is None and run.teacher not in (None, 'self'):
+        tname = run.teacher.name_or_path if isinstance(run.teacher, ModelSpec) else run.teacher
+        try: tcfg = transformers.AutoConfig.from_pretrained(resolve_model_path(tname))
+        except Exception: tcfg = None
+    T = max((len(r['input_ids']) for r in rows), default=tc.max_length)
+    est = estimate_training_memory(scfg, T, tc.batch_size, quant=run.student.quant, dtype=dt,
+                                   lora_r=run.student.lora.r if run.student.lora else None,
+                                   gradient_checkpointing=tc.checkpointing, loss_chunk=getattr(cfg, 'chunk_size', None),
+                                   teacher=tcfg, teacher_quant=getattr(run.teacher, 'quant', 'none'),
+                                   overhead=(0.5 if cuda else 0.2) * GiB)
+    avail = tc.memory_budget_gb * GiB if tc.memory_budget_gb else None
+    check_fits(est, avail, device='cuda' if cuda else 'cpu',
+               hints=f'lower --max-length (now {tc.max_length}) or --batch-size (now {tc.batch_size}), or set '
+                     'train.gradient_checkpointing=true')
+    return est
 
 def prepare_run(examples:list,              # prompt (+ completion) dicts
                 run:Run,                    # where, which student, which teacher
@@ -289,18 +347,21 @@ def prepare_run(examples:list,              # prompt (+ completion) dicts
                 n_heldout:int=0,            # how many to draw when `heldout` is None
                 teacher:bool=False,         # load `run.teacher` when it names a model (not 'self', not a cache run)
                 tokenize:bool=True,         # build `rows`
+                sft:bool=False,             # an SFT-style trainer (TRL's own loss): `train.padding_free` is allowed
                ) -> Prepared:
     "The preamble every trainer shares: held-out split, teacher load and family check, seed, student, rows, TRL arguments."
     if not examples: raise ValueError(f'no training examples for {method!r}: nothing was kept by the data recipe')
     tc = cfg.train
     train_ex, held = split_heldout(examples, heldout, n_heldout, tc.seed)
+    rows = tokenized_rows(load_tokenizer(run.student.name_or_path, padding_side='right'), train_ex, tc.max_length) if tokenize else []
+    check_run_fits(run, tc, rows, cfg, teacher)   # before any model loads: an estimated out-of-memory is one clear error
     tmodel = None
     if teacher and run.cache is None and run.teacher not in (None, 'self'):
         tmodel = load_teacher(run, load_tokenizer(run.student.name_or_path))
     set_seed(tc.seed)                       # the LoRA initialisation does not depend on earlier work
     model, tok = load_model(run.student, trainable=True)
     tok.padding_side = 'right'
-    rows = tokenized_rows(tok, train_ex, tc.max_length) if tokenize else []
+    check_padding_free(tc, model, method, sft)
     info = dict(method=method, n_examples=len(train_ex), n_heldout=len(held),
                 n_truncated=sum(len(r['input_ids']) >= tc.max_length for r in rows), student=run.student.name_or_path,
                 quant=run.student.quant, config=asdict(cfg))

@@ -22,6 +22,8 @@ def make_bad_inputs(d:Path) -> Path:
     (d / 'emptyans.jsonl').write_text('{"id":"a","question":"q","answer":""}\n')
     (d / 'dup.jsonl').write_text('{"id":"a","question":"q","answer":"1"}\n{"id":"a","question":"q2","answer":"2"}\n')
     (d / 'nonutf8.jsonl').write_bytes(b'{"id":"a","question":"q\xff","answer":"1"}\n')
+    import transformers as tf
+    tf.MambaConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1).save_pretrained(d / 'mamba')   # a config is enough: refused before loading
     from reasondistill.records import Trace
     from reasondistill.tracestore import TraceStore
     for name in ('corrupt', 'gap'):
@@ -97,6 +99,19 @@ CASES = [   # (id, args with {d} for the fixture folder, text the one-line messa
     ('import-path-a-folder', ['import', 'openr1', '{d}', '--out', '{d}/o'], 'is a folder'),
     ('import-limit-zero', ['import', 'openr1', '{d}/badjson.jsonl', '--out', '{d}/o', '--limit', '0'], 'must be >= 1'),
     ('import-row-wrong-format', ['import', 'openr1', '{d}/badjson.jsonl', '--out', '{d}/o'], "badjson.jsonl:1: missing field 'generations'"),
+    # options for real models (issue 13, point 6)
+    ('dtype-unknown', ['eval', '--dtype', 'int8', '--problems', 'toy:test:1', '--out', '{d}/o'], 'invalid choice'),
+    ('teacher-quant-without-teacher', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--teacher-quant', '4bit'], 'no teacher'),
+    ('lora-dropout-one', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--lora-dropout', '1'], 'must lie in [0, 1)'),
+    ('lora-targets-all-linear-mamba', ['train', '--method', 'gkd', '--student', '{d}/mamba', '--problems', 'toy:train:1', '--out', '{d}/o'], '--lora-targets in_proj'),
+    ('grad-accum-zero', ['train', '--method', 'sft', '--problems', 'toy:train:1', '--traces', '{d}', '--out', '{d}/o', '--grad-accum', '0'], 'must be >= 1'),
+    ('batch-size-not-auto', ['eval', '--batch-size', 'most', '--problems', 'toy:test:1', '--out', '{d}/o'], 'expected a whole number'),
+    ('limit-zero', ['eval', '--limit', '0', '--problems', 'toy:test:1', '--out', '{d}/o'], 'must be >= 1'),
+    ('benchmark-split-unknown', ['eval', '--problems', 'math500:{d}/badjson.jsonl@train', '--out', '{d}/o'], "no 'train' split"),
+    ('split-on-a-problem-file', ['eval', '--problems', '{d}/dup.jsonl@train', '--out', '{d}/o'], '@<split> goes with a benchmark'),
+    ('merge-no-adapter', ['merge', '{d}/adapter', '--out', '{d}/o'], 'no trained LoRA adapter'),
+    ('vllm-option-without-vllm-backend', ['generate', '--tensor-parallel-size', '2', '--problems', 'toy:test:1', '--out', '{d}/o'], 'go with --backend vllm'),
+    ('vllm-with-bnb-quant', ['generate', '--backend', 'vllm', '--quant', '4bit', '--problems', 'toy:test:1', '--out', '{d}/o'], 'with --backend vllm give a model vLLM can load'),
 ]
 
 @pytest.mark.parametrize('args,expect', [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -8,7 +8,7 @@ import pytest
 from reasondistill.eval.metrics import (pass_at_k, avg_at_n, pass_at_k_mean, majority_vote, majority_votes, maj_at_k,
                                    maj_at_k_mean, bootstrap_ci,
                                    paired_bootstrap_diff, t_quantile, mean_ci_over_seeds, summarize, sort_levels,
-                                   get_metric, results_table)
+                                   get_metric, results_table, hierarchical_bootstrap, hierarchical_bootstrap_diff)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -207,6 +207,102 @@ def test_mean_ci_over_seeds_coverage(m):
     x = rng.normal(0.6, 0.02, size=(4000, m))
     hits = np.mean([lo <= 0.6 <= hi for _, lo, hi in map(mean_ci_over_seeds, x)])
     assert 0.935 <= hits <= 0.965, hits
+
+# ---------------------------------------------------------------- hierarchical bootstrap (seeds x problems)
+
+def _hb_reference(V, n_boot, alpha, seed):
+    "The definition, written out: per replicate, the mean over every drawn (seed, problem) pair, one at a time."
+    V = [list(map(float, row)) for row in V]
+    S, P = len(V), len(V[0])
+    rng = np.random.default_rng(seed)                                   # the same draws: seeds [n_boot, S], then problems [n_boot, P]
+    si, pi = rng.integers(0, S, size=(n_boot, S)), rng.integers(0, P, size=(n_boot, P))
+    boots = []
+    for b in range(n_boot):
+        total = 0.0
+        for i in si[b]:
+            for j in pi[b]: total += V[i][j]
+        boots.append(total / (S * P))
+    boots.sort()
+    q = lambda a: float(np.quantile(boots, a))                          # numpy's default (linear) quantile, as the library
+    return sum(map(sum, V)) / (S * P), q(alpha / 2), q(1 - alpha / 2)
+
+@pytest.mark.parametrize('S,P,seed', [(3, 17, 0), (1, 9, 1), (4, 1, 2), (2, 30, 3)])
+def test_hierarchical_bootstrap_matches_reference(S, P, seed):
+    V = np.random.default_rng(seed).random((S, P))
+    m, lo, hi = _hb_reference(V, 300, 0.05, seed)
+    r = hierarchical_bootstrap(V, n_boot=300, seed=seed, bounds=None)
+    assert (r['mean'], r['lo'], r['hi']) == pytest.approx((m, lo, hi), abs=1e-12)
+    assert (r['n_seeds'], r['n_problems'], r['n_boot'], r['interval']) == (S, P, 300, 'hierarchical')
+    d = hierarchical_bootstrap_diff(V, V * 0.5, n_boot=300, seed=seed, bounds=None)   # paired: the same draws on a - b
+    assert (d['mean'], d['lo'], d['hi']) == pytest.approx(_hb_reference(V * 0.5, 300, 0.05, seed), abs=1e-12)
+
+def _crossed(rng, S, P, seed_half_width, n_samples=2, shift=0.0):
+    "One simulated experiment: problems q ~ U(0.1, 0.9), seed offsets u ~ U(-w, w), n Bernoulli samples per cell."
+    q, u = rng.uniform(0.1, 0.9, P), rng.uniform(-seed_half_width, seed_half_width, S)
+    return q, rng.binomial(n_samples, np.clip(q[None, :] + u[:, None] + shift, 0, 1)) / n_samples
+
+def test_hierarchical_bootstrap_coverage_toy_regime():
+    """Nominal 95% covers the population mean (0.5) at about 95% in the toy benchmarks' regime: 3 seeds x 200 problems,
+    2 samples each, seed offsets of about 2 points (sd)."""
+    rng, hits = np.random.default_rng(11), 0
+    for e in range(300):
+        _, V = _crossed(rng, 3, 200, 0.035)
+        r = hierarchical_bootstrap(V, n_boot=400, seed=e)
+        hits += r['lo'] <= 0.5 <= r['hi']
+    assert 0.91 <= hits / 300 <= 0.99, hits / 300
+
+def test_hierarchical_bootstrap_coverage_many_seeds():
+    "With 10 seeds and large seed offsets (sd about 6 points) the interval still covers at about the nominal rate."
+    rng, hits = np.random.default_rng(12), 0
+    for e in range(300):
+        _, V = _crossed(rng, 10, 50, 0.1)
+        r = hierarchical_bootstrap(V, n_boot=400, seed=e)
+        hits += r['lo'] <= 0.5 <= r['hi']
+    assert 0.91 <= hits / 300 <= 0.99, hits / 300
+
+def test_hierarchical_bootstrap_diff_coverage_is_conservative():
+    """Paired, with each arm's own seed offsets and a true difference of +5 points: the interval covers at least at the
+    nominal rate (the pigeonhole bootstrap counts the per-cell noise more than once, so it errs wide, not narrow)."""
+    rng, hits = np.random.default_rng(13), 0
+    for e in range(300):
+        q, A = _crossed(rng, 3, 200, 0.035)
+        u = rng.uniform(-0.035, 0.035, 3)
+        B = rng.binomial(2, q[None, :] + u[:, None] + 0.05) / 2          # q + u + 0.05 stays inside [0, 1]
+        d = hierarchical_bootstrap_diff(B, A, n_boot=400, seed=e)
+        hits += d['lo'] <= 0.05 <= d['hi']
+    assert hits / 300 >= 0.93, hits / 300
+
+def test_hierarchical_bootstrap_properties():
+    rng = np.random.default_rng(14)
+    for _ in range(50):                                                  # a rate's interval never leaves [0, 1]
+        V = rng.binomial(1, rng.uniform(0, 0.05), size=(3, int(rng.integers(1, 30)))).astype(float)
+        r = hierarchical_bootstrap(V, n_boot=200)
+        assert 0.0 <= r['lo'] <= r['mean'] <= r['hi'] <= 1.0
+    for _ in range(20):                                                  # differences stay inside [-1, 1]
+        a, b = rng.integers(0, 2, (2, 5)).astype(float), rng.integers(0, 2, (2, 5)).astype(float)
+        d = hierarchical_bootstrap_diff(a, b, n_boot=200)
+        assert -1.0 <= d['lo'] <= d['mean'] <= d['hi'] <= 1.0
+    q = rng.uniform(0.1, 0.9, 3200); u = np.array([-0.01, 0.0, 0.01])
+    V = rng.binomial(2, q[None, :] + u[:, None]) / 2
+    widths = [(lambda r: r['hi'] - r['lo'])(hierarchical_bootstrap(V[:, :P])) for P in (50, 200, 800, 3200)]
+    assert all(a > b for a, b in zip(widths, widths[1:])), widths       # more problems: narrower
+    assert widths[0] / widths[2] == pytest.approx(4, rel=0.3)           # about 1/sqrt(P) while problems dominate
+    one = hierarchical_bootstrap(V[:1, :200])                          # one seed: an interval over problems only
+    assert one['n_seeds'] == 1 and one['lo'] < one['mean'] < one['hi']
+    _, lo, hi = bootstrap_ci(V[0, :200])
+    assert (one['hi'] - one['lo']) == pytest.approx(hi - lo, rel=0.2)
+    const = hierarchical_bootstrap([[0.25] * 7] * 3)                    # nothing varies: a zero-width interval
+    assert const['lo'] == const['mean'] == const['hi'] == 0.25
+    assert hierarchical_bootstrap(V[:, :50], seed=3) == hierarchical_bootstrap(V[:, :50], seed=3)
+    assert hierarchical_bootstrap(V[:, :50], seed=3) != hierarchical_bootstrap(V[:, :50], seed=4)
+    assert hierarchical_bootstrap([0.5, 1.0])['n_seeds'] == 1            # a flat list is one seed
+
+@pytest.mark.parametrize('bad,msg', [([[1, 0], [1]], 'same problems'), ([[1, np.nan]], 'missing'), ([], 'non-empty'),
+                                     ([[[1]]], 'matrix')])
+def test_hierarchical_bootstrap_rejects(bad, msg):
+    with pytest.raises(ValueError, match=msg): hierarchical_bootstrap(bad)
+    with pytest.raises(ValueError, match='same seeds'): hierarchical_bootstrap_diff([[1, 0]], [[1, 0], [0, 1]])
+    with pytest.raises(ValueError, match='n_boot'): hierarchical_bootstrap([[1.0]], n_boot=0)
 
 # ---------------------------------------------------------------- summaries
 

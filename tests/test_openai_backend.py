@@ -121,7 +121,9 @@ def test_generate_n_per_request_stop_and_length(srv):
                     keys=['a', 'b'], on_batch=seen.append)
     assert sorted((i, j) for b in seen for i, j, _ in b) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert [[c.seed for c in o] for o in outs] == [[request_seed(0, k, j) for j in range(2)] for k in 'ab']
-    with pytest.raises(ValueError, match="backend='openai'"): generate(endpoint(srv), None, [prompt])
+    with pytest.raises(ValueError, match="backend='openai'"): generate(endpoint(srv), None, [prompt], backend='hf')
+    [[c]] = generate(endpoint(srv), None, [prompt], SamplingParams(max_new_tokens=2), desc=None)   # no backend: the endpoint's own
+    assert (c.finish_reason, c.n_tokens) == ('length', 2)
     with pytest.raises(TypeError, match='OpenAIEndpoint'): generate(object(), None, [prompt], backend='openai')
 
 # --- faults -----------------------------------------------------------------------------------------------------------
@@ -208,7 +210,7 @@ def test_cli_generate(srv, tmp_path):
 
 def test_cli_errors(srv, tmp_path, monkeypatch):
     cases = [(['generate', '--backend', 'openai', '--problems', SPEC, '--out', str(tmp_path / 'a')], '--base-url'),
-             (['generate', '--base-url', srv.url, '--problems', SPEC, '--out', str(tmp_path / 'b')], 'go with --backend openai'),
+             (['generate', '--backend', 'hf', '--base-url', srv.url, '--problems', SPEC, '--out', str(tmp_path / 'b')], 'go with --backend openai'),
              (cli_args(srv, tmp_path / 'c', '--quant', '4bit'), '--adapter and --quant'),
              (cli_args(srv, tmp_path / 'd', '--tokenizer', 'toy:teacher'), 'completion-mode'),
              (cli_args(srv, tmp_path / 'e')[:4] + ['ftp://x'] + cli_args(srv, tmp_path / 'e')[5:], 'http://')]

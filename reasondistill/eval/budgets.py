@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from .metrics import bootstrap_ci, pass_at_k, sort_levels, maj_at_k, majority_votes
 from ..rollout import SamplingParams, generate
-from ..models import render_prompt
+from ..models import render_prompt, decode_completion
 from ..verify import get_verifier
 from ..tracestore import TraceStore
 from .evaluate import trace_records
@@ -85,7 +85,7 @@ def budget_force(model, tokenizer,                  # the model under test
             for b in bs:
                 if t is not None and t <= b:        # closed within the budget: the model's own completion
                     recs.append(_record(p, j, b, c.text, verify(c.text, p.answer), t, c.n_tokens - t, False)); continue
-                cut = tokenizer.decode(c.token_ids[:b], skip_special_tokens=True)
+                cut = decode_completion(tokenizer, c.token_ids[:b])
                 if c.text.lstrip().startswith(think_open) and think_open not in cut: cut = think_open + cut
                 text = _glue(cut, close) + answer_prefix
                 recs.append((p, j, b, min(b, c.n_tokens), True)); todo.append((len(recs) - 1, prompt + text, text))
@@ -138,7 +138,7 @@ def budget_force_wait(model, tokenizer,
             for s, [c] in zip(act, outs):
                 ids = c.token_ids[:b - s['used']]
                 t = think_length(tokenizer, ids, close_tag)
-                s['text'] += tokenizer.decode(ids[:t] if t is not None else ids, skip_special_tokens=True)
+                s['text'] += decode_completion(tokenizer, ids[:t] if t is not None else ids)
                 s['used'] += t if t is not None else len(ids)
                 if t is not None and b - s['used'] > margin + n_wait and s['waits'] < max_waits and rnd < max_waits:
                     s['text'] += wait; s['used'] += n_wait; s['waits'] += 1

@@ -6,29 +6,47 @@ Docs: https://reasondistill.github.io/reasondistill/eval/compare.html.md"""
 
 # %% ../../nbs/eval/03_compare.ipynb #fa98bcd4
 from __future__ import annotations
-import math, os, platform, time
+import itertools, json, math, os, platform, shlex, sys, time
+from datetime import datetime, timezone
 from collections import defaultdict
 from pathlib import Path
+import numpy as np
 import torch
 from matplotlib import colormaps
-from ..core import read_json, write_json, package_dir, git_revision, library_versions
+from ..core import read_json, write_json, to_jsonable, package_dir, git_revision, library_versions
 from ..models import load_model, load_tokenizer, ModelSpec
 from ..rollout import SamplingParams
 from ..tracestore import TraceStore
 from ..traces import generate_traces, sft_examples
-from .metrics import mean_ci_over_seeds, sort_levels
-from .evaluate import EvalConfig, evaluate
+from .metrics import mean_ci_over_seeds, sort_levels, hierarchical_bootstrap, hierarchical_bootstrap_diff
+from .evaluate import EvalConfig, evaluate, trace_records
 from .fidelity import fidelity
 from . import plots
 from .plots import show_figure
 
 # %% auto #0
-__all__ = ['RESULT_FILE', 'DEFAULT_METRICS', 'BOUNDED', 'TOY_BENCHMARKS', 'ARM_ALIASES', 'evaluate_adapter', 'save_result',
-           'collect_results', 'aggregate_results', 'paired_differences', 'format_ci', 'results_markdown',
-           'plot_by_level', 'plot_pass_curves', 'plot_token_curves', 'benchmark_results', 'show_benchmark',
-           'teacher_examples', 'write_benchmark', 'method_results', 'format_method_result']
+__all__ = ['RESULT_FILE', 'DEFAULT_METRICS', 'BOUNDED', 'NONNEGATIVE', 'N_BOOT', 'TOY_BENCHMARKS', 'ARM_ALIASES',
+           'per_problem_accuracy', 'evaluate_adapter', 'DirtyTreeError', 'provenance', 'save_result', 'collect_results',
+           'aggregate_results', 'paired_differences', 'Sweep', 'SplitReuseError', 'DevSelection', 'format_ci',
+           'results_markdown', 'plot_by_level', 'plot_pass_curves', 'plot_token_curves', 'interval_note',
+           'benchmark_results', 'show_benchmark', 'teacher_examples', 'write_benchmark', 'provenance_line',
+           'render_benchmark', 'method_results', 'format_method_result']
 
 # %% ../../nbs/eval/03_compare.ipynb #659c8fa1
+def per_problem_accuracy(out_dir,            # a finished EvalRun folder
+                         problems:list,      # the `Problem`s it evaluated, in the order to report
+                         n_samples:int,      # samples per problem counted (the first n_samples)
+                        ) -> dict:
+    "{ids, levels, accuracy}: each problem's fraction of correct samples, in the order of `problems` (hierarchical intervals need it)."
+    with TraceStore(Path(out_dir) / 'samples', readonly=True) as st:
+        recs = [r for r in trace_records(st) if r['sample_idx'] < n_samples]
+    by, lv = defaultdict(list), {}
+    for r in recs: by[r['problem_id']].append(r['verdict'] == 'correct'); lv[r['problem_id']] = r.get('level')
+    ids = [p.id for p in problems]
+    missing = [i for i in ids if not by.get(i)]
+    if missing: raise ValueError(f'{out_dir} has no samples of {len(missing)} problems (e.g. {missing[0]!r}): evaluate them first')
+    return dict(ids=ids, levels=[str(lv[i]) for i in ids], accuracy=[sum(by[i]) / len(by[i]) for i in ids])
+
 def evaluate_adapter(adapter,                    # LoRA adapter folder of the trained student (None: the base model)
                      test_probs:list,            # `Problem`s to evaluate on
                      out_dir,                    # EvalRun folder (resumable)
@@ -44,7 +62,7 @@ def evaluate_adapter(adapter,                    # LoRA adapter folder of the tr
                      heldout_batches:list|None=None,  # `collate_tokenized` batches of held-out teacher traces
                      n_boot:int=200,             # bootstrap resamples of the EvalRun CIs
                     ) -> dict:
-    "Evaluate a trained student: accuracy (avg@n) overall and by level, pass@k, lengths; fidelity to `teacher` if given."
+    "Evaluate a trained student: accuracy (avg@n) overall, by level and per problem, pass@k, lengths; fidelity to `teacher` if given."
     model, tok = load_model(ModelSpec(student, quant=quant, adapter=adapter))
     ec = EvalConfig(n_samples=n_samples, ks=tuple(ks), temperature=temperature, max_new_tokens=max_new_tokens,
                     verifier=verifier, n_boot=n_boot)
@@ -52,12 +70,34 @@ def evaluate_adapter(adapter,                    # LoRA adapter folder of the tr
     r = dict(accuracy=s['avg@n']['mean'], accuracy_ci=[s['avg@n']['lo'], s['avg@n']['hi']],
              by_level={lv: v['avg@n']['mean'] for lv, v in (s.get('by_level') or {}).items()},
              pass_at_k={k: v['mean'] for k, v in s['pass@k'].items()}, mean_tokens=s.get('mean_tokens'),
-             truncation_rate=s.get('truncation_rate'), n_problems=s['n_problems'], n_samples=s['n_samples'])
+             truncation_rate=s.get('truncation_rate'), n_problems=s['n_problems'], n_samples=s['n_samples'],
+             per_problem=per_problem_accuracy(out_dir, test_probs, n_samples))
     if teacher is not None:
         if not heldout_batches: raise ValueError('fidelity needs heldout_batches (collate_tokenized batches of held-out traces)')
         f = fidelity(model, teacher, heldout_batches)
         r.update(top1_agreement=f['top1_agreement'], heldout_kl=f['kl'])
     return r
+
+# %% ../../nbs/eval/03_compare.ipynb #0f3e9b72
+class DirtyTreeError(RuntimeError):
+    "A strict result was asked for while the code's git tree has uncommitted changes (or is not a git checkout)."
+
+def provenance(strict:bool=False,   # raise `DirtyTreeError` unless the tree is a clean git checkout
+               path=None,           # where to ask git (default: the package's folder)
+              ) -> dict:
+    "Where a result comes from: git commit and dirty flag, package versions, the command line, the date and the machine."
+    rev = git_revision(path or package_dir())
+    commit = rev.removesuffix('+dirty') if rev else None
+    dirty = rev.endswith('+dirty') if rev else None
+    if strict and (commit is None or dirty):
+        raise DirtyTreeError('refusing to write a strict result: ' + ('the code is not in a git checkout' if commit is None else
+                             f'the git tree at {commit[:12]} has uncommitted changes (commit them, or drop strict)'))
+    versions = dict(library_versions(), python=platform.python_version())
+    cuda = torch.cuda.is_available()
+    machine = dict(cpus=os.cpu_count(), platform=platform.platform(), torch_threads=torch.get_num_threads(),
+                   device=f'cuda ({torch.cuda.get_device_name(0)})' if cuda else 'cpu')
+    return dict(git_commit=commit, git_dirty=dirty, versions=versions, argv=list(sys.argv),
+                date=datetime.now(timezone.utc).isoformat(timespec='seconds'), machine=machine)
 
 # %% ../../nbs/eval/03_compare.ipynb #8f811df0
 RESULT_FILE = 'result.json'
@@ -65,11 +105,12 @@ RESULT_FILE = 'result.json'
 def save_result(run_dir,          # the run's folder (conventionally WORK/seed{seed}/{method})
                 method:str,       # method name (registry name, or a variant label like 'redi-a0.8')
                 seed:int,         # training seed
-                **fields,         # metrics (accuracy, by_level, pass_at_k, ...) and anything else worth keeping
+                strict:bool=False,  # refuse (DirtyTreeError) when the code's git tree has uncommitted changes
+                **fields,         # metrics (accuracy, by_level, pass_at_k, per_problem, ...) and anything else worth keeping
                ) -> dict:
-    "Write one run's `result.json` and return it."
+    "Write one run's `result.json` (with its `provenance`) and return it."
     if not isinstance(method, str) or not method: raise ValueError('method must be a non-empty string')
-    r = dict(method=method, seed=int(seed), **fields)
+    r = dict(method=method, seed=int(seed), **fields, provenance=provenance(strict=strict))
     write_json(Path(run_dir) / RESULT_FILE, r)
     return r
 
@@ -88,52 +129,177 @@ def collect_results(root) -> list[dict]:
 # %% ../../nbs/eval/03_compare.ipynb #72f06e99
 DEFAULT_METRICS = ('accuracy', 'top1_agreement', 'heldout_kl', 'mean_tokens', 'truncation_rate')
 
-BOUNDED = {'accuracy', 'top1_agreement', 'truncation_rate'}     # rates in [0, 1] (as are by_level and pass_at_k)
+BOUNDED = {'accuracy', 'stage1_accuracy', 'top1_agreement', 'truncation_rate', 'gen_share'}   # rates in [0, 1] (as are by_level and pass_at_k)
+NONNEGATIVE = {'heldout_kl', 'mean_tokens', 'stage2_tokens', 'train_tokens', 'steps', 'stage2_seconds'}   # in [0, inf)
+N_BOOT = 2000            # replicates of the hierarchical bootstrap of the tables
 
-def _ci(xs, bounded:bool=False) -> dict:
+def _ci(xs, bounded:bool=False, nonnegative:bool=False) -> dict:
+    "Mean and Student-t interval over seed-level values (metrics without per-problem values), clipped to the metric's range."
     m, lo, hi = mean_ci_over_seeds(xs)
     if bounded and lo == lo: lo, hi = max(lo, 0.0), min(hi, 1.0)    # a rate's t-interval is clipped to [0, 1]
-    return dict(mean=m, lo=lo, hi=hi, n=len(xs))
+    if nonnegative and lo == lo: lo = max(lo, 0.0)                  # a divergence or a count is not negative
+    return dict(mean=m, lo=lo, hi=hi, n=len(xs), n_seeds=len(xs), interval='t')
 
 def _num(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool) and x == x
 
+def _problem_matrix(rs:list[dict]):
+    "(ids, levels, seeds x problems accuracy matrix) when every run carries `per_problem` on the same problems, else None."
+    pps = [r.get('per_problem') for r in rs]
+    if not rs or not all(isinstance(p, dict) and p.get('ids') for p in pps): return None
+    ids = pps[0]['ids']
+    for r, p in zip(rs, pps):
+        if p['ids'] != ids:
+            raise ValueError(f"{r['method']!r} seed {r['seed']} was scored on other problems than seed {rs[0]['seed']}: "
+                             'hierarchical intervals need the same problems for every seed')
+    levels = [str(l) for l in (pps[0].get('levels') or [None] * len(ids))]
+    return ids, levels, np.array([p['accuracy'] for p in pps], dtype=float)
+
+def _hb(V, n_boot:int, seed:int) -> dict: return dict(hierarchical_bootstrap(V, n_boot=n_boot, seed=seed), n=len(V))
+
 def aggregate_results(runs:list[dict],                # run results (`collect_results`)
                       metrics:tuple=DEFAULT_METRICS,  # scalar metrics to aggregate (those present)
+                      n_boot:int=N_BOOT,              # hierarchical bootstrap replicates
+                      seed:int=0,                     # its seed (the same for every method: paired draws)
                      ) -> dict:
-    "{method: {n_seeds, seeds, metrics: {name: ci}, by_level: {level: ci}, pass_at_k: {k: ci}}}, methods in first-seen order."
+    """{method: {n_seeds, seeds, n_problems, metrics: {name: ci}, by_level: {level: ci}, pass_at_k: {k: ci}}}, methods in
+    first-seen order. Accuracy and accuracy by level: hierarchical bootstrap over seeds and problems when every run carries
+    `per_problem`; everything else (and runs without per-problem values): Student-t over seeds. Each ci says which (`interval`)."""
     seen, out = set(), {}
     for r in runs:
         key = (r['method'], r['seed'])
         if key in seen: raise ValueError(f'two results for method {key[0]!r} seed {key[1]} — remove the stale one')
         seen.add(key)
     for m in dict.fromkeys(r['method'] for r in runs):
-        rs = [r for r in runs if r['method'] == m]
-        g = dict(n_seeds=len(rs), seeds=[r['seed'] for r in rs], metrics={}, by_level={}, pass_at_k={})
+        rs = sorted([r for r in runs if r['method'] == m], key=lambda r: r['seed'])
+        pm = _problem_matrix(rs)
+        g = dict(n_seeds=len(rs), seeds=[r['seed'] for r in rs], n_problems=len(pm[0]) if pm else rs[0].get('n_problems'),
+                 metrics={}, by_level={}, pass_at_k={})
         for k in metrics:
+            if k == 'accuracy' and pm: g['metrics'][k] = _hb(pm[2], n_boot, seed); continue
             xs = [r[k] for r in rs if _num(r.get(k))]
-            if xs: g['metrics'][k] = _ci(xs, bounded=k in BOUNDED)
-        for field in ('by_level', 'pass_at_k'):
-            keys = sort_levels({k for r in rs for k in (r.get(field) or {})}) if field == 'by_level' else \
-                   sorted({k for r in rs for k in (r.get(field) or {})}, key=int)
-            for k in keys:
-                xs = [r[field][k] for r in rs if _num((r.get(field) or {}).get(k))]
-                if xs: g[field][str(k)] = _ci(xs, bounded=True)
+            if xs: g['metrics'][k] = _ci(xs, bounded=k in BOUNDED, nonnegative=k in NONNEGATIVE)
+        if pm and 'accuracy' in metrics:          # by level from the per-problem values (none when no level is known)
+            lv = np.array(pm[1], dtype=object)
+            for l in sort_levels(set(pm[1]) - {'None'}): g['by_level'][l] = _hb(pm[2][:, lv == l], n_boot, seed)
+        else:
+            for k in sort_levels({k for r in rs for k in (r.get('by_level') or {})}):
+                xs = [r['by_level'][k] for r in rs if _num((r.get('by_level') or {}).get(k))]
+                if xs: g['by_level'][str(k)] = _ci(xs, bounded=True)
+        for k in sorted({k for r in rs for k in (r.get('pass_at_k') or {})}, key=int):
+            xs = [r['pass_at_k'][k] for r in rs if _num((r.get('pass_at_k') or {}).get(k))]
+            if xs: g['pass_at_k'][str(k)] = _ci(xs, bounded=True)
         out[m] = g
     return out
 
 def paired_differences(runs:list[dict],        # run results
                        baseline:str,           # the method others are compared with (e.g. 'sft')
                        metric:str='accuracy',
+                       n_boot:int=N_BOOT, seed:int=0,
                       ) -> dict:
-    "{method: ci of (method − baseline) over the seeds both have} — seed-paired, so shared seed effects cancel."
-    base = {r['seed']: r[metric] for r in runs if r['method'] == baseline and _num(r.get(metric))}
+    """{method: ci of (method − baseline)} over the seeds both have, paired on seeds (and, for accuracy with per-problem
+    values, on problems: hierarchical bootstrap, clipped to [-1, 1]); else a Student-t interval of the per-seed differences."""
+    base_runs = {r['seed']: r for r in runs if r['method'] == baseline}
+    base = {s: r[metric] for s, r in base_runs.items() if _num(r.get(metric))}
     if not base: raise ValueError(f'no {baseline!r} results with {metric!r} to compare against')
     out = {}
     for m in dict.fromkeys(r['method'] for r in runs):
         if m == baseline: continue
-        d = [r[metric] - base[r['seed']] for r in runs if r['method'] == m and r['seed'] in base and _num(r.get(metric))]
-        if d: out[m] = _ci(d)
+        rs = sorted([r for r in runs if r['method'] == m and r['seed'] in base and _num(r.get(metric))], key=lambda r: r['seed'])
+        if not rs: continue
+        pa = _problem_matrix(rs) if metric == 'accuracy' else None
+        pb = _problem_matrix([base_runs[r['seed']] for r in rs]) if pa else None
+        if pa and pb:
+            if pa[0] != pb[0]: raise ValueError(f'{m!r} and {baseline!r} were scored on other problems: a paired difference needs the same')
+            out[m] = dict(hierarchical_bootstrap_diff(pa[2], pb[2], n_boot=n_boot, seed=seed), n=len(rs))
+        else: out[m] = _ci([r[metric] - base[r['seed']] for r in rs])
     return out
+
+# %% ../../nbs/eval/03_compare.ipynb #2a7e1d40
+class Sweep:
+    "A declared hyper-parameter grid shared by every arm, e.g. `Sweep(lr=[3e-4, 1e-3], steps=[100, 200])`."
+    def __init__(self, **grid):
+        if not grid: raise ValueError('a sweep needs at least one hyper-parameter')
+        for k, v in grid.items():
+            if isinstance(v, (str, bytes)) or not hasattr(v, '__iter__'): raise ValueError(f'sweep values of {k!r} must be a list, got {v!r}')
+            if not list(v): raise ValueError(f'sweep values of {k!r} are empty')
+            if len(set(map(repr, v))) != len(list(v)): raise ValueError(f'sweep values of {k!r} repeat: {list(v)}')
+        self.grid = {k: list(v) for k, v in grid.items()}
+    def points(self) -> list[dict]:
+        "Every combination, in declared order (the last name varies fastest)."
+        return [dict(zip(self.grid, c)) for c in itertools.product(*self.grid.values())]
+    def __len__(self): return len(self.points())
+    def __repr__(self): return f"Sweep({', '.join(f'{k}={v!r}' for k, v in self.grid.items())})"
+
+class SplitReuseError(RuntimeError):
+    "The test split of an arm and seed was asked for a second time in one result."
+
+def _values(x) -> list[float]:
+    "Per-problem values from a score: a list of numbers, or a result dict carrying `per_problem` (`evaluate_adapter`)."
+    v = x['per_problem']['accuracy'] if isinstance(x, dict) else x
+    v = [float(a) for a in v]
+    if not v: raise ValueError('a score needs at least one problem')
+    return v
+
+class DevSelection:
+    """Choose each arm's hyper-parameters on the dev split from a shared `Sweep`, then evaluate the chosen run on test once.
+
+    `train(arm, hp, seed) -> run` trains (or resumes) one run; `score(run, split) -> per-problem values` (a list, or a result
+    dict with `per_problem` as `evaluate_adapter` returns) scores it on 'dev' or 'test'. Each (arm, hp, seed) is trained once."""
+    def __init__(self, sweep:Sweep, train, score,
+                 seeds=(0, 1, 2),             # training seeds of the test evaluation
+                 dev_seeds=None,              # seeds whose runs score the candidates on dev (default: `seeds`)
+                 higher_is_better:bool=True,  # False for losses
+                 n_boot:int=N_BOOT):
+        if not isinstance(sweep, Sweep): raise TypeError('sweep must be a Sweep (the declared grid shared by all arms)')
+        self.sweep, self.train_fn, self.score_fn, self.n_boot = sweep, train, score, n_boot
+        self.seeds, self.dev_seeds = list(seeds), list(seeds if dev_seeds is None else dev_seeds)
+        if not self.seeds or not self.dev_seeds: raise ValueError('need at least one seed and one dev seed')
+        self.higher = higher_is_better
+        self._runs, self.dev_scores, self.chosen, self._tested = {}, {}, {}, set()
+
+    def _run(self, arm, hp, seed):
+        key = (arm, json.dumps(hp, sort_keys=True, default=str), seed)
+        if key not in self._runs: self._runs[key] = self.train_fn(arm, dict(hp), seed)
+        return self._runs[key]
+
+    def select(self, arm:str) -> dict:
+        "Train and dev-score every sweep point of `arm`; return (and record) the best (ties: the first in sweep order)."
+        if arm in self.chosen: return self.chosen[arm]
+        rows = []
+        for hp in self.sweep.points():
+            V = [_values(self.score_fn(self._run(arm, hp, s), 'dev')) for s in self.dev_seeds]
+            ci = hierarchical_bootstrap(V, n_boot=self.n_boot, bounds=None)
+            rows.append(dict(hp=hp, mean=ci['mean'], lo=ci['lo'], hi=ci['hi'], per_seed=[sum(v) / len(v) for v in V],
+                             n_problems=ci['n_problems']))
+        best = (max if self.higher else min)(range(len(rows)), key=lambda i: rows[i]['mean'])   # max/min keep the first tie
+        self.dev_scores[arm], self.chosen[arm] = rows, rows[best]['hp']
+        return self.chosen[arm]
+
+    def test(self, arm:str, seed:int):
+        "Score the chosen run of (arm, seed) on test: once per arm and seed (`SplitReuseError` on a second call)."
+        if (arm, seed) in self._tested: raise SplitReuseError(f'the test split was already evaluated for arm {arm!r} seed {seed} in this result')
+        if arm not in self.chosen: raise RuntimeError(f'select {arm!r} on dev before touching test')
+        self._tested.add((arm, seed))
+        return self.score_fn(self._run(arm, self.chosen[arm], seed), 'test')
+
+    def run(self, arms) -> list[dict]:
+        "Select every arm on dev, then test each chosen run once per seed -> run results (method, seed, hp, per_problem, ...)."
+        out = []
+        for arm in arms: self.select(arm)
+        for arm in arms:
+            for seed in self.seeds:
+                t = self.test(arm, seed)
+                fields = dict(t) if isinstance(t, dict) else dict(per_problem=dict(ids=list(range(len(t))), levels=[None] * len(t),
+                                                                                   accuracy=_values(t)))
+                fields.setdefault('accuracy', sum(_values(t)) / len(_values(t)))
+                out.append(dict(fields, method=arm, seed=seed, hp=self.chosen[arm]))
+        return out
+
+    def record(self) -> dict:
+        "What goes into the result JSON: the sweep, every dev score, the chosen hyper-parameters and what touched test."
+        return dict(sweep=self.sweep.grid, dev_seeds=self.dev_seeds, test_seeds=self.seeds,
+                    selection='max' if self.higher else 'min', dev_scores=self.dev_scores, chosen=self.chosen,
+                    tested=sorted([a, s] for a, s in self._tested))
 
 # %% ../../nbs/eval/03_compare.ipynb #c64de14b
 _PCT = {'accuracy', 'top1_agreement', 'truncation_rate', 'gen_share'}
@@ -154,8 +320,9 @@ def results_markdown(agg:dict,                   # `aggregate_results` output
                      levels:bool=True,           # add per-level accuracy columns
                      diffs:dict|None=None,       # `paired_differences` output: adds a 'vs baseline' column
                      baseline:str|None=None,     # its name, for the header
+                     note:bool=False,            # add the `interval_note` sentence under the table
                     ) -> str:
-    "A markdown table: one row per method, mean [95% t-interval over seeds] per column."
+    "A markdown table: one row per method, mean [95% interval] per column (`interval_note` says which intervals)."
     if not agg: raise ValueError('no results to tabulate')
     metrics = metrics or tuple(k for k in DEFAULT_METRICS if any(k in g['metrics'] for g in agg.values()))
     lvls = sort_levels({l for g in agg.values() for l in g['by_level']}) if levels else []
@@ -170,7 +337,7 @@ def results_markdown(agg:dict,                   # `aggregate_results` output
         row += [format_ci(g['by_level'][l], pct=True) if l in g['by_level'] else '—' for l in lvls]
         row += [cell(k) for k in metrics[1:]]
         rows.append('| ' + ' | '.join(row) + ' |')
-    return '\n'.join(rows)
+    return '\n'.join(rows) + ('\n\n' + interval_note(agg, diffs) if note else '')
 
 def _as_summaries(agg:dict) -> dict:
     "Seed-aggregated results in the form `plots` reads (intervals without bounds drawn as points)."
@@ -183,9 +350,10 @@ def _as_summaries(agg:dict) -> dict:
     return out
 
 def plot_by_level(agg:dict, path=None, title:str|None=None):
-    "Accuracy by difficulty level per method, bars with the 95% t-interval over seeds."
+    "Accuracy by difficulty level per method, bars with the 95% interval of `aggregate_results`."
     n = max((g['n_seeds'] for g in agg.values()), default=0)
-    return plots.plot_accuracy_by_level(_as_summaries(agg), path=path, title=title or f'accuracy by level ({n} seeds, 95% t-interval)')
+    kind = 'hierarchical bootstrap' if any(c.get('interval') == 'hierarchical' for g in agg.values() for c in g['by_level'].values()) else 't-interval'
+    return plots.plot_accuracy_by_level(_as_summaries(agg), path=path, title=title or f'accuracy by level ({n} seeds, 95% {kind})')
 
 def plot_pass_curves(agg:dict, path=None, title:str|None=None):
     "pass@k against k per method with the interval over seeds as a band."
@@ -218,6 +386,28 @@ def plot_token_curves(runs:list[dict],          # run results carrying a 'curve'
     if path is not None: plots.save_figure(fig, path)
     return fig
 
+def interval_note(agg:dict,                # `aggregate_results` output
+                  diffs:dict|None=None,    # `paired_differences` output
+                 ) -> str:
+    "One sentence saying which intervals a table shows and over how many seeds and problems."
+    cis = [c for g in agg.values() for c in [*g['metrics'].values(), *g['by_level'].values()]] + list((diffs or {}).values())
+    hier = [c for c in cis if c.get('interval') == 'hierarchical']
+    seeds = sorted({g['n_seeds'] for g in agg.values()})
+    span = lambda xs: str(xs[0]) if len(xs) == 1 else f'{xs[0]}–{xs[-1]}'
+    if not hier:
+        probs = sorted({g['n_problems'] for g in agg.values() if g.get('n_problems')})
+        return (f"Intervals: 95% Student-t over {span(seeds)} seeds" + (f" (each seed scored on {span(probs)} test problems, "
+                "a source of noise these intervals leave out)" if probs else '') + '.')
+    accs = [g['metrics'].get('accuracy') or {} for g in agg.values()]
+    probs = sorted({c['n_problems'] for c in accs if c.get('interval') == 'hierarchical'} or {c['n_problems'] for c in hier})
+    s = (f"Intervals: 95% hierarchical bootstrap over seeds and problems ({span(seeds)} seeds × {span(probs)} test problems, "
+         f"{hier[0]['n_boot']} replicates, the same draws for every method) for accuracy and accuracy by level")
+    if diffs and any(c.get('interval') == 'hierarchical' for c in diffs.values()): s += '; Δ paired on the same seeds and problems'
+    lack = [m for m, g in agg.items() if (g['metrics'].get('accuracy') or {}).get('interval') == 't']
+    if lack: s += f" (methods whose runs lack per-problem values, {', '.join(lack)}: Student-t over seeds)"
+    if any(c.get('interval') == 't' for c in cis): s += '; Student-t over seeds for the other columns'
+    return s + '.'
+
 # %% ../../nbs/eval/03_compare.ipynb #2ffa4513
 def benchmark_results(name:str) -> dict|None:
     "The JSON record of a committed benchmark (`benchmarks/results/NAME.json` of a source checkout), or None."
@@ -239,7 +429,7 @@ def show_benchmark(name:str,                 # a committed benchmark's name (e.g
     runs.sort(key=lambda r: (order[r['method']], r['seed']))
     agg = aggregate_results(runs, metrics=metrics)
     diffs = paired_differences(runs, baseline) if baseline in agg else None
-    print(results_markdown(agg, diffs=diffs, baseline=baseline))
+    print(results_markdown(agg, diffs=diffs, baseline=baseline, note=True))
     if figures:
         show_figure(plot_by_level(agg, title=title))
         if any(r.get('curve') for r in runs): show_figure(plot_token_curves(runs, methods, title=title))
@@ -264,19 +454,152 @@ def teacher_examples(problems:list,                 # `Problem`s to sample trace
     return ex, dict(stats, seconds=time.perf_counter() - t0)
 
 def write_benchmark(out:str,            # output prefix: writes OUT.md and OUT.json
-                    lines:list,         # the markdown report
+                    lines:list,         # the report: markdown lines, and `{'table': 'results', ...}` blocks rendered from `runs`
                     result:dict,        # everything worth keeping (config, runs, aggregates, ...)
                     t_start:float|None=None,   # `time.time()` at the start, for the wall time
+                    strict:bool=False,  # refuse (DirtyTreeError, before writing anything) when the git tree is dirty
+                    echo:bool=True,     # print the report
                    ) -> dict:
-    "Write a benchmark's report and its JSON record (with machine, load, git revision and library versions); print the report."
-    res = dict(result, machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), python=platform.python_version(),
-                                    load_avg_end=os.getloadavg()), git=git_revision(package_dir()), versions=library_versions())
+    "Write a benchmark's JSON record (report, provenance, machine, load) and its .md rendered from it; print the report."
+    prov = provenance(strict=strict)
+    machine = dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), python=platform.python_version(),
+                   load_avg_end=os.getloadavg())
+    res = dict(result, machine={**machine, **(result.get('machine') or {})}, git=git_revision(package_dir()),
+               versions=library_versions(), provenance=prov, report=list(lines))   # a benchmark's own machine facts win
     if t_start is not None: res['wall_seconds'] = time.time() - t_start
+    res = json.loads(json.dumps(to_jsonable(res), ensure_ascii=False))   # render from exactly what the JSON will hold
+    md = render_benchmark(res, Path(out).name)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(str(out) + '.md').write_text('\n'.join(lines))
     write_json(str(out) + '.json', res)
-    print('\n'.join(lines))
+    Path(str(out) + '.md').write_text(md)
+    if echo: print(md)
     return res
+
+# %% ../../nbs/eval/03_compare.ipynb #7b3e9d26
+def _short(v) -> str:
+    "A JSON value as one short markdown cell."
+    if isinstance(v, bool) or v is None: return str(v)
+    if isinstance(v, float): return f'{v:.4g}'
+    if isinstance(v, str) and v.startswith('/') and ' ' not in v: v = '…/' + Path(v).name    # a machine-local path: its file name
+    if isinstance(v, (int, str)): return str(v).replace('|', '\\|').replace('\n', ' ')
+    return f'({len(v)} entries)' if isinstance(v, (list, dict)) else str(v)
+
+def provenance_line(res:dict,            # a benchmark record (`write_benchmark`'s JSON)
+                    name:str|None=None,  # its file name stem, for the line
+                   ) -> str:
+    "The report's source line: the JSON it is rendered from, its commit (flagging a dirty tree), date, command and versions."
+    p = res.get('provenance') or {}
+    if p: commit, dirty = p.get('git_commit'), p.get('git_dirty')
+    else:
+        rev = res.get('git')
+        commit, dirty = (rev.removesuffix('+dirty'), rev.endswith('+dirty')) if rev else (None, None)
+    src = f'`{name}.json`' if name else 'its JSON record'
+    s = f'> Rendered from {src}; ' + (f'commit `{commit[:12]}`' if commit else 'commit not recorded')
+    if dirty: s += ' **with uncommitted changes (dirty tree)**'
+    if p.get('date'): s += f", {p['date']}"
+    if p.get('argv'): s += f", command `python {shlex.join(p['argv'])}`"
+    v = p.get('versions') or res.get('versions') or {}
+    keep = [k for k in ('reasondistill', 'torch', 'transformers', 'trl', 'peft', 'python') if v.get(k)]
+    if keep: s += '; ' + ', '.join(f'{k} {v[k]}' for k in keep)
+    mach = p.get('machine') or res.get('machine') or {}
+    if mach.get('cpus'): s += f"; {mach['cpus']} CPUs" + (f", {mach['device']}" if mach.get('device') else '')
+    return s + '.'
+
+def _render_block(b:dict, res:dict) -> str:
+    "A structured report block, rendered from the record's own data."
+    if b.get('table') == 'results':
+        runs = [r for r in res.get('runs', []) if not b.get('methods') or r['method'] in b['methods']]
+        if b.get('methods'):
+            order = {m: i for i, m in enumerate(b['methods'])}
+            runs.sort(key=lambda r: (order[r['method']], r['seed']))
+        agg = aggregate_results(runs, metrics=tuple(b.get('metrics') or DEFAULT_METRICS), n_boot=b.get('n_boot', N_BOOT))
+        base = b.get('baseline')
+        diffs = paired_differences(runs, base, n_boot=b.get('n_boot', N_BOOT)) if base in agg else None
+        return results_markdown(agg, diffs=diffs, baseline=base, levels=b.get('levels', True), note=True)
+    if b.get('table') == 'dev':                 # the hyper-parameters chosen on dev (`DevSelection.record()` under `key`)
+        rec = res[b.get('key', 'dev_selection')]
+        pts = [json.dumps(d['hp'], sort_keys=True) for d in next(iter(rec['dev_scores'].values()), [])]
+        lab = lambda h: ', '.join(f'{k} {v}' for k, v in json.loads(h).items())
+        out = [f"Hyper-parameters chosen on dev (sweep {', '.join(f'{k} = {v}' for k, v in rec['sweep'].items())}; dev score: "
+               f"mean over seeds {rec['dev_seeds']} and dev problems, {rec['selection']} wins; test touched once per arm and seed):", '',
+               '| arm | chosen | ' + ' | '.join(lab(h) for h in pts) + ' |', '|' + '---|' * (len(pts) + 2)]
+        for arm, rows in rec['dev_scores'].items():
+            by = {json.dumps(d['hp'], sort_keys=True): d for d in rows}
+            out.append(f'| {arm} | {lab(json.dumps(rec["chosen"][arm], sort_keys=True))} | ' +
+                       ' | '.join(format_ci(by[h], pct=b.get('pct', True)) if h in by else '—' for h in pts) + ' |')
+        return '\n'.join(out)
+    raise ValueError(f'unknown report block {b!r}')
+
+_SCALAR = (str, int, float, bool, type(None))
+
+def _flat(d:dict, prefix:str='', depth:int=2) -> dict:
+    "Nested dict -> {dotted key: scalar or short list of scalars}; deeper or longer values are left out."
+    out = {}
+    for k, v in d.items():
+        key = f'{prefix}{k}'
+        if isinstance(v, _SCALAR): out[key] = v
+        elif isinstance(v, list) and len(v) <= 8 and all(isinstance(x, _SCALAR) for x in v): out[key] = v
+        elif isinstance(v, dict) and depth > 1: out.update(_flat(v, key + '.', depth - 1))
+    return out
+
+def _cell(v) -> str: return '[' + ', '.join(map(_short, v)) + ']' if isinstance(v, list) else _short(v)
+
+def _table(rows:list, labels:list|None=None, max_rows:int=200) -> list:
+    "A markdown table of flat rows (union of their columns), with a first column of `labels` if given."
+    cols = list(dict.fromkeys(c for r in rows for c in r))
+    head = ([''] if labels is not None else []) + cols
+    out = ['| ' + ' | '.join(c.replace('|', '\\|') for c in head) + ' |', '|' + '---|' * len(head)]
+    for i, r in enumerate(rows[:max_rows]):
+        out.append('| ' + ' | '.join(([_short(labels[i])] if labels is not None else []) + [_cell(r[c]) if c in r else '' for c in cols]) + ' |')
+    if len(rows) > max_rows: out.append(f'\n({len(rows) - max_rows} more rows in the JSON)')
+    return out
+
+def _render_value(key:str, v, level:int) -> list:
+    "One JSON value under a heading: scalars as a list, records as tables, the rest recursively."
+    h = '#' * min(level, 6) + f' {key}'
+    if isinstance(v, list):
+        if v and all(isinstance(x, dict) for x in v): return [h, ''] + _table([_flat(x) for x in v]) + ['']
+        if all(isinstance(x, _SCALAR) for x in v):
+            return [h, '', ', '.join(map(_short, v[:50])) + (f' … ({len(v) - 50} more in the JSON)' if len(v) > 50 else ''), '']
+        return [h, '', f'{len(v)} entries (see the JSON)', '']
+    if not isinstance(v, dict): return [h, '', _short(v), '']
+    scal = {k: x for k, x in v.items() if isinstance(x, _SCALAR) or (isinstance(x, list) and all(isinstance(y, _SCALAR) for y in x) and len(x) <= 8)}
+    rest = {k: x for k, x in v.items() if k not in scal}
+    out = [h, ''] + ([f'- {k}: {_cell(x)}' for k, x in scal.items()] + [''] if scal else [])
+    if rest and all(isinstance(x, dict) for x in rest.values()):
+        flats = [_flat(x) for x in rest.values()]
+        if len({c for f in flats for c in f}) <= 16 and all(flats): return out + _table(flats, list(rest)) + ['']
+    for k, x in rest.items(): out += _render_value(k, x, level + 1)
+    return out
+
+def _render_legacy(res:dict, name:str|None) -> list:
+    "A record written before reports were stored: its numbers, rendered generically (nested values as sections and tables)."
+    out = [f"# {name or 'benchmark'}", '', provenance_line(res, name), '',
+           'This record predates reports rendered from their JSON (it stores no `report`), so its prose report is not '
+           'reproduced: below are its numbers, rendered generically from the JSON. Re-running the benchmark writes its '
+           'full report.', '']
+    skip = {'runs', 'machine', 'versions', 'git', 'provenance'}
+    if isinstance(res.get('aggregate'), dict) and res['aggregate'] and all('metrics' in g for g in res['aggregate'].values()):
+        diffs = res.get('paired_vs_sft')
+        out += ['## Results (as aggregated when the record was written)', '',
+                results_markdown(res['aggregate'], diffs=diffs, baseline='sft' if diffs else None, note=True), '']
+        skip |= {'aggregate', 'paired_vs_sft'}
+    scal = {k: v for k, v in res.items() if k not in skip and isinstance(v, _SCALAR)}
+    if scal: out += ['## Values', ''] + [f'- {k}: {_short(v)}' for k, v in scal.items()] + ['']
+    for k, v in res.items():
+        if k not in skip and k not in scal: out += _render_value(k, v, 2)
+    if isinstance(res.get('runs'), (list, dict)): out += [f"{len(res['runs'])} run records are in the JSON (`runs`).", '']
+    return out
+
+def render_benchmark(res:dict,             # a benchmark record (the JSON `write_benchmark` writes)
+                     name:str|None=None,   # its name (file stem), for the source line
+                    ) -> str:
+    "The benchmark's markdown report, a deterministic function of its JSON record (the committed .md is this, verbatim)."
+    if 'report' not in res: return '\n'.join(_render_legacy(res, name))
+    lines = [b if isinstance(b, str) else _render_block(b, res) for b in res['report']]
+    at = 1 if lines and lines[0].startswith('# ') else 0        # the source line goes under the title
+    gap = [''] if at < len(lines) and lines[at] != '' else []     # keep the source line its own paragraph
+    return '\n'.join(lines[:at] + ['', provenance_line(res, name)] + gap + lines[at:])
 
 # %% ../../nbs/eval/03_compare.ipynb #7c1e0a02
 TOY_BENCHMARKS = ('kd_toy', 'onpolicy_toy', 'negatives_toy', 'recipes_toy')

@@ -13,8 +13,9 @@ from ..records import VERDICTS
 
 # %% auto #0
 __all__ = ['DEFAULT_KS', 'pass_at_k', 'avg_at_n', 'pass_at_k_mean', 'majority_votes', 'maj_at_k', 'maj_at_k_mean',
-           'majority_vote', 'bootstrap_ci', 'paired_bootstrap_diff', 't_quantile', 'mean_ci_over_seeds', 'sort_levels',
-           'summarize', 'get_metric', 'results_table']
+           'majority_vote', 'bootstrap_ci', 'paired_bootstrap_diff', 't_quantile', 'mean_ci_over_seeds',
+           'hierarchical_bootstrap', 'hierarchical_bootstrap_diff', 'sort_levels', 'summarize', 'get_metric',
+           'results_table']
 
 # %% ../../nbs/eval/00_metrics.ipynb #1623b9bc
 def pass_at_k(n:int,  # samples drawn for the problem
@@ -227,6 +228,56 @@ def mean_ci_over_seeds(values,            # one result per seed, e.g. accuracy o
     if len(v) == 1: return m, float('nan'), float('nan')
     h = t_quantile(len(v) - 1, alpha) * float(v.std(ddof=1)) / math.sqrt(len(v))
     return m, m - h, m + h
+
+# %% ../../nbs/eval/00_metrics.ipynb #5b0e82d4
+def _hb_matrix(values, name:str='values') -> np.ndarray:
+    "Check and return a seeds x problems float matrix."
+    try: v = np.asarray(values, dtype=float)
+    except ValueError as e: raise ValueError(f'{name}: every seed needs the same problems (a seeds x problems matrix)') from e
+    if v.ndim == 1: v = v[None, :]                                      # one seed
+    if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
+        raise ValueError(f'{name} must be a non-empty seeds x problems matrix, got shape {v.shape}')
+    if not np.isfinite(v).all(): raise ValueError(f'{name} has missing (nan) or infinite values: score every problem of every seed')
+    return v
+
+def _hb_draws(n_seeds:int, n_problems:int, n_boot:int, seed:int) -> tuple[np.ndarray, np.ndarray]:
+    "The replicate draws: seed indices [n_boot, S], then problem indices [n_boot, P], from one generator."
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n_seeds, size=(n_boot, n_seeds)), rng.integers(0, n_problems, size=(n_boot, n_problems))
+
+def _counts(idx:np.ndarray, n:int) -> np.ndarray:
+    "How often each of n items was drawn in each replicate row of `idx`."
+    B = len(idx)
+    return np.bincount((idx + n * np.arange(B)[:, None]).ravel(), minlength=B * n).reshape(B, n)
+
+def hierarchical_bootstrap(values,                # values[seed][problem]: every seed scored on the same problems, same order
+                           n_boot:int=2000,       # bootstrap replicates
+                           alpha:float=0.05,      # 1 - confidence level
+                           seed:int=0,            # seed of the resampling (same seed and shape -> same draws)
+                           bounds:tuple|None=(0.0, 1.0),  # the metric's range the interval is clipped to (None: no clipping)
+                          ) -> dict:
+    "Grand mean with a percentile interval from resampling seeds and (the same for every seed) problems."
+    if n_boot < 1: raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0 < alpha < 1: raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    v = _hb_matrix(values)
+    S, P = v.shape
+    si, pi = _hb_draws(S, P, n_boot, seed)
+    boots = np.einsum('bs,sp,bp->b', _counts(si, S).astype(float), v, _counts(pi, P).astype(float)) / (S * P)
+    lo, hi = (float(x) for x in np.quantile(boots, [alpha / 2, 1 - alpha / 2]))
+    m = float(v.mean())
+    if bounds is not None: lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return dict(mean=m, lo=min(lo, m), hi=max(hi, m),   # min/max: a guard against rounding when all replicates are equal
+                n_seeds=S, n_problems=P, n_boot=n_boot, interval='hierarchical')
+
+def hierarchical_bootstrap_diff(a,                 # values[seed][problem] of the arm
+                                b,                 # values[seed][problem] of the baseline: same seeds and problems, same order
+                                n_boot:int=2000, alpha:float=0.05, seed:int=0,
+                                bounds:tuple|None=(-1.0, 1.0),   # range of the difference (rates: [-1, 1])
+                               ) -> dict:
+    "mean(a) - mean(b) with the hierarchical interval, paired: one draw of seeds and problems serves both arms."
+    a, b = _hb_matrix(a, 'a'), _hb_matrix(b, 'b')
+    if a.shape != b.shape: raise ValueError(f"paired values need the same seeds and problems: shapes {a.shape} and {b.shape}")
+    return hierarchical_bootstrap(a - b, n_boot=n_boot, alpha=alpha, seed=seed, bounds=bounds)
 
 # %% ../../nbs/eval/00_metrics.ipynb #f6a998ce
 DEFAULT_KS = (1, 2, 4, 8, 16, 32, 64, 128)

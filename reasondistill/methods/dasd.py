@@ -17,7 +17,7 @@ from ..tracestore import TraceStore
 from ..rollout import SamplingParams, generate
 from ..traces import generate_traces, sft_examples
 from ..verify import get_verifier, split_thinking
-from ..models import render_prompt, load_model, ModelSpec
+from ..models import render_prompt, load_model, ModelSpec, decode_completion
 from ..eval.provenance import score_traces, category_shares
 from ..train import MethodConfig, TrainConfig, Run, claim_run
 from .sft import train_sft
@@ -137,13 +137,13 @@ def mixed_policy_traces(problems:list,
                 cut = random.Random(f'{seed}/{p.id}').randint(len(c.token_ids) // 2, len(c.token_ids))
                 jobs.append((p, c, cut, 'truncated' if trunc else 'wrong'))
         stats['triggered'] = len(jobs)
-        conts = generate(teacher, tokenizer, [prompts[p.id] + tokenizer.decode(c.token_ids[:cut], skip_special_tokens=True)
+        conts = generate(teacher, tokenizer, [prompts[p.id] + decode_completion(tokenizer, c.token_ids[:cut])
                                               for p, c, cut, _ in jobs],
                          SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed + 1),
                          batch_size=batch_size, desc='mixed: teacher', keys=[p.id for p, *_ in jobs]) if jobs else []
         traces, done = [], set()
         for (p, c, cut, why), [tc] in zip(jobs, conts):
-            text = tokenizer.decode(c.token_ids[:cut], skip_special_tokens=True) + tc.text
+            text = decode_completion(tokenizer, c.token_ids[:cut]) + tc.text
             v = verify(text, p.answer); thinking, _ = split_thinking(text)
             traces.append(Trace(problem_id=p.id, sample_idx=0, model='mixed-policy', prompt=prompts[p.id], completion=text,
                                 thinking=thinking, answer=v.answer, verdict=v.verdict, n_completion_tokens=cut + tc.n_tokens,

@@ -16,7 +16,7 @@ from ..records import Problem, Trace
 from ..tracestore import TraceStore
 from ..rollout import SamplingParams, generate
 from ..verify import get_verifier, split_thinking
-from ..models import render_prompt
+from ..models import render_prompt, decode_completion
 from ..eval.provenance import completion_logprobs
 from ..train import MethodConfig, TrainConfig, Run, claim_run
 from .rsd import eos_ids, open_store, recipe_store, recipe_seed, recipe_models, train_recipe
@@ -132,7 +132,7 @@ def gen_ssd_traces(problems:list,
             for cs in outs:
                 for c in cs:
                     end = bool(c.token_ids) and c.token_ids[-1] in eos
-                    txt = tokenizer.decode([t for t in c.token_ids if t not in eos], skip_special_tokens=True)
+                    txt = decode_completion(tokenizer, [t for t in c.token_ids if t not in eos])
                     texts.append(txt); ends.append(end)
             ppl = _chunk_ppl(student, tokenizer, [x for x in ctx for _ in range(cfg.k)],
                              [t + (tokenizer.eos_token if e else '') for t, e in zip(texts, ends)], batch_size=batch_size)

@@ -14,7 +14,7 @@ import datasets
 import trl
 from ..core import write_json
 from ..train import MethodConfig, TrainConfig, Run, prepare_run, run_training, done_summary, training_kwargs
-from ..models import render_prompt
+from ..models import render_prompt, decode_completion
 from ..rollout import SamplingParams, generate
 from ..verify import get_verifier, thinking_unclosed
 
@@ -80,16 +80,21 @@ def _named(fn, name:str):
     fn.__name__ = name                      # TRL names the logged reward columns after the function
     return fn
 
-def correctness_reward(verifier):
+def _texts(completions, kw, tokenizer) -> list:
+    "The completions as text with their think tags: decoded from `completion_ids` when the tokenizer is known."
+    ids = kw.get('completion_ids')
+    return [decode_completion(tokenizer, i) for i in ids] if tokenizer is not None and ids is not None else list(completions)
+
+def correctness_reward(verifier, tokenizer=None):
     "TRL reward function: 1.0 when `verifier(completion, answer)` says correct, else 0.0."
-    def f(prompts, completions, answer, **kw): return [float(verifier(c, a).correct) for c, a in zip(completions, answer)]
+    def f(prompts, completions, answer, **kw): return [float(verifier(c, a).correct) for c, a in zip(_texts(completions, kw, tokenizer), answer)]
     return _named(f, 'correct')
 
-def format_reward(verifier):
+def format_reward(verifier, tokenizer=None):
     "TRL reward function: 1.0 when the completion closes its think block and states an answer the verifier reads, else 0.0."
     def f(prompts, completions, answer, **kw):
         return [float('</think>' in c and not thinking_unclosed(c) and verifier(c, a).verdict != 'no_answer')
-                for c, a in zip(completions, answer)]
+                for c, a in zip(_texts(completions, kw, tokenizer), answer)]
     return _named(f, 'format')
 
 def overlong_penalty(n_tokens:int, max_tokens:int, buffer:int) -> float:
@@ -101,10 +106,10 @@ def length_reward(max_tokens:int, buffer:int):
     def f(prompts, completions, completion_ids, **kw): return [overlong_penalty(len(c), max_tokens, buffer) for c in completion_ids]
     return _named(f, 'length')
 
-def grpo_rewards(cfg:GRPOMethodConfig) -> tuple:
+def grpo_rewards(cfg:GRPOMethodConfig, tokenizer=None) -> tuple:
     "(reward functions, weights) of `cfg`: correctness, format and length, those with a weight > 0."
     v = get_verifier(cfg.verifier)
-    fs = [(correctness_reward(v), cfg.correct_weight), (format_reward(v), cfg.format_weight),
+    fs = [(correctness_reward(v, tokenizer), cfg.correct_weight), (format_reward(v, tokenizer), cfg.format_weight),
           (length_reward(cfg.max_new_tokens, cfg.length_buffer), cfg.length_weight)]
     fs = [(f, w) for f, w in fs if w > 0]
     return [f for f, _ in fs], [w for _, w in fs]
@@ -161,7 +166,7 @@ def grpo_trainer(prepared,                 # `prepare_run`'s result (student, to
                  **kw):                    # extra keyword arguments of `trainer_cls`
     "A `trl.GRPOTrainer` (or `trainer_cls`) over the prepared student, with the project's rewards and rollouts."
     roll = ProjectRollout(cfg) if cfg.rollout == 'project' else None
-    tr = (trainer_cls or trl.GRPOTrainer)(model=prepared.model, reward_funcs=grpo_rewards(cfg)[0], args=grpo_args(cfg, run.output_dir),
+    tr = (trainer_cls or trl.GRPOTrainer)(model=prepared.model, reward_funcs=grpo_rewards(cfg, prepared.tokenizer)[0], args=grpo_args(cfg, run.output_dir),
                                           train_dataset=grpo_dataset(prepared.examples, prepared.tokenizer),
                                           processing_class=prepared.tokenizer, callbacks=callbacks, rollout_func=roll, **kw)
     tr.project_rollout = roll

@@ -6,7 +6,7 @@ Docs: https://reasondistill.github.io/reasondistill/methods/onpolicy.html.md"""
 
 # %% ../../nbs/methods/03_onpolicy.ipynb #06e0ecae
 from __future__ import annotations
-import random, time
+import importlib.util, random, shutil, time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,9 +36,17 @@ class RolloutConfig:
     max_new_tokens: int = 256      # rollout budget (also capped by the training max_length)
     seq_kd: bool = False           # off-policy micro-batches: the teacher samples the completions (sequence-level KD), not the data
     batch_size: int = 64           # sequences per generate() batch
+    engine: str = 'auto'           # who samples the student: 'hf' (the training model), 'vllm' (vLLM's engine with the current adapter), 'auto' (vllm on a GPU where it is installed)
+    engine_memory: float = 0.3     # 'vllm': share of GPU memory the engine may take (the trainer holds the rest)
     def __post_init__(self):
         if not 0 <= self.lmbda <= 1: raise ValueError(f'lmbda must be in [0, 1], got {self.lmbda}')
+        if self.engine not in ('auto', 'hf', 'vllm'): raise ValueError(f"rollout.engine must be 'auto', 'hf' or 'vllm', got {self.engine!r}")
+        if not 0 < self.engine_memory < 1: raise ValueError(f'rollout.engine_memory must lie in (0, 1), got {self.engine_memory}')
         if self.temperature <= 0: raise ValueError('rollout temperature must be > 0 (greedy rollouts are not on-policy samples)')
+    def engine_kind(self) -> str:
+        "'hf' or 'vllm': 'auto' is vllm where a GPU and vLLM are both there."
+        if self.engine != 'auto': return self.engine
+        return 'vllm' if torch.cuda.is_available() and importlib.util.find_spec('vllm') is not None else 'hf'
     def sampling(self, seed:int=0) -> SamplingParams:
         "The rollouts' `SamplingParams`."
         return SamplingParams(n=1, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
@@ -120,10 +128,12 @@ def rollout_batch(model,                 # the student (adapters on)
 # %% ../../nbs/methods/03_onpolicy.ipynb #687c73ac
 class OnPolicyTrainer(DistillTrainer):
     "DistillTrainer whose micro-batches are, with probability lmbda, the student's own samples, scored by the teacher."
-    def __init__(self, *args, teacher=None, onpolicy:OnPolicyConfig|None=None, prompts:list|None=None, **kw):
+    def __init__(self, *args, teacher=None, onpolicy:OnPolicyConfig|None=None, prompts:list|None=None,
+                 engine_path:str|None=None, **kw):
         cfg = onpolicy or OnPolicyConfig()
         super().__init__(*args, teacher=teacher, budget=cfg.budget, **kw)
         self.op, self.prompts = cfg, list(prompts or [])
+        self.engine_path, self._engine, self._synced = engine_path, None, None   # rollout.engine='vllm'
         if cfg.rollout.lmbda > 0 or cfg.rollout.seq_kd:
             if not self.prompts: raise ValueError('on-policy training (lmbda > 0) needs the prompt of every training example')
             if not hasattr(teacher, 'model'):
@@ -146,6 +156,7 @@ class OnPolicyTrainer(DistillTrainer):
         tok = self.processing_class
         params = self.op.rollout.sampling(seed=self.args.seed * 100_003 + self.state.global_step * 101 + self._micro[1])
         gen_model = self.accelerator.unwrap_model(model) if by == 'student' else self.teacher.model
+        if by == 'student' and self.engine_path is not None: gen_model = self.rollout_engine(gen_model)
         ctx = gen_model.disable_adapter() if by == 'teacher' and self.teacher.disable_adapter else nullcontext()
         with ctx:
             batch, st = rollout_batch(gen_model, tok, [self.prompts[i] for i in idx.tolist()], params,
@@ -153,6 +164,30 @@ class OnPolicyTrainer(DistillTrainer):
         batch['example_idx'] = idx.cpu()
         self._last_rollout = st
         return {k: v.to(inputs['input_ids'].device) for k, v in batch.items()}
+
+    def rollout_engine(self, student):
+        "The vLLM engine sampling through the student's current adapter: started once, the adapter synced once per optimizer step."
+        from reasondistill.vllm_backend import load_engine
+        if self._engine is None:
+            cuda = torch.cuda.is_available()
+            r = max((getattr(c, 'r', 0) if isinstance(getattr(c, 'r', 0), int) else 0) for c in getattr(student, 'peft_config', {}).values()) \
+                if hasattr(student, 'peft_config') else 0
+            if not r: raise ValueError("rollout.engine='vllm' samples through the student's LoRA adapter: the student has none")
+            self._engine = load_engine(self.engine_path, enable_lora=True, max_lora_rank=r, gpu_memory_utilization=self.op.rollout.engine_memory,
+                                       enforce_eager=not cuda, dtype='auto' if cuda else 'float32', seed=self.args.seed)
+        step = self.state.global_step
+        if self._synced != step:                  # the weights change once per optimizer step
+            d = Path(self.args.output_dir) / 'rollout-adapter' / f'step-{step}'
+            student.save_pretrained(d)
+            self._engine.set_adapter(d)
+            if self._synced is not None: shutil.rmtree(Path(self.args.output_dir) / 'rollout-adapter' / f'step-{self._synced}', ignore_errors=True)
+            self._synced = step
+        return self._engine
+
+    def close_engine(self):
+        "Stop the rollout engine and remove its adapter copies."
+        if self._engine is not None: self._engine.close(); self._engine = None
+        shutil.rmtree(Path(self.args.output_dir) / 'rollout-adapter', ignore_errors=True)
 
     def after_rollouts(self, inputs) -> dict:
         "Hook: change an on-policy micro-batch before the loss (KEPO's gate drops rollouts here)."
@@ -223,6 +258,10 @@ def train_onpolicy(examples:list,            # dicts with 'prompt' (rendered) an
     if cfg.rollout.lmbda < 1 and not has_completions:
         raise ValueError(f'lmbda={cfg.rollout.lmbda} < 1 trains a share of the batches on the data recipe\'s completions, but some '
                          "examples have none: give traces (--traces) or set rollout.lmbda=1")
+    engine = cfg.rollout.engine_kind()
+    if engine == 'vllm' and importlib.util.find_spec('vllm') is None:
+        from reasondistill.vllm_backend import INSTALL_HINT
+        raise ImportError(f"rollout.engine='vllm': {INSTALL_HINT}")
     p = prepare_run(examples, run, cfg, method, heldout=heldout, n_heldout=cfg.fidelity.heldout if has_completions else 0,
                     teacher=True)
     source = teacher_fn(p) if teacher_fn is not None else model_teacher(run, p, cfg.loss.signal, cfg)
@@ -230,10 +269,13 @@ def train_onpolicy(examples:list,            # dicts with 'prompt' (rendered) an
     cbs = list(callbacks or [])
     if p.heldout: cbs.append(fidelity_callback(model_teacher(run, p, 'full', cfg), p.heldout, p.tokenizer, cfg.train, cfg.fidelity, p.info))
     kw = trainer_kw(p) if callable(trainer_kw) else (trainer_kw or {})
+    if engine == 'vllm': kw = dict(kw, engine_path=run.student.name_or_path)
+    p.info['rollout_engine'] = engine
     trainer = (trainer_cls or OnPolicyTrainer)(model=p.model, args=p.args, train_dataset=datasets.Dataset.from_list(p.rows),
                                                processing_class=p.tokenizer, callbacks=cbs, teacher=source, onpolicy=cfg,
                                                prompts=[e['prompt'] for e in p.examples], **kw)
-    summary = run_training(trainer, run.output_dir, p.info)
+    try: summary = run_training(trainer, run.output_dir, p.info)
+    finally: trainer.close_engine()
     summary.update(trainer.extra_summary())
     if is_main_process(): write_json(Path(run.output_dir) / 'train_done.json', summary)
     return summary

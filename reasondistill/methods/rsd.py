@@ -18,7 +18,7 @@ from ..records import Problem, Trace
 from ..tracestore import TraceStore
 from ..rollout import Completion, sample_seed
 from ..verify import get_verifier, split_thinking
-from ..models import render_prompt, load_model, load_tokenizer, ModelSpec
+from ..models import render_prompt, load_model, load_tokenizer, ModelSpec, decode_completion
 from ..eval.provenance import completion_logprobs
 from ..traces import sft_examples
 from ..train import MethodConfig, TrainConfig, Run, claim_run
@@ -180,7 +180,7 @@ def rsd_generate(teacher, student,          # causal LMs sharing the vocabulary 
             for r, (i, j) in enumerate(batch):
                 m = len(recs[r]['fb']); tids = G[r][:m]
                 finish = 'stop' if tids and tids[-1] in eos else 'length'
-                out[i][j] = RSDCompletion(text=tokenizer.decode(tids, skip_special_tokens=True), token_ids=tids,
+                out[i][j] = RSDCompletion(text=decode_completion(tokenizer, tids), token_ids=tids,
                                           n_prompt_tokens=lens[i], finish_reason=finish, logprobs=None,
                                           fallback=recs[r]['fb'], logp_teacher=recs[r]['lt'], logp_student=recs[r]['ls'])
             if on_batch is not None: on_batch([(i, j, out[i][j]) for i, j in batch])

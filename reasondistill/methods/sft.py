@@ -28,9 +28,7 @@ def train_sft(examples:list,                 # prompt–completion dicts (see `t
     "Fine-tune the student on `examples` (completion-only loss) with resume; returns the training summary."
     cfg = cfg or SFTConfig()
     if (s := done_summary(run, cfg, method)) is not None: return s
-    p = prepare_run(examples, run, cfg, method, tokenize=False)   # seeds the LoRA initialisation, loads the student
-    tc, tok = cfg.train, p.tokenizer
-    ds = datasets.Dataset.from_list([dict(prompt=e['prompt'], completion=e['completion']) for e in examples])
-    p.info['n_truncated'] = sum(len(tok(e['prompt'] + e['completion'])['input_ids']) >= tc.max_length for e in examples)
-    trainer = trl.SFTTrainer(model=p.model, args=p.args, train_dataset=ds, processing_class=tok, callbacks=callbacks)
+    p = prepare_run(examples, run, cfg, method, sft=True)   # seeds the LoRA initialisation, loads the student, tokenises (`signals.tokenize_example`)
+    ds = datasets.Dataset.from_list([dict(input_ids=r['input_ids'], completion_mask=r['completion_mask']) for r in p.rows])
+    trainer = trl.SFTTrainer(model=p.model, args=p.args, train_dataset=ds, processing_class=p.tokenizer, callbacks=callbacks)
     return run_training(trainer, run.output_dir, p.info)
