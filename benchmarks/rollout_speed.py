@@ -43,18 +43,20 @@ def onpolicy_arm(kv_cache, steps, root):
     from reasondistill.toyworld import toy_problems
     from reasondistill.train import TrainConfig, Run, default_student_spec
     from reasondistill.methods.opd import OPDConfig, train_opd
-    old, ro.DEFAULT_KV_CACHE = ro.DEFAULT_KV_CACHE, kv_cache
+    from reasondistill.methods.onpolicy import RolloutConfig
+    old, ro.DEFAULT_KV_CACHE = ro.DEFAULT_KV_CACHE, 'dynamic' if kv_cache == 'vllm' else kv_cache
     try:
         tok = load_tokenizer('toy:student')
         ex = [dict(prompt=render_prompt(tok, p.question), completion='') for p in toy_problems(4, split='train')]
         cfg = OPDConfig(train=TrainConfig(lr=1e-3, max_steps=steps, batch_size=8, max_length=256, logging_steps=1,
-                                          save_steps=10_000))
+                                          save_steps=10_000),
+                        rollout=RolloutConfig(lmbda=1.0, engine='vllm' if kv_cache == 'vllm' else 'hf'))
         out = Path(tempfile.mkdtemp(dir=root))
         t0 = time.perf_counter()
         s = train_opd(ex, Run(out, student=default_student_spec(quant='none'), teacher='toy:teacher'), cfg)
         r = s['rollouts']
         return dict(seconds=time.perf_counter() - t0, gen_seconds=r['gen_seconds'], step_seconds=r['step_seconds'],
-                    gen_share=r['gen_share'], gen_tokens=r['gen_tokens'])
+                    gen_share=r['gen_share'], gen_tokens=r['gen_tokens'], engine_start_seconds=r.get('engine_start_seconds', 0.0))
     finally:
         ro.DEFAULT_KV_CACHE = old
 
@@ -95,10 +97,11 @@ def main(argv=None):
     same = sum(x == y for x, y in zip(tokens['dynamic'], tokens['static'])) / len(tokens['dynamic'])
     n_tok = {k: sum(map(len, v)) for k, v in tokens.items()}
     if engine is not None: engine.close()        # its worker threads would compete with the training steps below
-    onp = {k: [] for k in ARMS}
+    oarms = garms                                   # the on-policy arms: vLLM rollouts too, where it is installed
+    onp = {k: [] for k in oarms}
     with tempfile.TemporaryDirectory() as root:
         for rep in range(a.reps):
-            for arm in (ARMS if rep % 2 == 0 else ARMS[::-1]):
+            for arm in (oarms if rep % 2 == 0 else oarms[::-1]):
                 r = onpolicy_arm(arm, a.steps, root); onp[arm].append(r)
                 print(f"on-policy rep {rep} {arm:8} step {r['step_seconds']:6.1f} s  generation {r['gen_seconds']:6.1f} s "
                       f"(share {r['gen_share']:.2f})", flush=True)
@@ -120,7 +123,8 @@ def main(argv=None):
     lines += [f"| {k} | {med[k]:.1f} | {cmed[k]:.1f} | {tps[k]:.0f} | {o[k]['step']:.1f} | {o[k]['gen']:.1f} | {o[k]['share']:.2f} |" for k in ARMS]
     if engine is not None:
         rows['generation']['vllm_speedup_tokens_per_s'] = tps['vllm'] / tps['dynamic']
-        lines += [f"| vllm (CPU engine) | {med['vllm']:.1f} | {cmed['vllm']:.1f} | {tps['vllm']:.0f} | — | — | — |"]
+        lines += [f"| vllm (CPU engine) | {med['vllm']:.1f} | {cmed['vllm']:.1f} | {tps['vllm']:.0f} | {o['vllm']['step']:.1f} | "
+                  f"{o['vllm']['gen']:.1f} | {o['vllm']['share']:.2f} |"]
     lines += ['', f"Time of the dynamic cache divided by time of the static one (above 1: static is faster): trace generation "
               f"{rows['generation']['speedup']:.2f} in wall time and {rows['generation']['cpu_speedup']:.2f} in CPU time; "
               f"on-policy steps {rows['onpolicy']['step_speedup']:.2f}, their generation part {rows['onpolicy']['gen_speedup']:.2f}. "
@@ -130,7 +134,9 @@ def main(argv=None):
         lines += ['', f"vLLM's CPU engine over the HF backend (dynamic cache), in tokens per second: "
                   f"{rows['generation']['vllm_speedup_tokens_per_s']:.2f}x ({n_tok['vllm']} vs {n_tok['dynamic']} tokens: "
                   "its sampler draws other samples, so the token counts differ). Its CPU time is the calling process's "
-                  "only, so compare wall time."]
+                  "only, so compare wall time. Its on-policy row samples the rollouts through the engine with the student's "
+                  "adapter saved and loaded at every step (counted as rollout time); the engine's start, once per run, is "
+                  f"left out (median {statistics.median(r['engine_start_seconds'] for r in onp['vllm']):.1f} s)."]
     else: lines += ['', 'vLLM is not installed in this environment, so its arm did not run.']
     write_benchmark(a.out, lines, dict(config=vars(a), results=rows), t_start=t_start, strict=a.strict)
 

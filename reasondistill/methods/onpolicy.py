@@ -141,7 +141,7 @@ class OnPolicyTrainer(DistillTrainer):
                                  "covers the data recipe's completions, not the student's new tokens")
         self.gen_totals = dict(micro_batches=0, on_policy=0, gen_seconds=0.0, step_seconds=0.0, gen_sequences=0, gen_tokens=0,
                                gen_truncated=0, teacher_generated=0)
-        self._micro = (-1, 0)
+        self._micro, self._last_rollout, self._engine_start = (-1, 0), None, 0.0
 
     def _draw(self) -> bool:
         "Bernoulli(lmbda), seeded by (seed, step, micro-batch within the step)."
@@ -156,13 +156,16 @@ class OnPolicyTrainer(DistillTrainer):
         tok = self.processing_class
         params = self.op.rollout.sampling(seed=self.args.seed * 100_003 + self.state.global_step * 101 + self._micro[1])
         gen_model = self.accelerator.unwrap_model(model) if by == 'student' else self.teacher.model
-        if by == 'student' and self.engine_path is not None: gen_model = self.rollout_engine(gen_model)
+        sync = 0.0
+        if by == 'student' and self.engine_path is not None:
+            self._engine_start = 0.0
+            t0 = time.perf_counter(); gen_model = self.rollout_engine(gen_model); sync = time.perf_counter() - t0 - self._engine_start
         ctx = gen_model.disable_adapter() if by == 'teacher' and self.teacher.disable_adapter else nullcontext()
         with ctx:
             batch, st = rollout_batch(gen_model, tok, [self.prompts[i] for i in idx.tolist()], params,
                                       self.args.max_length, self.op.rollout.batch_size)
         batch['example_idx'] = idx.cpu()
-        self._last_rollout = st
+        self._last_rollout = dict(st, seconds=st['seconds'] + sync, engine_start=self._engine_start if by == 'student' and self.engine_path is not None else 0.0)
         return {k: v.to(inputs['input_ids'].device) for k, v in batch.items()}
 
     def rollout_engine(self, student):
@@ -173,8 +176,11 @@ class OnPolicyTrainer(DistillTrainer):
             r = max((getattr(c, 'r', 0) if isinstance(getattr(c, 'r', 0), int) else 0) for c in getattr(student, 'peft_config', {}).values()) \
                 if hasattr(student, 'peft_config') else 0
             if not r: raise ValueError("rollout.engine='vllm' samples through the student's LoRA adapter: the student has none")
+            t0 = time.perf_counter()
             self._engine = load_engine(self.engine_path, enable_lora=True, max_lora_rank=r, gpu_memory_utilization=self.op.rollout.engine_memory,
                                        enforce_eager=not cuda, dtype='auto' if cuda else 'float32', seed=self.args.seed)
+            self._engine_start = time.perf_counter() - t0    # once per run: reported apart, not as step or rollout time
+            self.gen_totals['engine_start_seconds'] = self._engine_start
         step = self.state.global_step
         if self._synced != step:                  # the weights change once per optimizer step
             d = Path(self.args.output_dir) / 'rollout-adapter' / f'step-{step}'
@@ -203,7 +209,7 @@ class OnPolicyTrainer(DistillTrainer):
         if on: inputs = self.after_rollouts(inputs)
         # token mean over this micro-batch, averaged over accumulation (generated lengths are not known in advance)
         loss = super().training_step(model, inputs, None)
-        secs = time.perf_counter() - t0
+        secs = time.perf_counter() - t0 - ((self._last_rollout or {}).get('engine_start', 0.0) if on else 0.0)
         g = self.gen_totals
         g['micro_batches'] += 1; g['on_policy'] += on; g['teacher_generated'] += seq_kd; g['gen_seconds'] += gen; g['step_seconds'] += secs
         mt = self._metrics['train']
