@@ -128,12 +128,7 @@ def test_a_crashed_import_resumes_exactly_once(tmp_path):
     whole = import_traces('openr1', fixture('openr1'), tmp_path / 'whole')
     assert [t.to_dict() for t in stored(tmp_path / 'st')] == [t.to_dict() for t in stored(tmp_path / 'whole')] and whole['imported'] == 4
 
-def _cli(args):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: console([str(a) for a in args]); code = 0
-        except SystemExit as e: code = e.code
-    return code, out.getvalue(), err.getvalue()
+from _cli import run_cli as _cli
 
 def test_cli_import(tmp_path):
     code, out, err = _cli(['import', 'openr1', fixture('openr1'), '--out', tmp_path / 'run', '--limit', '1'])

@@ -26,20 +26,12 @@ def test_estimate_tracks_the_committed_measurement():
 
 def test_training_refuses_a_run_that_cannot_fit(tmp_path):
     "The fit check runs before any model loads: a tiny memory budget gives one clear error naming the estimate and the knobs."
-    import contextlib, io
-    from reasondistill.cli import console
-    args = ['train', '--method', 'answer-only', '--problems', 'toy:train:2:1-2', '--out', tmp_path / 'run', '--quant', 'none',
-            '--max-steps', 1, '--set', 'train.memory_budget_gb=0.01']
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: console([str(a) for a in args]); code = 0
-        except SystemExit as e: code = e.code
-    msg = err.getvalue()
+    from _cli import run_cli
+    base = ['train', '--method', 'answer-only', '--problems', 'toy:train:2:1-2', '--quant', 'none', '--max-steps', 1]
+    code, _, msg = run_cli(base + ['--out', tmp_path / 'run', '--set', 'train.memory_budget_gb=0.01'])
     assert code == 2 and 'estimated to need' in msg and '0.0 GiB free' in msg and '--max-length' in msg, msg
     assert 'Traceback' not in msg and not (tmp_path / 'run' / 'run_config.json').exists()
     # the same run with the check off, or with room, trains
-    for extra in (['train.memory_budget_gb=0.01', 'train.fit_check=false'], ['train.memory_budget_gb=8']):
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as e2:
-            try: console([str(a) for a in args[:-2]] + ['--set', *extra, '--out', str(tmp_path / extra[-1])]); code = 0
-            except SystemExit as e: code = e.code
-        assert code == 0, e2.getvalue()
+    for i, extra in enumerate((['train.memory_budget_gb=0.01', 'train.fit_check=false'], ['train.memory_budget_gb=8'])):
+        code, _, err = run_cli(base + ['--out', tmp_path / f'ok{i}', '--set', *extra])
+        assert code == 0 and (tmp_path / f'ok{i}' / 'train_done.json').exists(), err

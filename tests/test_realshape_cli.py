@@ -41,13 +41,7 @@ def _traces(folder, problems, tok, completion):
     return str(folder)
 
 
-def _console(argv):
-    "Run the installed command's handler: (exit status, stdout, stderr)."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: cli.console(argv); code = 0
-        except SystemExit as e: code = e.code
-    return code, out.getvalue(), err.getvalue()
+from _cli import run_cli as _console
 
 
 class _Captured(Exception): pass

@@ -5,14 +5,14 @@ evaluation on MATH-style problems, with training sequences longer than 4,096 tok
 
 The default run uses a trace the test writes (a MATH-style solution of ~5,100 tokens); where the shared data folder is
 present, a second test imports real SkyThought traces matched to MATH-500 and evaluates on MATH-500 problems."""
-import contextlib, io, json
+import json
 from pathlib import Path
 import pytest
 import torch
 
 import realshape as rs
 import reasondistill
-from reasondistill.cli import console
+from _cli import run_cli
 from reasondistill.models import load_tokenizer, render_prompt, join_completion
 
 torch.set_num_threads(2)
@@ -21,16 +21,8 @@ SKY, MATH500 = DATA / 'skyt1_correct5k_27b_math500_traces.jsonl', DATA / 'math50
 MAX_LEN = 5_400
 
 
-def _cli(args):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: console([str(a) for a in args]); code = 0
-        except SystemExit as e: code = e.code
-    return code, out.getvalue(), err.getvalue()
-
-
 def _ok(args):
-    code, out, err = _cli(args)
+    code, out, err = run_cli(args)
     assert code == 0, f'{args}\n{out[-2000:]}\n{err[-2000:]}'
     return out
 

@@ -26,14 +26,7 @@ HEALTH_TIMEOUT_S = 600         # vLLM's start on a busy CPU takes minutes
 def _free_port() -> int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-def run_console(argv) -> tuple:
-    from reasondistill.cli import console
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: console(argv)
-        except SystemExit as e: code = e.code
-    return code, out.getvalue(), err.getvalue()
+from _cli import run_cli as run_console
 
 @pytest.fixture(scope='module')
 def engine():
