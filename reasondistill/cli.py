@@ -14,9 +14,9 @@ from .data import parse_problems
 from .registry import UnknownMethodError
 
 # %% auto #0
-__all__ = ['TOY_DEFAULTS', 'REAL_DEFAULTS', 'SHORTHANDS', 'USER_ERRORS', 'check_run_identity', 'record_run_identity',
-           'is_toy_model', 'model_config', 'resolve_defaults', 'record_generation_settings', 'warn_truncation',
-           'train_overrides', 'build_parser', 'check_args', 'main', 'console']
+__all__ = ['TOY_DEFAULTS', 'TOY2_DEFAULTS', 'REAL_DEFAULTS', 'SHORTHANDS', 'USER_ERRORS', 'check_run_identity',
+           'record_run_identity', 'is_toy_model', 'model_config', 'resolve_defaults', 'record_generation_settings',
+           'warn_truncation', 'train_overrides', 'build_parser', 'check_args', 'main', 'console']
 
 # %% ../nbs/core/09_cli.ipynb #977b7792
 def _cmd_demo(a):
@@ -63,6 +63,9 @@ def _cmd_generate(a):
     resolve_defaults(a, a.model, probs, 'generate', load_config=ep is None)
     sampling = dict(temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed, verifier=a.verifier, system=a.system)
     sampling |= _set_options(a, prompt_suffix=None, limit=None)
+    tools = _resolve_tools(a, probs)
+    if tools: sampling['tools'] = tools
+    if tools and (ep is not None or a.backend == 'vllm'): raise ValueError('--tools runs with a local model (--backend hf)')
     if ep is None: fp = dict(cmd='generate', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant, **sampling,
                              **_set_options(a, dtype='auto'), **({'backend': 'vllm'} if a.backend == 'vllm' else {}))
     else: fp = dict(cmd='generate', backend='openai', endpoint=ep.identity(), tokenizer=_model_print(a.tokenizer), **sampling)  # never the key
@@ -80,7 +83,7 @@ def _cmd_generate(a):
         _resolve_batch_size(a, model, tok, probs)
         record_generation_settings(a.out, model, params, a.batch_size)
     stats = generate_traces(probs, model, tok, a.out, n_samples=a.n, params=params, verifier=a.verifier, system=a.system,
-                            model_name=a.model, batch_size=a.batch_size if isinstance(a.batch_size, int) else 64)
+                            model_name=a.model, batch_size=a.batch_size if isinstance(a.batch_size, int) else 64, tools=tools)
     print(f"generated {stats['generated']} traces ({stats['already_done']} already there) into {a.out}")
     if u := stats.get('usage'):
         cost = f", about ${u['cost_usd']:.4f}" if u['cost_usd'] is not None else ''
@@ -104,7 +107,7 @@ def _path_print(p) -> dict|None:
 
 def _model_print(name) -> dict|str|None:
     "A model name: hub ids and toy models by name; local folders by path, size and modification times."
-    if name is None or str(name).startswith('toy:') or name == 'self' or not Path(str(name)).expanduser().exists(): return name
+    if name is None or str(name).startswith(('toy:', 'toy2:')) or name == 'self' or not Path(str(name)).expanduser().exists(): return name
     p = Path(name).expanduser()
     return dict(path=str(p.resolve()), files={f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(p.iterdir()) if f.is_file()})
 
@@ -132,11 +135,12 @@ def record_run_identity(out, fp:dict):
 
 # %% ../nbs/core/09_cli.ipynb #6f0d1a02
 TOY_DEFAULTS = dict(lr=2e-3, max_length=256, batch_size=16, grad_accum=None, max_new_tokens=256, verifier='toy', gen_batch_size=64)
+TOY2_DEFAULTS = dict(TOY_DEFAULTS, max_length=1024, max_new_tokens=512)   # toy world v2: 1,024-token context, longer traces
 REAL_DEFAULTS = dict(lr=1e-4, max_length=8192, batch_size=2, grad_accum=8, max_new_tokens=4096, verifier='math', gen_batch_size='auto')
 
 def is_toy_model(name) -> bool:
-    "Whether `name` is one of the shipped toy models (`toy:teacher`, `toy:student`)."
-    return str(name).startswith('toy:')
+    "Whether `name` is one of the shipped toy models (`toy:teacher`, `toy:student`, `toy2:NAME`)."
+    return str(name).startswith(('toy:', 'toy2:'))
 
 def model_config(name):
     "The transformers config of a model name or folder (no weights), or None when it cannot be read (a served model, no network)."
@@ -158,6 +162,7 @@ def resolve_defaults(a,                     # parsed arguments (changed in place
     "Fill the unset model-dependent arguments of `command` from `TOY_DEFAULTS` or `REAL_DEFAULTS`; returns the model's config (or None)."
     toy = is_toy_model(model)
     d, cfg = TOY_DEFAULTS if toy else REAL_DEFAULTS, None if toy or not load_config else model_config(model)
+    if str(model).startswith('toy2:'): d = TOY2_DEFAULTS
     ctx = _context(cfg)
     if command == 'train':
         if a.lr is None: a.lr = d['lr']
@@ -266,6 +271,11 @@ def _cmd_train(a):
           + (f', loss {loss:.4f}' if isinstance(loss, float) else '') + f"; adapters in {s.get('final', Path(a.out) / 'final')}")
 
 # %% ../nbs/core/09_cli.ipynb #4e73d2b2
+def _resolve_tools(a, probs) -> str|None:
+    "The tool channel of a generate/eval run: --tools, or for `auto` the calculator when any problem is a toy-v2 tool problem."
+    if a.tools == 'auto': return 'calc' if any(p.meta.get('family') == 'tool' for p in probs) else None
+    return None if a.tools == 'none' else a.tools
+
 def _cmd_eval(a):
     from reasondistill.models import load_model, ModelSpec
     from reasondistill.eval.evaluate import EvalConfig, evaluate
@@ -276,7 +286,8 @@ def _cmd_eval(a):
     resolve_defaults(a, a.model, probs, 'eval')
     fp = dict(cmd='eval', model=_model_print(a.model), adapter=_path_print(a.adapter), quant=a.quant, n=a.n, temperature=a.temperature,
               top_p=a.top_p, max_new_tokens=a.max_new_tokens, seed=a.seed, verifier=a.verifier, system=a.system, problems=a.problems, name=a.name)
-    fp |= _set_options(a, dtype='auto', prompt_suffix=None, limit=None)
+    tools = _resolve_tools(a, probs)
+    fp |= _set_options(a, dtype='auto', prompt_suffix=None, limit=None) | ({'tools': tools} if tools else {})
     check_run_identity(a.out, fp, a.overwrite)
     model, tok = load_model(ModelSpec(a.model, quant=a.quant, adapter=a.adapter, dtype=a.dtype))
     record_run_identity(a.out, fp)
@@ -284,7 +295,7 @@ def _cmd_eval(a):
     record_generation_settings(a.out, model, SamplingParams(n=a.n, temperature=a.temperature, top_p=a.top_p,
                                                             max_new_tokens=a.max_new_tokens, seed=a.seed), a.batch_size)
     cfg = EvalConfig(n_samples=a.n, temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens, verifier=a.verifier,
-                     system=a.system, seed=a.seed, batch_size=a.batch_size, ks=tuple(k for k in (1, 2, 4, 8, 16, 32, 64) if k <= a.n))
+                     system=a.system, seed=a.seed, batch_size=a.batch_size, ks=tuple(k for k in (1, 2, 4, 8, 16, 32, 64) if k <= a.n), tools=tools)
     s = evaluate(model, tok, probs, a.out, cfg, name=a.name or a.model)
     cols = {'avg@n': 'avg@n', **{f'pass@{k}': f'pass@k/{k}' for k in cfg.ks if k > 1}}
     if s.get('by_level'): cols.update({f'L{l}': f'by_level/{l}/avg@n' for l in s['by_level']})
@@ -329,10 +340,17 @@ def _cmd_methods(a):
     else: print(methods_table(a.status and a.status.replace('-', ' '), a.family))
 
 def _cmd_build_toy(a):
-    from reasondistill.toyworld import build_toy_world
     if a.out is None and not a.into_package:
         raise ValueError('build-toy writes a new toy world: give --out DIR (or --into-package to replace the installed toy models)')
-    rep = build_toy_world(a.out, seed=a.seed)
+    if a.world == 'v2':
+        from reasondistill.toyworld2 import build_toy_world2, V2_MODELS
+        models = a.models.split(',') if a.models else None
+        if models and (bad := [m for m in models if m not in V2_MODELS]): raise ValueError(f'unknown v2 models {bad}; models: {", ".join(V2_MODELS)}')
+        rep = build_toy_world2(a.out, models=models, seed=a.seed, work_dir=a.work_dir or 'runs/toy2_build')
+    else:
+        if a.models: raise ValueError('--models picks models of world v2 (--world v2)')
+        from reasondistill.toyworld import build_toy_world
+        rep = build_toy_world(a.out, seed=a.seed, work_dir=a.work_dir or 'runs/toy_build')
     print(json.dumps({k: v for k, v in rep.items() if k != 'models'}, indent=1))
 
 def _run_adapter_and_base(run, base=None) -> tuple:
@@ -441,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     def problem_args(s):
         s.add_argument('--limit', type=_count, default=None, help='use only the first N problems of --problems')
         s.add_argument('--prompt-suffix', default=None, help="text appended to every question (e.g. 'Put your final answer within \\boxed{}.'); give the same to generate, train and eval")
+    def tools_arg(s):
+        s.add_argument('--tools', default='auto', choices=['auto', 'none', 'calc'],
+                       help="a tool channel the pipeline runs during generation: calc = toy world v2's calculator; auto = calc when a problem is a tool problem")
     def sampling_args(s, n):
         s.add_argument('--n', type=_count, default=n); s.add_argument('--temperature', type=_nonneg, default=1.0)
         s.add_argument('--top-p', type=_prob, default=1.0)
@@ -453,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help='sequences per generation batch, or auto (from the KV cache per sequence and free memory); '
                             'default: 64 for toy models, auto for real ones. Results are stored after each batch')
     g = sub.add_parser('generate', help='sample and verify traces into a TraceStore')
-    model_args(g, 'toy:teacher'); sampling_args(g, 4); problem_args(g); common(g); overwrite(g)
+    model_args(g, 'toy:teacher'); sampling_args(g, 4); problem_args(g); tools_arg(g); common(g); overwrite(g)
     g.add_argument('--problems', required=True); g.add_argument('--out', required=True); g.set_defaults(fn=_cmd_generate, out_dir=lambda a: a.out)
     g.add_argument('--backend', default='auto', choices=['auto', 'hf', 'vllm', 'openai'],
                    help="hf: load --model here; vllm: load it into vLLM's offline engine (pip install 'reasondistill[vllm]'); "
@@ -507,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help="the method's config fields (dotted for nested parts)")
     common(t); overwrite(t); t.set_defaults(fn=_cmd_train, out_dir=lambda a: a.out)
     e = sub.add_parser('eval', help='evaluate a model (EvalRun: avg@n, pass@k, maj@k, CIs)')
-    model_args(e, 'toy:student'); sampling_args(e, 4); problem_args(e); common(e); overwrite(e)
+    model_args(e, 'toy:student'); sampling_args(e, 4); problem_args(e); tools_arg(e); common(e); overwrite(e)
     e.add_argument('--problems', required=True); e.add_argument('--out', required=True); e.add_argument('--name', default=None)
     e.set_defaults(fn=_cmd_eval, out_dir=lambda a: a.out)
     pl = sub.add_parser('plot', help='plots comparing EvalRuns'); pl.add_argument('eval_dirs', nargs='+')
@@ -520,8 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument('name', nargs='?', default=None); m.add_argument('--family', default=None)
     m.add_argument('--status', default=None, choices=['implemented', 'planned', 'out-of-scope'])
     common(m); m.set_defaults(fn=_cmd_methods, out_dir=lambda a: None)
-    b = sub.add_parser('build-toy', help='retrain the shipped toy teacher and student base')
+    b = sub.add_parser('build-toy', help='retrain the shipped toy models (world v1: teacher and student base; v2: three teachers, two student bases)')
     b.add_argument('--out', default=None, help='where to write the new toy world')
+    b.add_argument('--world', default='v1', choices=['v1', 'v2'], help='which toy world')
+    b.add_argument('--models', default=None, help='v2: comma-separated models to build (default: all, in order)')
+    b.add_argument('--work-dir', default=None, help='checkpoints, log and build report (default: runs/toy_build or runs/toy2_build); resumable')
     b.add_argument('--into-package', action='store_true', help="replace the installed package's toy models (default: refuse)"); b.add_argument('--seed', type=int, default=0); common(b)
     b.set_defaults(fn=_cmd_build_toy, out_dir=lambda a: a.out)
     from reasondistill.importers import IMPORT_FORMATS   # light: no torch, no datasets
@@ -564,7 +588,7 @@ def check_args(a):
     for k in ('model', 'student', 'teacher'):
         v = getattr(a, k, None)
         if k == 'model' and getattr(a, 'backend', 'hf') == 'openai': continue   # a name the server knows, not a folder here
-        if isinstance(v, str) and not v.startswith('toy:') and v != 'self' and _looks_like_path(v) and not Path(v).expanduser().exists():
+        if isinstance(v, str) and not v.startswith(('toy:', 'toy2:')) and v != 'self' and _looks_like_path(v) and not Path(v).expanduser().exists():
             raise ValueError(f'--{k} {v}: no such folder (give a model folder, a hub id like Qwen/Qwen2.5-1.5B-Instruct, or toy:teacher / toy:student)')
     ad = getattr(a, 'adapter', None)
     if ad and not (Path(ad) / 'adapter_config.json').exists(): raise ValueError(f'--adapter {ad}: no LoRA adapter there (adapter_config.json)')

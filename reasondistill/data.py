@@ -410,7 +410,7 @@ def split_of_file(path) -> str:
     "The split a local benchmark file holds, from its name: 'train' when the name holds the word train, else 'test'."
     return 'train' if re.search(r'(^|[^a-z])train([^a-z]|$)', Path(path).name.lower()) else 'test'
 
-def parse_problems(spec:str,              # toy:<split>:<n>[:<levels>], <benchmark>:<file>[@<split>], <benchmark>[@<split>], or a problem file
+def parse_problems(spec:str,              # toy:<split>:<n>[:<levels>], toy2:<split>:<n>[:<families>], <benchmark>:<file>[@<split>], <benchmark>[@<split>], or a problem file
                    limit:int|None=None,   # keep at most this many problems (the first ones)
                   ) -> list:
     "Problems from a problem spec: `toy:<split>:<n>[:<levels>]`, `<benchmark>:<file>[@<split>]`, `<benchmark>[@<split>]` (the Hub), or a problem file."
@@ -418,6 +418,14 @@ def parse_problems(spec:str,              # toy:<split>:<n>[:<levels>], <benchma
     if not str(spec).strip(): raise ValueError('the problem spec is empty: give toy:<split>:<n>[:<levels>], <benchmark>:<file> or a problem file')
     if limit is not None and limit < 1: raise ValueError(f'limit must be >= 1, got {limit}')
     cut = (lambda ps: ps[:limit]) if limit is not None else (lambda ps: ps)
+    if spec.startswith('toy2:'):                         # toy world v2: toy2:<split>:<n>[:<families>]
+        from reasondistill.toyworld2 import toy2_problems, FAMILIES
+        parts = spec.split(':')
+        if len(parts) not in (3, 4) or not parts[2].isdigit() or int(parts[2]) < 1:
+            raise ValueError(f'toy2 problem spec must be toy2:<split>:<n per level, at least 1>[:<families, e.g. chain,tool>], got {spec!r}')
+        fams = tuple(parts[3].split(',')) if len(parts) == 4 else FAMILIES
+        if bad := [f for f in fams if f not in FAMILIES]: raise ValueError(f'unknown toy2 families {bad}; families: {", ".join(FAMILIES)}')
+        return cut(toy2_problems(int(parts[2]), parts[1], fams))
     if spec.startswith('toy:'):
         parts = spec.split(':')
         if len(parts) not in (3, 4) or not parts[2].isdigit() or int(parts[2]) < 1:

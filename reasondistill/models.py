@@ -17,12 +17,12 @@ with hub_kernels_blocked(): import bitsandbytes   # before peft imports it: no H
 import peft
 
 # %% auto #0
-__all__ = ['DTYPES', 'QUANTS', 'BACKENDS', 'TOY_ROLES', 'THINK_OPEN', 'THINK_CLOSE', 'SAMPLING_FIELDS', 'MAMBA_LORA_TARGETS',
-           'CPU_GENERATION_BUDGET', 'LoraSpec', 'ModelSpec', 'toy_asset_dir', 'resolve_model_path', 'load_tokenizer',
-           'render_prompt', 'prompt_opens_thinking', 'join_completion', 'decode_completion', 'native_bf16',
-           'resolve_dtype', 'neutralise_generation_config', 'model_generation_defaults', 'default_device', 'load_model',
-           'count_parameters', 'inference_mode', 'parse_lora_targets', 'check_lora_targets', 'kv_cache_bytes',
-           'auto_batch_size']
+__all__ = ['DTYPES', 'QUANTS', 'BACKENDS', 'TOY_ROLES', 'TOY2_NAMES', 'THINK_OPEN', 'THINK_CLOSE', 'SAMPLING_FIELDS',
+           'MAMBA_LORA_TARGETS', 'CPU_GENERATION_BUDGET', 'LoraSpec', 'ModelSpec', 'toy_asset_dir',
+           'resolve_model_path', 'load_tokenizer', 'render_prompt', 'prompt_opens_thinking', 'join_completion',
+           'decode_completion', 'native_bf16', 'resolve_dtype', 'neutralise_generation_config',
+           'model_generation_defaults', 'default_device', 'load_model', 'count_parameters', 'inference_mode',
+           'parse_lora_targets', 'check_lora_targets', 'kv_cache_bytes', 'auto_batch_size']
 
 # %% ../nbs/core/02_models.ipynb #d4ed7aea
 @dataclass
@@ -61,13 +61,20 @@ class ModelSpec:
 
 # %% ../nbs/core/02_models.ipynb #ab2659c6
 TOY_ROLES = ('teacher', 'student')
+TOY2_NAMES = ('teacher-verbose', 'teacher-concise', 'teacher-small', 'student', 'student-llama')   # toy world v2 (`toyworld2`)
 
 def toy_asset_dir() -> Path:
     "Folder of the shipped toy-world models and tokenizer."
     return package_dir() / 'assets' / 'toy'
 
 def resolve_model_path(name:str) -> str:
-    "Map `toy:<role>` to the shipped model folder; pass anything else through."
+    "Map `toy:<role>` and `toy2:<name>` to the shipped model folders; pass anything else through."
+    if name.startswith('toy2:'):
+        if name[5:] not in TOY2_NAMES: raise ValueError(f'unknown toy model {name!r}; known: {["toy2:" + r for r in TOY2_NAMES]}')
+        p = toy_asset_dir().parent / 'toy2' / name[5:]
+        if not (p / 'config.json').exists():
+            raise FileNotFoundError(f'{p} has no model; rebuild toy world v2 with `reasondistill build-toy --world v2`')
+        return str(p)
     if name.startswith('toy:'):
         role = name[4:]
         if role not in TOY_ROLES: raise ValueError(f'unknown toy model {name!r}; known: {["toy:" + r for r in TOY_ROLES]}')

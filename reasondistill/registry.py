@@ -178,7 +178,7 @@ _impl('opd-full', 'On-policy distillation, full-vocabulary reverse KL on student
       preset={'objective': 'full', 'loss.signal': 'full'}, seed=36)
 _impl('kepo-gate', "KEPO's quality-gated on-policy distillation: JSD only on the student's rollouts whose answer verifies", 'on-policy',
       'kepo', 'methods/06_kepo.ipynb', _M + 'kepo:train_kepo', _M + 'kepo:KEPOConfig', 'prompts', 'model', seed=24,
-      notes="KEPO's RL branch and hint-guided exploration are the planned kepo-explore")
+      notes="KEPO's RL branch with hint-guided exploration is kepo-explore")
 _impl('tsd-kd', 'TSD-KD: entropy-gated JSD, Plackett-Luce re-ranking on the opener, entropy minimisation, on student rollouts',
       'on-policy', 'tsdkd', 'methods/07_tsdkd.ipynb', _M + 'tsdkd:train_tsdkd', _M + 'tsdkd:TSDKDConfig', 'prompts', 'model', seed=13,
       notes='the corrected Plackett-Luce form (the released code reverses it: tsd-kd-released)')
@@ -278,9 +278,11 @@ def _plan(name, family, title, paper, url, needs, notes='', seed=0, status='plan
     register(MethodSpec(name, title, family, paper, url, status=status, needs=needs, notes=notes, seed=seed, data=data))
 
 _GRPO = 'a GRPO trainer (grpo)'
-_plan('kepo-explore', 'rl', "KEPO's exploration: when every rollout of a prompt fails, teacher hints produce successful rollouts that join the group",
-      'Yang et al. 2026, KEPO: Knowledge-Enhanced Preference Optimization for Reinforcement Learning with Reasoning', 'https://arxiv.org/abs/2602.00400',
-      _GRPO + ' and a student that uses hints in context (toy world v2)', 'with kepo-gate it gives the full KEPO objective', 24, data='rl')
+_impl('kepo-explore', "KEPO: GRPO whose all-failed groups get successful hinted rollouts, plus JSD to the teacher on the rollouts that verify",
+      'rl', 'kepo', 'methods/23_kepo_explore.ipynb', _M + 'kepo_explore:train_kepo_explore', _M + 'kepo_explore:KEPOExploreConfig',
+      'references', 'model', seed=24,
+      notes='the hint is a revealed prefix of the reference solution (toy world v2 students read it); --set gate_weight=0 for '
+            'exploration only (no teacher); with the gate it is the full KEPO objective')
 register(MethodSpec('autothink', 'AutoThink: an ellipsis prompt lets the model choose whether to think; three GRPO stages with '
                     'mode-aware rewards shape when it does', 'rl',
                     'Tu et al. 2025, Learning When to Think: Shaping Adaptive Reasoning in R1-Style Models via Multi-Stage RL',
@@ -288,9 +290,9 @@ register(MethodSpec('autothink', 'AutoThink: an ellipsis prompt lets the model c
                     entry=_M + 'autothink:train_autothink', config=_M + 'autothink:AutoThinkConfig', data='problems', seed=7,
                     notes='one stage per run (--set stage=1, 2 or 3): 1 balances think and no-think, 2 rewards accuracy, '
                           '3 adds length-aware rewards; the rewards of the released code; toy world: ellipsis=""'))
-_plan('acereason', 'rl', 'AceReason: math-only RL, then a second domain, with a response-length curriculum',
-      'Chen et al. 2025, AceReason-Nemotron: Advancing Math and Code Reasoning through Reinforcement Learning', 'https://arxiv.org/abs/2505.16400',
-      _GRPO + ' and a second task family (toy world v2)', 'strict on-policy updates and staged lengths are the transferable rules', 16, data='rl')
+_impl('acereason', "AceReason: strictly on-policy GRPO on one domain at a time (math first, then a second domain) with a response-length curriculum",
+      'rl', 'acereason', 'methods/24_acereason.ipynb', _M + 'acereason:train_acereason', _M + 'acereason:AceReasonConfig', 'problems', seed=16,
+      notes='stages=domain:max_new_tokens,...; toy world v2: chains at 64/128/192 tokens, then tool problems (the calculator runs in the rollouts)')
 register(MethodSpec('gar', 'Generative adversarial reasoner: a discriminator scores slices of each chain, co-trained with the reasoner, for dense rewards',
                     'rl', 'Liu et al. 2025, Generative Adversarial Reasoner: Enhancing LLM Reasoning with Adversarial Reinforcement Learning',
                     'https://arxiv.org/abs/2512.16917', section='§3', status='implemented', notebook='methods/22_gar.ipynb',

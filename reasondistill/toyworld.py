@@ -157,8 +157,14 @@ def answer_only(value) -> str:
     return f'<think>\n</think>\nThe answer is {value}.'
 
 def reference_solutions(problems:list) -> dict:
-    "Error-free concise reference solutions of toy problems, {problem id: trace} (what a self-teacher is shown)."
-    return {p.id: reference_trace(parse_toy_question(p.question), random.Random(0), style='concise', slip=0)[0] for p in problems}
+    "Error-free concise reference solutions of toy problems, {problem id: trace} (what a self-teacher is shown); v2 problems too."
+    out = {}
+    for p in problems:
+        if p.meta.get('world') == 'v2':
+            from reasondistill.toyworld2 import reference_solution   # v2 builds on this module
+            out[p.id] = reference_solution(p)
+        else: out[p.id] = reference_trace(parse_toy_question(p.question), random.Random(0), style='concise', slip=0)[0]
+    return out
 
 # %% ../nbs/data/04_toyworld.ipynb #bec4d361
 SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>']
@@ -329,6 +335,8 @@ def train_toy_model(role:str, tokenizer, out_dir, steps:int, batch_size:int=32, 
                     name:str|None=None,     # phase name for the checkpoint and the log (default: `role`)
                     styles:dict|None=None,  # style rates of the teacher's reference traces (default `STYLES`)
                     slip_per_level:float|None=None,  # slip-rate slope above the medium level (default: `slip_rate`'s)
+                    corpus=None,            # the document stream (default: `ToyCorpus` of `role`); needs `.batch` and `.rng`
+                    probe=None,             # `probe(model, tokenizer) -> dict` for the periodic probe (default: `_probe_accuracy`)
                    ):
     "Train the toy `role` model for `steps` steps (from scratch, or from the `init` model; resumable); returns the model and its log."
     import torch
@@ -336,7 +344,7 @@ def train_toy_model(role:str, tokenizer, out_dir, steps:int, batch_size:int=32, 
     set_seed(seed)
     model = init if init is not None else init_toy_model(role, tokenizer, seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
-    corpus, name = ToyCorpus(tokenizer, role, seed, styles, slip_per_level), name or role
+    corpus, name = corpus or ToyCorpus(tokenizer, role, seed, styles, slip_per_level), name or role
     ck, start, history = out_dir / f'{name}_ckpt.pt', 0, []
     if ck.exists():   # resume: weights, optimizer, data stream and history
         state = torch.load(ck, weights_only=True)       # tensors and plain Python values only: a planted file cannot run code
@@ -361,7 +369,7 @@ def train_toy_model(role:str, tokenizer, out_dir, steps:int, batch_size:int=32, 
         if done % 100 == 0 or done == steps:
             rec = dict(step=done, loss=sum(losses) / len(losses), tok_per_s=ntok / (time.perf_counter() - t0))
             if probe_every and (done % probe_every == 0 or done == steps):
-                rec['probe'] = _probe_accuracy(model, tokenizer); model.train()
+                rec['probe'] = (probe or _probe_accuracy)(model, tokenizer); model.train()
             history.append(rec); log(f'{name} ' + json.dumps(rec)); losses = []
         if done % ckpt_every == 0 and done < steps:
             torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), rng=corpus.rng.getstate(),

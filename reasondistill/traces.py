@@ -57,6 +57,7 @@ def generate_traces(problems:list,                     # `Problem`s to sample
                     model_name:str|None=None,          # recorded in every trace (default: the model's path)
                     batch_size:int=64,                 # sequences per generation batch; traces are stored after each (an endpoint: after each request)
                     rank:int=0, world:int=1,           # worker `rank` of `world` handles the problems whose id hashes to it (each worker its own store)
+                    tools:str|None=None,               # a tool channel the pipeline executes during generation ('calc': toy world v2's calculator)
                    ) -> dict:
     "Sample, verify and store the traces still missing from `store`; returns counts and throughput."
     from zlib import crc32                             # worker shards: crc32 of the id is the same in every process (Python's hash() is not)
@@ -67,7 +68,8 @@ def generate_traces(problems:list,                     # `Problem`s to sample
     api = getattr(model, 'backend', None) == 'openai'  # an `openai_backend.OpenAIEndpoint`: generation by an OpenAI-compatible server
     model_name = model_name or (model.model if api else getattr(model.config, '_name_or_path', None) or type(model).__name__)
     sampling = dict(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
-                    max_new_tokens=params.max_new_tokens, stop=list(params.stop), seed=params.seed)
+                    max_new_tokens=params.max_new_tokens, stop=list(params.stop), seed=params.seed) | ({'tools': tools} if tools else {})
+    if tools and api: raise ValueError('a tool channel runs with a local model or engine, not through an OpenAI-compatible server')
     own = not isinstance(store, TraceStore)
     engine = getattr(model, 'backend', None) == 'vllm'   # a `vllm_backend.VLLMEngine`: vLLM's offline engine
     meta = dict(model=model_name, sampling=sampling, system=system) | ({'endpoint': model.identity()} if api else {}) \
@@ -105,8 +107,17 @@ def generate_traces(problems:list,                     # `Problem`s to sample
                 stats['tokens'] += c.n_tokens
             stats['generated'] += store.append(traces)
             bar.update(len(done))
-        generate(model, tokenizer, [sent[p.id] for p, _ in todo], sp, batch_size=batch_size, desc=None,
-                 keys=[f'{p.id}#{idx}' for p, idx in todo], on_batch=store_batch)   # the backend follows the model (an endpoint or a vLLM engine names its own)
+        if tools:                                      # the tool loop stops at each call, runs it and resumes (one batch at a time)
+            from reasondistill.toyworld2 import generate_with_tools, get_tool
+            tool = get_tool(tools)
+            for s0 in range(0, len(todo), batch_size):
+                chunk = todo[s0:s0 + batch_size]
+                outs = generate_with_tools(model, tokenizer, [sent[p.id] for p, _ in chunk], sp, tool=tool, batch_size=batch_size,
+                                           keys=[f'{p.id}#{idx}' for p, idx in chunk], desc=None)
+                store_batch([(s0 + i, 0, c) for i, (c,) in enumerate(outs)])
+        else:
+            generate(model, tokenizer, [sent[p.id] for p, _ in todo], sp, batch_size=batch_size, desc=None,
+                     keys=[f'{p.id}#{idx}' for p, idx in todo], on_batch=store_batch)   # the backend follows the model (an endpoint or a vLLM engine names its own)
         bar.close()
         stats['seconds'] = time.perf_counter() - t0
         stats['tokens_per_s'] = stats['tokens'] / max(stats['seconds'], 1e-9)

@@ -11,7 +11,9 @@ PROBLEMS = 'toy:train:2:1,3,7'          # levels where the toy teacher is right 
 SMALL = {'rollout.max_new_tokens': 32, 'max_new_tokens': 64, 'n_samples': 2, 'max_steps': 1, 'rounds': 1,
          'fidelity.heldout': 2, 'probe_pairs': 0, 'num_generations': 2}
 # DeepDistill keeps only problems the teacher sometimes solves: levels and a length where its two samples disagree
-OWN = {'deepdistill': ('toy:train:2:3,5', ['max_new_tokens=96'])}
+OWN = {'deepdistill': ('toy:train:2:3,5', ['max_new_tokens=96']),
+       'kepo-explore': (PROBLEMS, ['num_enhanced=1']),            # one hinted rollout fits a group of two
+       'acereason': (PROBLEMS, ['stages=chain:32,chain:64'])}    # v1 toy problems are all chains (no tool domain)
 
 @pytest.fixture(scope='module')
 def traces(tmp_path_factory):

@@ -8,6 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = {'sft': {'project', 'hf_peft', 'unsloth'}, 'kd_loss': {'chunked@T=128', 'naive@T=128', 'liger@T=128',
             'chunked@T=256', 'naive@T=256', 'liger@T=256'}, 'rollout': {'hf', 'vllm'}, 'onpolicy': {'project', 'trl_gkd'}}
 
+@pytest.mark.slow   # ~30-50 s: the smoke run of a benchmark script (RD_RUN=slow); kept out of the 20-minute CI
 def test_tiny_run_writes_reports(tmp_path):
     out = tmp_path / 'res' / 'gpu_lane'
     p = subprocess.run([sys.executable, 'benchmarks/gpu_lane.py', '--tiny', '--out', str(out), '--work', str(tmp_path / 'work')],

@@ -268,6 +268,7 @@ def test_resumed_run_makes_the_same_draws(toy, tmp_path):
     assert s['resumed_from'].endswith('checkpoint-2') and draws('a') == draws('b')
     assert 0 < sum(x for _, x in draws('a')) < 5                      # lmbda = 0.5 with 2 micro-batches per step: a mix
 
+@pytest.mark.slow   # ~30-50 s: the smoke run of a benchmark script (RD_RUN=slow); kept out of the 20-minute CI
 def test_onpolicy_toy_benchmark_tiny(tmp_path):
     import os, subprocess, sys
     from pathlib import Path

@@ -20,6 +20,7 @@ def _run(args, timeout=900):
     env = {**os.environ, 'RD_PROGRESS': '0', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
+@pytest.mark.slow   # ~30-50 s: the smoke run of a benchmark script (RD_RUN=slow); kept out of the 20-minute CI
 def test_recipes_toy_benchmark_tiny(tmp_path):
     p = _run(['benchmarks/recipes_toy.py', '--tiny', '--threads', '1', '--work', str(tmp_path / 'w'), '--out', str(tmp_path / 'r')])
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

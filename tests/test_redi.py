@@ -148,6 +148,7 @@ def _run(args, timeout=900):
     env = {**os.environ, 'RD_PROGRESS': '0', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
+@pytest.mark.slow   # ~30-50 s: the smoke run of a benchmark script (RD_RUN=slow); kept out of the 20-minute CI
 def test_negatives_toy_benchmark_tiny(tmp_path):
     "The benchmark's smoke run writes every method's result and the report; a rerun trains nothing again."
     p = _run(['benchmarks/negatives_toy.py', '--tiny', '--threads', '1', '--work', str(tmp_path / 'work'), '--out', str(tmp_path / 'neg')])

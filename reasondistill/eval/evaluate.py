@@ -33,6 +33,7 @@ class EvalConfig:
     batch_size: int = 64
     seed: int = 1234
     n_boot: int = 1000              # bootstrap resamples for the CIs
+    tools: str|None = None          # a tool channel run during generation ('calc': toy world v2's calculator; None: none)
     def __post_init__(self):
         self.ks = tuple(k for k in self.ks if k <= self.n_samples)
     def sampling(self) -> SamplingParams:
@@ -58,7 +59,7 @@ def model_fingerprint(model, max_params:int=50_000_000) -> dict:
 
 def _identity(model, cfg:EvalConfig) -> dict:
     "What determines an EvalRun's samples (batch size, ks and bootstrap settings do not)."
-    c = {k: v for k, v in asdict(cfg).items() if k not in ('batch_size', 'ks', 'n_boot')}
+    c = {k: v for k, v in asdict(cfg).items() if k not in ('batch_size', 'ks', 'n_boot') and not (k == 'tools' and v is None)}   # runs from before `tools` keep their identity
     return json.loads(json.dumps(dict(model=model_fingerprint(model), sampling=c), default=str))
 
 def evaluate(model, tokenizer,                  # the model under test
@@ -75,7 +76,7 @@ def evaluate(model, tokenizer,                  # the model under test
                                'use another folder')
     out.mkdir(parents=True, exist_ok=True); write_json(f, ident)
     gen = generate_traces(problems, model, tokenizer, out / 'samples', n_samples=cfg.n_samples, params=cfg.sampling(),
-                          verifier=cfg.verifier, system=cfg.system, model_name=name, batch_size=cfg.batch_size)
+                          verifier=cfg.verifier, system=cfg.system, model_name=name, batch_size=cfg.batch_size, tools=cfg.tools)
     ids = {p.id for p in problems}
     with TraceStore(out / 'samples', readonly=True) as st:
         recs = [r for r in trace_records(st) if r['problem_id'] in ids and r['sample_idx'] < cfg.n_samples]

@@ -50,6 +50,7 @@ class GRPOMethodConfig(MethodConfig):
     length_weight: float = 0.0            # weight of the soft overlong penalty (0: off)
     length_buffer: int = 32               # its buffer: the penalty falls from 0 to -1 over the last length_buffer tokens of max_new_tokens
     rollout: str = 'project'              # who samples: 'project' (reasondistill's generate via TRL's rollout_func) or 'trl' (TRL's own)
+    tools: str = ''                       # a tool channel the rollouts run ('calc': toy world v2's calculator; results masked from the loss)
     gen_batch_size: int = 64              # sequences per generate() batch ('project' rollouts)
     def __post_init__(self):
         if self.num_generations < 2: raise ValueError(f'num_generations must be >= 2 (a group needs two members), got {self.num_generations}')
@@ -74,6 +75,10 @@ class GRPOMethodConfig(MethodConfig):
             raise ValueError(f'length_buffer must be in [1, max_new_tokens={self.max_new_tokens}], got {self.length_buffer}')
         if self.rollout not in ROLLOUTS: raise ValueError(f'rollout must be one of {ROLLOUTS}, got {self.rollout!r}')
         if self.gen_batch_size < 1: raise ValueError(f'gen_batch_size must be >= 1, got {self.gen_batch_size}')
+        if self.tools:
+            from reasondistill.toyworld2 import get_tool
+            get_tool(self.tools)
+            if self.rollout != 'project': raise ValueError("tools run in the project's rollouts: rollout='project'")
 
 # %% ../../nbs/methods/18_grpo.ipynb #6a1f0c0a
 def _named(fn, name:str):
@@ -127,20 +132,30 @@ def grpo_dataset(data:list, tokenizer, system:str|None=None) -> datasets.Dataset
 
 class ProjectRollout:
     "TRL `rollout_func`: completions from the project's `rollout.generate`, seeded by (step, call, row); it times itself."
-    def __init__(self, cfg:GRPOMethodConfig):
+    def __init__(self, cfg:GRPOMethodConfig, generate_fn=generate):   # generate_fn: the sampler (`rollout.generate`; tests script one)
         self.cfg, self.seconds, self.sequences, self.tokens, self.calls = cfg, 0.0, 0, 0, {}
+        self.generate_fn = generate_fn
     def __call__(self, prompts:list, trainer) -> dict:
         t0, tok, step = time.perf_counter(), trainer.processing_class, trainer.state.global_step
         c = self.calls[step] = self.calls.get(step, -1) + 1
         params = SamplingParams(n=1, temperature=self.cfg.temperature, top_p=self.cfg.top_p, max_new_tokens=self.cfg.max_new_tokens,
                                 seed=self.cfg.train.seed)
         side = tok.padding_side                                   # generate() pads on the left; the trainer's side is restored
-        try: outs = generate(trainer.model, tok, list(prompts), params, batch_size=self.cfg.gen_batch_size, desc=None,
-                             keys=[f'{step}/{c}/{i}' for i in range(len(prompts))])
+        keys = [f'{step}/{c}/{i}' for i in range(len(prompts))]
+        try:
+            if self.cfg.tools:                                    # the tool channel: results join the completion, masked (env_mask 0)
+                from reasondistill.toyworld2 import generate_with_tools, get_tool
+                outs = generate_with_tools(trainer.model, tok, list(prompts), params, tool=get_tool(self.cfg.tools),
+                                           batch_size=self.cfg.gen_batch_size, desc=None, keys=keys)
+            else: outs = self.generate_fn(trainer.model, tok, list(prompts), params, batch_size=self.cfg.gen_batch_size, desc=None, keys=keys)
         finally: tok.padding_side = side
-        comp = [o[0].token_ids for o in outs]
-        self.seconds += time.perf_counter() - t0; self.sequences += len(comp); self.tokens += sum(map(len, comp))
-        return dict(prompt_ids=[tok(p, add_special_tokens=False)['input_ids'] for p in prompts], completion_ids=comp, logprobs=None)
+        extra = {}
+        if self.cfg.tools:
+            comp = [[t for ids, _ in o[0].segments for t in ids] for o in outs]
+            extra['env_mask'] = [[int(m) for ids, m in o[0].segments for _ in ids] for o in outs]
+        else: comp = [o[0].token_ids for o in outs]
+        self.seconds += time.perf_counter() - t0; self.sequences += len(comp); self.tokens += sum(len(o[0].token_ids) for o in outs)
+        return dict(prompt_ids=[tok(p, add_special_tokens=False)['input_ids'] for p in prompts], completion_ids=comp, logprobs=None, **extra)
     def summary(self) -> dict:
         "Generation totals: seconds, sequences, tokens."
         return dict(gen_seconds=self.seconds, gen_sequences=self.sequences, gen_tokens=self.tokens)
@@ -165,7 +180,7 @@ def grpo_trainer(prepared,                 # `prepare_run`'s result (student, to
                  callbacks:list|None=None,
                  **kw):                    # extra keyword arguments of `trainer_cls`
     "A `trl.GRPOTrainer` (or `trainer_cls`) over the prepared student, with the project's rewards and rollouts."
-    roll = ProjectRollout(cfg) if cfg.rollout == 'project' else None
+    roll = kw.pop('rollout_func', None) or (ProjectRollout(cfg) if cfg.rollout == 'project' else None)   # a method may bring its own
     tr = (trainer_cls or trl.GRPOTrainer)(model=prepared.model, reward_funcs=grpo_rewards(cfg, prepared.tokenizer)[0], args=grpo_args(cfg, run.output_dir),
                                           train_dataset=grpo_dataset(prepared.examples, prepared.tokenizer),
                                           processing_class=prepared.tokenizer, callbacks=callbacks, rollout_func=roll, **kw)

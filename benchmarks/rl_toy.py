@@ -1,0 +1,252 @@
+"""Reinforcement learning with verifiable rewards against distillation on toy world v2, at equal training-token budgets.
+
+    python benchmarks/rl_toy.py [--seeds 3] [--token-budget 32000] [--work runs/rl_toy] [--methods grpo,sft-grpo,...]
+    python benchmarks/rl_toy.py --phase dev --methods sft-grpo,sft-opd     # shards: dev runs (seed 0) first,
+    python benchmarks/rl_toy.py --phase test --only-seeds 1                # then test seeds; a plain call aggregates
+    python benchmarks/rl_toy.py --tiny --work /tmp/rl --out /tmp/rl/res     # smoke run (numbers meaningless)
+
+Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations in --work are reused):
+1. Data: toy2:teacher-small samples --samples traces (T = 1) of --train-per-level training chains per level; the verified
+   ones are the SFT data; the problems (gold answers, the world's reference solutions) are what RL and on-policy arms sample.
+2. Budget B = --token-budget completion tokens per run. `sft`: all of B on SFT. `grpo`: all of B on GRPO from the base.
+   Staged arms spend B/2 on SFT (shared per seed) and B/2 on their second stage: `sft-grpo`, `sft-opd` (on-policy
+   distillation), `sft-opsd` (self-distillation with the reference), `sft-rlad`, `sft-grpo-kl` (GRPO + KL to the teacher),
+   `sft-kepo` (KEPO: hinted exploration + gated JSD), `sft-autothink` (stage 1), `sft-gar` (slice discriminator). RL stages
+   run B/2 / (batch x mean trace tokens) optimizer steps (the same count as SFT's); on-policy distillation stops at B/2
+   trained tokens. Each run saves its adapter at half of its last stage for the curves.
+3. Selection: every arm's last-stage learning rate from --sweep-lr, chosen on dev (seed 0, --dev-per-level problems per
+   level). Test touched once per arm and seed: accuracy (avg@--eval-samples at T = 1) on test A, and pass@k to
+   k = --passk-n on test B (a disjoint test subset, --passk-problems problems, --passk-n samples each; unbiased estimator).
+4. Tokens to target: the training tokens at which the dev curve (0, B/2 (+ mid) ..., B) first reaches --target
+   (linear interpolation); ratio `sft-opd` / `sft-grpo` (the project's target is <= 0.25).
+5. Accuracy vs capability by difficulty: accuracy (pass@1) and capability (pass@k at the largest k) per level.
+Writes --out.json and --out.md (and a pass@k figure).
+"""
+import json, math, sys, time
+from dataclasses import replace
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).parent))
+from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report
+
+ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar')
+STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
+SECOND = {'sft-grpo': 'grpo', 'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher',
+          'sft-kepo': 'kepo-explore', 'sft-autothink': 'autothink', 'sft-gar': 'gar'}
+
+def parse():
+    ap = bench_parser('rl_toy', __doc__, ARMS, seeds=3, train_per_level=24, samples=2, batch_size=16, lr=3e-3, max_length=1024,
+                      eval_levels='2,4,6,8', eval_per_level=25, eval_samples=4, max_new_tokens=256)
+    add_sweep(ap, lr='1e-3,3e-3')
+    ap.add_argument('--token-budget', type=int, default=32_000, help='completion tokens per run')
+    ap.add_argument('--num-generations', type=int, default=8, help='GRPO group size')
+    ap.add_argument('--rollout-tokens', type=int, default=192, help='rollout length cap')
+    ap.add_argument('--dev-per-level', type=int, default=15, help='dev problems per level (selection and curves)')
+    ap.add_argument('--passk-problems', type=int, default=24, help='test-B problems for pass@k (disjoint from test A)')
+    ap.add_argument('--passk-n', type=int, default=256, help='samples per test-B problem (the largest k)')
+    ap.add_argument('--target', type=float, default=0.5, help='dev accuracy whose training-token cost is compared')
+    ap.add_argument('--phase', choices=['all', 'dev', 'test'], default='all')
+    ap.add_argument('--only-seeds', default='', help='test seeds this call runs (a shard)')
+    a = parse_args(ap, tiny=dict(seeds=1, train_per_level=1, samples=1, batch_size=4, token_budget=400, eval_levels='2,4',
+                                 eval_per_level=2, eval_samples=2, max_new_tokens=48, rollout_tokens=32, dev_per_level=2,
+                                 passk_problems=2, passk_n=4, num_generations=2, sweep_lr='3e-3'), known=ARMS)
+    a.test_seeds = tuple(int(s) for s in a.only_seeds.split(',') if s) or tuple(range(a.seeds))
+    return a
+
+def _done(out) -> bool: return (Path(out) / 'final' / 'adapter_config.json').exists()
+
+def _saver(step_to_name:dict, out):
+    from transformers import TrainerCallback
+    class Saver(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            n = step_to_name.get(state.global_step)
+            if n is not None and not (Path(out) / n).exists(): model.save_pretrained(Path(out) / n)
+    return Saver()
+
+def tokens_to_target(curve:list, target:float):
+    "First training-token count at which the curve [(tokens, accuracy), ...] reaches `target` (linear interpolation); None if never."
+    for (t0, a0), (t1, a1) in zip(curve, curve[1:]):
+        if a0 >= target: return t0
+        if a1 >= target: return t0 + (t1 - t0) * (target - a0) / (a1 - a0)
+    return curve[-1][0] if curve and curve[-1][1] >= target else None
+
+def _verdict(ci:dict|None, direction:int) -> str:
+    "holds / fails / inconclusive: the interval excludes 0 on the claimed side / on the other side / neither."
+    if ci is None or ci.get('lo') is None: return 'inconclusive (not measured)'
+    lo, hi = sorted((direction * ci['lo'], direction * ci['hi']))
+    return 'holds' if lo > 0 else 'fails' if hi < 0 else 'inconclusive'
+
+def claims(runs:list, base:dict, ratio:dict|None) -> list:
+    "Each seed-paper claim this benchmark can test, with its verdict and the interval behind it."
+    from reasondistill.eval.compare import paired_differences
+    from reasondistill.eval.metrics import hierarchical_bootstrap
+    by = {}
+    for r in runs: by.setdefault(r['method'], []).append(r)
+    kmax = max((int(k) for r in runs for k in (r.get('pass_at_k') or {})), default=None)
+    out = []
+    def passk_diff(arm):   # per-problem pass@kmax of the arm minus the base's (one untrained model), over seeds and problems
+        if arm not in by or kmax is None: return None
+        d = [[x - y for x, y in zip(r['passk_per_problem'], base['passk_per_problem'])] for r in by[arm]]
+        c = hierarchical_bootstrap(d, bounds=(-1.0, 1.0))
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in c.items() if k in ('mean', 'lo', 'hi', 'n_seeds', 'n_problems')}
+    for arm, direction, claim in (('grpo', -1, 'RL narrows the pass@k boundary (pass@k at the largest k below the base\'s)'),
+                                  ('sft', 1, 'distillation widens it (pass@k at the largest k above the base\'s)')):
+        c = passk_diff(arm)
+        out.append(dict(claim=claim, verdict=_verdict(c, direction), evidence=f'{arm} − base, pass@{kmax}: {c}'))
+    diffs = paired_differences(runs, 'sft-grpo') if 'sft-grpo' in by else {}
+    for arm, claim in (('sft-rlad', 'RLAD beats GRPO at equal budget'), ('sft-kepo', 'KEPO beats GRPO at equal budget'),
+                       ('sft-grpo-kl', 'GRPO + KL to the teacher beats GRPO'), ('sft-opd', 'on-policy distillation beats GRPO'),
+                       ('sft-opsd', 'OPSD beats GRPO')):
+        c = diffs.get(arm)
+        out.append(dict(claim=claim, verdict=_verdict(c, 1), evidence=f'{arm} − sft-grpo, accuracy: {c}'))
+    r = (ratio or {}).get('ratio')
+    out.append(dict(claim='on-policy distillation reaches the target with <= 1/4 of GRPO\'s tokens (OPSD: 4-8x)',
+                    verdict='inconclusive (a target not reached)' if r is None else 'holds' if r <= 0.25 else 'fails',
+                    evidence=f'mean tokens-to-target ratio sft-opd / sft-grpo: {r}'))
+    return out
+
+def main():
+    a = parse()
+    from reasondistill.toyworld2 import toy2_problems, reference_solution
+    from reasondistill.models import load_tokenizer, render_prompt
+    from reasondistill.eval.compare import teacher_examples, evaluate_adapter, DevSelection, aggregate_results
+    from reasondistill.eval.metrics import pass_at_k
+    from reasondistill.train import TrainConfig, Run, default_student_spec
+    from reasondistill.methods.sft import SFTConfig, train_sft
+    from reasondistill.registry import make_config, entry_point
+    work, log = start(a)
+    levels, tok = a.eval_levels, load_tokenizer(STUDENT)
+    train_probs = toy2_problems(a.train_per_level, 'train', families=('chain',))
+    dev = toy2_problems(a.dev_per_level, 'dev', families=('chain',), levels=levels)
+    test_all = toy2_problems(a.eval_per_level + math.ceil(a.passk_problems / len(levels)), 'test', families=('chain',), levels=levels)
+    test_a = [p for p in test_all if int(p.id.rsplit('/', 1)[1]) < a.eval_per_level]
+    test_b = [p for p in test_all if p not in test_a][:a.passk_problems]
+    ex, dstats = teacher_examples(train_probs, work / 'traces', a.samples, teacher=TEACHER, student=STUDENT, max_new_tokens=a.max_new_tokens)
+    gold = {p.id: p.answer for p in train_probs}
+    ex = [dict(e, answer=gold[e['problem_id']]) for e in ex]
+    refs = [dict(prompt=render_prompt(tok, p.question), completion='', question=p.question, answer=p.answer, reference=reference_solution(p),
+                 problem_id=p.id, id=p.id, level=p.meta['level'], source=p.meta['source']) for p in train_probs]
+    mean_tok = sum(len(tok(e['completion'], add_special_tokens=False)['input_ids']) for e in ex) / max(1, len(ex))
+    half = a.token_budget // 2
+    steps_half = max(2, round(half / (a.batch_size * mean_tok)))
+    log(f"data: {dstats['kept']} verified traces; {mean_tok:.1f} tokens each; {steps_half} steps per half budget")
+
+    def tc(lr, seed, steps, saves=()):
+        return TrainConfig(lr=lr, max_steps=steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=5,
+                           save_steps=10 ** 6, seed=seed, scheduler='constant_with_warmup')
+
+    def sft(seed, steps, lr, name):
+        out = work / f'seed{seed}' / name
+        if not _done(out):
+            train_sft(ex, Run(str(out), default_student_spec(STUDENT)), SFTConfig(tc(lr, seed, steps)), method='sft',
+                      callbacks=[_saver({steps // 2: 'mid'}, out)])
+        return out
+
+    def second(arm, seed, lr, start_adapter):
+        out = work / f'seed{seed}' / f'{arm}-lr{lr:g}'
+        if _done(out): return out
+        name = SECOND.get(arm, arm)
+        spec = default_student_spec(STUDENT) if start_adapter is None else replace(default_student_spec(STUDENT), lora=None, adapter=str(start_adapter))
+        teacher = TEACHER if name in ('opd', 'rlad', 'grpo-kl-teacher', 'kepo-explore') else None
+        steps = steps_half * (2 if start_adapter is None else 1)
+        c = {}
+        if name in ('opd', 'opsd'):
+            c = {'budget.tokens': half, 'rollout.max_new_tokens': a.rollout_tokens}
+            if name == 'opsd': c |= {'self_teacher.template': 'short', 'self_teacher.teacher': 'live'}
+            steps *= 6
+        else:
+            c = {'num_generations': a.num_generations, 'max_new_tokens': a.rollout_tokens}
+        cfg = make_config(name, c); cfg.train = tc(lr, seed, steps)
+        data = refs if name in ('opd', 'opsd', 'kepo-explore', 'gar') else train_probs
+        if name == 'opd': data = [dict(r, completion='') for r in refs]
+        cbs = [_saver({max(1, steps // 2): 'mid'}, out)]
+        entry_point(name)(data, Run(str(out), spec, teacher=teacher), cfg, method=arm, callbacks=cbs)
+        return out
+
+    def train(arm, hp, seed):
+        if arm == 'sft': return str(sft(seed, 2 * steps_half, hp['lr'], f"sft-lr{hp['lr']:g}") / 'final')
+        stage1 = None if arm == 'grpo' else sft(seed, steps_half, a.lr, 'stage1-sft') / 'final'
+        return str(second(arm, seed, hp['lr'], stage1) / 'final')
+
+    def score(adapter, split):
+        "Dev: accuracy on dev. Test: accuracy on test A and pass@k on test B (the adapter's evaluations live beside it)."
+        d = Path(adapter) if adapter else work / 'base'
+        tag = d.parent.name + '/' + d.name if adapter else 'base'
+        if split == 'dev':
+            return evaluate_adapter(adapter, dev, d.parent / f'eval-dev-{d.name}' if adapter else d / 'eval-dev', student=STUDENT,
+                                    n_samples=2, max_new_tokens=a.max_new_tokens, name=f'{tag} (dev)')
+        e = d.parent if adapter else d
+        r = evaluate_adapter(adapter, test_a, e / 'eval-test', student=STUDENT, n_samples=a.eval_samples,
+                             max_new_tokens=a.max_new_tokens, name=f'{tag} (test A)')
+        ks = tuple(k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if k <= a.passk_n)
+        b = evaluate_adapter(adapter, test_b, e / 'eval-passk', student=STUDENT, n_samples=a.passk_n, ks=ks,
+                             max_new_tokens=a.max_new_tokens, name=f'{tag} (test B)')
+        n, kmax = a.passk_n, ks[-1]
+        pp = [pass_at_k(n, round(x * n), kmax) for x in b['per_problem']['accuracy']]
+        lv = b['per_problem']['levels']
+        by_level = {l: sum(v for v, m in zip(pp, lv) if m == l) / lv.count(l) for l in dict.fromkeys(lv)}
+        return dict(r, pass_at_k=b['pass_at_k'], passk_per_problem=pp, capability_by_level=by_level, passk_accuracy_by_level=b['by_level'])
+
+    sel = DevSelection(sweep_from_args(a), train, score, seeds=a.test_seeds, dev_seeds=(0,))
+    arms = a.methods
+    if a.phase == 'dev':
+        for arm in arms: sel.select(arm)
+        log(f'dev phase done: {sel.chosen}'); return
+    runs = sel.run(arms)
+    if a.phase == 'test' and a.only_seeds: log('test shard done'); return
+    b_run = dict(score(None, 'test'), method='base', seed=0)   # the base: no training, one evaluation
+    # curves on dev (tokens, accuracy) per arm and seed: base, stage-1 end, the last stage's mid point and end
+    curves = {}
+    base_dev = score(None, 'dev')['accuracy']
+    for arm in arms:
+        lr = sel.chosen[arm]['lr']
+        for s in a.test_seeds:
+            run = Path(train(arm, sel.chosen[arm], s)).parent
+            pts = [(0, base_dev)]
+            if arm not in ('sft', 'grpo'):
+                s1 = work / f'seed{s}' / 'stage1-sft'
+                pts += [(half / 2, score(str(s1 / 'mid'), 'dev')['accuracy']), (half, score(str(s1 / 'final'), 'dev')['accuracy'])]
+                off = half
+            else: off = 0
+            span = a.token_budget - off
+            pts += [(off + span / 2, score(str(run / 'mid'), 'dev')['accuracy']), (a.token_budget, score(str(run / 'final'), 'dev')['accuracy'])]
+            curves.setdefault(arm, []).append(pts)
+    ttt = {arm: [tokens_to_target(c, a.target) for c in cs] for arm, cs in curves.items()}
+    ratio = None
+    if 'sft-opd' in ttt and 'sft-grpo' in ttt:
+        o = [x for x in ttt['sft-opd'] if x is not None]; g = [x for x in ttt['sft-grpo'] if x is not None]
+        ratio = dict(opd=o, grpo=g, ratio=(sum(o) / len(o)) / (sum(g) / len(g)) if o and g else None,
+                     note='mean tokens to reach the target on dev; None where an arm never reached it in some seed')
+    gen = {}
+    for arm in arms:
+        for s in a.test_seeds:
+            f = Path(train(arm, sel.chosen[arm], s)).parent / 'summary.json'
+            if f.exists():
+                sm = json.loads(f.read_text())
+                if 'gen_share' in sm: gen.setdefault(arm, []).append(sm['gen_share'])
+    verdicts = claims(runs, b_run, ratio)
+    res = dict(config={k: v for k, v in vars(a).items() if not k.startswith('_') and k not in ('t_start', 'load_start')},
+               data=dict(dstats, mean_trace_tokens=mean_tok, steps_half=steps_half), selection=sel.record(),
+               runs=[*runs, b_run], curves=curves, tokens_to_target=ttt, opd_over_grpo=ratio, gen_share=gen, verdicts=verdicts)
+    lines = [f'# RL with verifiable rewards vs distillation on toy world v2{tiny_note(a)}', '',
+             f"Student {STUDENT} (QLoRA NF4, r = 16), teacher {TEACHER}; budget {a.token_budget} completion tokens per run; "
+             f"seeds {list(a.test_seeds)}; test A: {len(test_a)} problems x {a.eval_samples} samples; test B (pass@k): "
+             f"{len(test_b)} problems x {a.passk_n} samples. Intervals: 95% hierarchical bootstrap over seeds and problems.", '',
+             {'table': 'results', 'metrics': ['accuracy', 'mean_tokens'], 'baseline': 'sft', 'methods': ['base', *arms]}, '',
+             {'table': 'dev', 'key': 'selection'}, '',
+             f"Tokens to reach {100 * a.target:.0f}% dev accuracy (per seed): " +
+             '; '.join(f"{k}: {[None if x is None else round(x) for x in v]}" for k, v in ttt.items()), '',
+             f"On-policy distillation / GRPO, tokens to target: {ratio['ratio'] if ratio and ratio['ratio'] is not None else 'not reached'}", '',
+             'Generation share of step time: ' + '; '.join(f"{k}: {sum(v) / len(v):.2f}" for k, v in gen.items()), '',
+             '## Accuracy vs capability by difficulty (test B: pass@1 and pass@k at the largest k, by level, mean over seeds)', '',
+             '| arm | ' + ' | '.join(f'L{l}' for l in levels) + ' |', '|---|' + '---:|' * len(levels)]
+    for arm in ['base', *arms]:
+        rs = [r for r in [*runs, b_run] if r['method'] == arm]
+        cell = lambda l: (f"{100 * sum(r['passk_accuracy_by_level'].get(str(l), 0) for r in rs) / len(rs):.0f} / "
+                          f"{100 * sum(r['capability_by_level'].get(str(l), 0) for r in rs) / len(rs):.0f}")
+        lines.append(f'| {arm} | ' + ' | '.join(cell(l) for l in levels) + ' |')
+    lines += ['', '## Verdicts on the seed papers\' claims', '', '| claim | verdict | evidence |', '|---|---|---|']
+    lines += [f"| {v['claim']} | {v['verdict']} | {v['evidence']} |" for v in verdicts]
+    write_report(a, lines, res, a.t_start)
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,34 @@
+"""Smoke runs (`--tiny`) of the benchmarks on toy world v2: each writes a record whose report renders from its JSON.
+Slow (a minute or more each): RD_RUN=slow."""
+import json, os, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def _run(script, tmp_path, *extra):
+    env = {**os.environ, 'RD_PROGRESS': '0', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
+    p = subprocess.run([sys.executable, f'benchmarks/{script}.py', '--tiny', '--threads', '1', '--work', str(tmp_path / 'w'),
+                        '--out', str(tmp_path / 'r'), *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = json.loads((tmp_path / 'r.json').read_text())
+    assert res['config']['tiny'] is True and 'TINY' in (tmp_path / 'r.md').read_text()
+    return res
+
+@pytest.mark.slow
+def test_toy_world_v2_tiny(tmp_path):
+    res = _run('toy_world_v2', tmp_path)
+    assert set(res['teachers']) == {'teacher-verbose', 'teacher-concise', 'teacher-small'}
+    assert set(res['students']) == {'student', 'student-llama', 'v1 student'} and res['leaks']
+
+@pytest.mark.slow
+def test_selfdistill_v2_tiny(tmp_path):
+    res = _run('selfdistill_v2', tmp_path)
+    assert {r['method'] for r in res['runs']} == {'sft', 'opsd', 'atesd', 'opsd-none', 'stage 1 (SFT)'}
+    assert set(res['selection']['chosen']) == {'sft', 'opsd', 'atesd', 'opsd-none'} and 'base' in res['privileged_gain']
+
+@pytest.mark.slow
+def test_rl_toy_tiny(tmp_path):
+    res = _run('rl_toy', tmp_path, '--methods', 'sft,grpo,sft-grpo,sft-opd,sft-kepo')
+    assert {r['method'] for r in res['runs']} == {'base', 'sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-kepo'}
+    assert res['verdicts'] and all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') for v in res['verdicts'])
