@@ -150,11 +150,12 @@ def main():
         steps = steps_half * (2 if start_adapter is None else 1)
         c = {}
         if name in ('opd', 'opsd'):
-            c = {'budget.tokens': half, 'rollout.max_new_tokens': a.rollout_tokens}
+            c = {'budget.tokens': half, 'rollout.max_new_tokens': a.rollout_tokens, 'budget.save_at': [half // 2]}   # mid point: OUT/tokens-N
             if name == 'opsd': c |= {'self_teacher.template': 'short', 'self_teacher.teacher': 'live'}
             steps *= 6
         else:
             c = {'num_generations': a.num_generations, 'max_new_tokens': a.rollout_tokens}
+            if name == 'kepo-explore': c['num_enhanced'] = min(2, a.num_generations - 1)   # KEPO's 2, within a group
         cfg = make_config(name, c); cfg.train = tc(lr, seed, steps)
         data = refs if name in ('opd', 'opsd', 'kepo-explore', 'gar') else train_probs
         if name == 'opd': data = [dict(r, completion='') for r in refs]
@@ -208,7 +209,9 @@ def main():
                 off = half
             else: off = 0
             span = a.token_budget - off
-            pts += [(off + span / 2, score(str(run / 'mid'), 'dev')['accuracy']), (a.token_budget, score(str(run / 'final'), 'dev')['accuracy'])]
+            mid = next((m for m in (run / 'mid', run / f'tokens-{half // 2}') if (m / 'adapter_config.json').exists()), None)
+            if mid is not None: pts.append((off + span / 2, score(str(mid), 'dev')['accuracy']))   # absent when a run stopped sooner
+            pts.append((a.token_budget, score(str(run / 'final'), 'dev')['accuracy']))
             curves.setdefault(arm, []).append(pts)
     ttt = {arm: [tokens_to_target(c, a.target) for c in cs] for arm, cs in curves.items()}
     ratio = None
