@@ -111,12 +111,13 @@ def package_dir() -> Path:
     return Path(importlib.util.find_spec('reasondistill').origin).parent
 
 def git_revision(path='.') -> str|None:
-    "The git commit of the working tree at `path` (with `+dirty` when it has changes), or None."
+    """The git commit of the working tree at `path` (with `+dirty` when tracked files other than benchmark outputs in
+    `benchmarks/results/` have changes), or None. Results written by one benchmark do not make the code of another dirty."""
     try:
         rev = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=path, capture_output=True, text=True, timeout=5)
         if rev.returncode: return None
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=path,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no', '--', ':(top)', ':(top,exclude)benchmarks/results'],
+                               cwd=path, capture_output=True, text=True, timeout=5).stdout.strip()
         return rev.stdout.strip() + ('+dirty' if dirty else '')
     except Exception: return None
 
