@@ -17,7 +17,7 @@ from reasondistill.eval.compare import render_benchmark
 RESULTS = Path(__file__).resolve().parents[1] / 'benchmarks' / 'results'
 EXEMPT = {'faults.md', 'unsloth_lane.md'}            # reports without a JSON record (see the module docstring)
 RECORDS = sorted(RESULTS.glob('*.json')) if RESULTS.exists() else []
-LEGACY = {'atesd_exposure', 'curiosft_entropy', 'demo', 'kd_memory', 'kd_toy', 'negatives_toy', 'negatives_toy_bf16',
+LEGACY = {'atesd_exposure', 'curiosft_entropy', 'kd_memory', 'kd_toy', 'negatives_toy', 'negatives_toy_bf16',
           'negatives_toy_lr1e-3', 'onpolicy_toy', 'onpolicy_toy_lr1e-3', 'onpolicy_toy_lr3e-4', 'recipes_toy',
           'topk_cache_bytes', 'toy_world', 'verifier_audit'}
 BANNER = '> Legacy report: written by its benchmark script before reports were rendered from their JSON record'
