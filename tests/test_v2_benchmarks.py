@@ -29,6 +29,7 @@ def test_selfdistill_v2_tiny(tmp_path):
 
 @pytest.mark.slow
 def test_rl_toy_tiny(tmp_path):
-    res = _run('rl_toy', tmp_path, '--methods', 'sft,grpo,sft-grpo,sft-opd,sft-kepo')
-    assert {r['method'] for r in res['runs']} == {'base', 'sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-kepo'}
+    res = _run('rl_toy', tmp_path)                 # every arm
+    assert {r['method'] for r in res['runs']} == {'base', 'sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad',
+                                                   'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar'}
     assert res['verdicts'] and all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') for v in res['verdicts'])
