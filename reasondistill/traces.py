@@ -76,6 +76,11 @@ def generate_traces(problems:list,                     # `Problem`s to sample
            | ({'engine': model.identity()} if engine else {})
     if not api and not engine and (gen := model_generation_defaults(model)):   # the model's own sampling settings, neutralised by `load_model`
         meta['model_generation_config'] = dict(gen, applied=False)
+    if own and Path(store).is_dir():                  # a complete store is only read: no writer lock, so jobs can share it
+        with TraceStore(store, meta=meta, readonly=True) as ro:
+            if not ro.missing(problems, n_samples):
+                n = len(problems) * n_samples
+                return dict(requested=n, already_done=n, generated=0, tokens=0, seconds=0.0)
     if own: store = TraceStore(store, meta=meta)
     try:
         todo = store.missing(problems, n_samples)
