@@ -97,6 +97,27 @@ def sweep_from_args(a:argparse.Namespace):
     num = lambda x: int(x) if x.strip().lstrip('-').isdigit() else float(x)
     return Sweep(**{k: [num(x) for x in getattr(a, f'sweep_{k}').split(',') if x.strip()] for k in getattr(a, '_sweep_names', ())})
 
+def add_phases(ap:argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add `--phase` and `--only-seeds`, so that a benchmark choosing hyper-parameters on dev (`compare.DevSelection`) can run
+    as shards: `--phase dev` (the dev sweep of seed 0), `--phase test --only-seeds N` (test runs of seed N), then a plain
+    call that reuses the finished runs and writes the results. `phase_seeds(a)` gives the test seeds of this call."""
+    ap.add_argument('--phase', choices=['all', 'dev', 'test'], default='all', help='dev: only the seed-0 sweep runs; test: only --only-seeds')
+    ap.add_argument('--only-seeds', default='', help='test seeds this call runs (a shard; the aggregating call writes the results)')
+    return ap
+
+def phase_seeds(a:argparse.Namespace) -> tuple:
+    "The test seeds of this call: `--only-seeds` of a shard, else range(--seeds)."
+    return tuple(int(s) for s in a.only_seeds.split(',') if s.strip()) or tuple(range(a.seeds))
+
+def run_phase(a:argparse.Namespace, sel, arms, log):
+    "Run the phase this call asks for with `sel` (a `DevSelection`): the test runs of every arm, or None for a dev call or a test shard."
+    if a.phase == 'dev':
+        for arm in arms: sel.select(arm)
+        log(f'dev phase done: {sel.chosen}'); return None
+    runs = sel.run(arms)
+    if a.phase == 'test' and a.only_seeds: log('test shard done'); return None
+    return runs
+
 def write_report(a:argparse.Namespace, lines:list, result:dict, t_start:float|None=None) -> dict:
     """Write OUT.json (with provenance) and OUT.md rendered from it (`compare.write_benchmark`; `--strict` refuses a dirty
     tree). Imported here, at the end of a run, so that measurements made before it do not pay for the import."""

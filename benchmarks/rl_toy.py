@@ -11,7 +11,8 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
 2. Budget B = --token-budget completion tokens per run. `sft`: all of B on SFT. `grpo`: all of B on GRPO from the base.
    Staged arms spend B/2 on SFT (shared per seed) and B/2 on their second stage: `sft-grpo`, `sft-opd` (on-policy
    distillation), `sft-opsd` (self-distillation with the reference), `sft-rlad`, `sft-grpo-kl` (GRPO + KL to the teacher),
-   `sft-kepo` (KEPO: hinted exploration + gated JSD), `sft-autothink` (stage 1), `sft-gar` (slice discriminator). RL stages
+   `sft-kepo` (KEPO: hinted exploration + gated JSD), `sft-autothink` (stage 1), `sft-gar` (slice discriminator); `curio-grpo`
+   spends its first half on CurioSFT instead of SFT (CurioSFT's claim: GRPO gains more from its checkpoint). RL stages
    run B/2 / (batch x mean trace tokens) optimizer steps (the same count as SFT's); on-policy distillation stops at B/2
    trained tokens. Each run saves its adapter at half of its last stage for the curves.
 3. Selection: every arm's last-stage learning rate from --sweep-lr, chosen on dev (seed 0, --dev-per-level problems per
@@ -20,18 +21,21 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
 4. Tokens to target: the training tokens at which the dev curve (0, B/2 (+ mid) ..., B) first reaches --target
    (linear interpolation); ratio `sft-opd` / `sft-grpo` (the project's target is <= 0.25).
 5. Accuracy vs capability by difficulty: accuracy (pass@1) and capability (pass@k at the largest k) per level.
-Writes --out.json and --out.md (and a pass@k figure).
+Writes --out.json, --out.md and two figures: --out-passk.png (pass@k against k) and --out-curves.png (dev accuracy
+against training tokens).
 """
 import json, math, sys, time
 from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report
+from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
 
-ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar')
+ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
 SECOND = {'sft-grpo': 'grpo', 'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher',
-          'sft-kepo': 'kepo-explore', 'sft-autothink': 'autothink', 'sft-gar': 'gar'}
+          'sft-kepo': 'kepo-explore', 'sft-autothink': 'autothink', 'sft-gar': 'gar',
+          'curio-grpo': 'grpo'}
+STAGE1 = {'curio-grpo': 'stage1-curiosft'}   # arms whose first stage is not the shared SFT run
 
 def parse():
     ap = bench_parser('rl_toy', __doc__, ARMS, seeds=3, train_per_level=24, samples=2, batch_size=16, lr=3e-3, max_length=1024,
@@ -41,15 +45,14 @@ def parse():
     ap.add_argument('--num-generations', type=int, default=8, help='GRPO group size')
     ap.add_argument('--rollout-tokens', type=int, default=192, help='rollout length cap')
     ap.add_argument('--dev-per-level', type=int, default=15, help='dev problems per level (selection and curves)')
-    ap.add_argument('--passk-problems', type=int, default=24, help='test-B problems for pass@k (disjoint from test A)')
+    ap.add_argument('--passk-problems', type=int, default=12, help='test-B problems for pass@k (disjoint from test A)')
     ap.add_argument('--passk-n', type=int, default=256, help='samples per test-B problem (the largest k)')
     ap.add_argument('--target', type=float, default=0.5, help='dev accuracy whose training-token cost is compared')
-    ap.add_argument('--phase', choices=['all', 'dev', 'test'], default='all')
-    ap.add_argument('--only-seeds', default='', help='test seeds this call runs (a shard)')
+    add_phases(ap)
     a = parse_args(ap, tiny=dict(seeds=1, train_per_level=1, samples=1, batch_size=4, token_budget=400, eval_levels='2,4',
                                  eval_per_level=2, eval_samples=2, max_new_tokens=48, rollout_tokens=32, dev_per_level=2,
                                  passk_problems=2, passk_n=4, num_generations=2, sweep_lr='3e-3'), known=ARMS)
-    a.test_seeds = tuple(int(s) for s in a.only_seeds.split(',') if s) or tuple(range(a.seeds))
+    a.test_seeds = phase_seeds(a)
     return a
 
 def _done(out) -> bool: return (Path(out) / 'final' / 'adapter_config.json').exists()
@@ -95,7 +98,8 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
     diffs = paired_differences(runs, 'sft-grpo') if 'sft-grpo' in by else {}
     for arm, claim in (('sft-rlad', 'RLAD beats GRPO at equal budget'), ('sft-kepo', 'KEPO beats GRPO at equal budget'),
                        ('sft-grpo-kl', 'GRPO + KL to the teacher beats GRPO'), ('sft-opd', 'on-policy distillation beats GRPO'),
-                       ('sft-opsd', 'OPSD beats GRPO')):
+                       ('sft-opsd', 'OPSD beats GRPO'),
+                       ('curio-grpo', 'GRPO from a CurioSFT checkpoint ends above GRPO from an SFT checkpoint')):
         c = diffs.get(arm)
         out.append(dict(claim=claim, verdict=_verdict(c, 1), evidence=f'{arm} − sft-grpo, accuracy: {c}'))
     r = (ratio or {}).get('ratio')
@@ -141,6 +145,14 @@ def main():
                       callbacks=[_saver({steps // 2: 'mid'}, out)])
         return out
 
+    def curio(seed, steps, lr, name):
+        out = work / f'seed{seed}' / name
+        if not _done(out):
+            cfg = make_config('curiosft', {}); cfg.train = tc(lr, seed, steps)
+            entry_point('curiosft')(ex, Run(str(out), default_student_spec(STUDENT)), cfg, method='curiosft',
+                                    callbacks=[_saver({steps // 2: 'mid'}, out)])
+        return out
+
     def second(arm, seed, lr, start_adapter):
         out = work / f'seed{seed}' / f'{arm}-lr{lr:g}'
         if _done(out): return out
@@ -165,7 +177,8 @@ def main():
 
     def train(arm, hp, seed):
         if arm == 'sft': return str(sft(seed, 2 * steps_half, hp['lr'], f"sft-lr{hp['lr']:g}") / 'final')
-        stage1 = None if arm == 'grpo' else sft(seed, steps_half, a.lr, 'stage1-sft') / 'final'
+        first = curio if arm in STAGE1 else sft
+        stage1 = None if arm == 'grpo' else first(seed, steps_half, a.lr, STAGE1.get(arm, 'stage1-sft')) / 'final'
         return str(second(arm, seed, hp['lr'], stage1) / 'final')
 
     def score(adapter, split):
@@ -189,11 +202,8 @@ def main():
 
     sel = DevSelection(sweep_from_args(a), train, score, seeds=a.test_seeds, dev_seeds=(0,))
     arms = a.methods
-    if a.phase == 'dev':
-        for arm in arms: sel.select(arm)
-        log(f'dev phase done: {sel.chosen}'); return
-    runs = sel.run(arms)
-    if a.phase == 'test' and a.only_seeds: log('test shard done'); return
+    runs = run_phase(a, sel, arms, log)
+    if runs is None: return
     b_run = dict(score(None, 'test'), method='base', seed=0)   # the base: no training, one evaluation
     # curves on dev (tokens, accuracy) per arm and seed: base, stage-1 end, the last stage's mid point and end
     curves = {}
@@ -204,7 +214,7 @@ def main():
             run = Path(train(arm, sel.chosen[arm], s)).parent
             pts = [(0, base_dev)]
             if arm not in ('sft', 'grpo'):
-                s1 = work / f'seed{s}' / 'stage1-sft'
+                s1 = work / f'seed{s}' / STAGE1.get(arm, 'stage1-sft')
                 pts += [(half / 2, score(str(s1 / 'mid'), 'dev')['accuracy']), (half, score(str(s1 / 'final'), 'dev')['accuracy'])]
                 off = half
             else: off = 0
@@ -230,6 +240,14 @@ def main():
     res = dict(config={k: v for k, v in vars(a).items() if not k.startswith('_') and k not in ('t_start', 'load_start')},
                data=dict(dstats, mean_trace_tokens=mean_tok, steps_half=steps_half), selection=sel.record(),
                runs=[*runs, b_run], curves=curves, tokens_to_target=ttt, opd_over_grpo=ratio, gen_share=gen, verdicts=verdicts)
+    from reasondistill.eval.compare import plot_pass_curves, plot_token_curves
+    stem = Path(a.out).name
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    plot_pass_curves(aggregate_results([*runs, b_run]), path=f'{a.out}-passk.png',
+                     title=f'pass@k on test B ({len(test_b)} problems x {a.passk_n} samples; band: interval over seeds)')
+    plot_token_curves([dict(method=arm, seed=i, curve=[dict(tokens=t, accuracy=x, point=t) for t, x in c])
+                       for arm, cs in curves.items() for i, c in enumerate(cs)], methods=list(arms), path=f'{a.out}-curves.png',
+                      title=f'dev accuracy against training tokens ({len(a.test_seeds)} seeds)')
     lines = [f'# RL with verifiable rewards vs distillation on toy world v2{tiny_note(a)}', '',
              f"Student {STUDENT} (QLoRA NF4, r = 16), teacher {TEACHER}; budget {a.token_budget} completion tokens per run; "
              f"seeds {list(a.test_seeds)}; test A: {len(test_a)} problems x {a.eval_samples} samples; test B (pass@k): "
@@ -240,6 +258,7 @@ def main():
              '; '.join(f"{k}: {[None if x is None else round(x) for x in v]}" for k, v in ttt.items()), '',
              f"On-policy distillation / GRPO, tokens to target: {ratio['ratio'] if ratio and ratio['ratio'] is not None else 'not reached'}", '',
              'Generation share of step time: ' + '; '.join(f"{k}: {sum(v) / len(v):.2f}" for k, v in gen.items()), '',
+             f'![pass@k against k]({stem}-passk.png)', '', f'![dev accuracy against training tokens]({stem}-curves.png)', '',
              '## Accuracy vs capability by difficulty (test B: pass@1 and pass@k at the largest k, by level, mean over seeds)', '',
              '| arm | ' + ' | '.join(f'L{l}' for l in levels) + ' |', '|---|' + '---:|' * len(levels)]
     for arm in ['base', *arms]:

@@ -24,7 +24,7 @@ import json, math, sys, time
 from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report
+from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
 
 ARMS = ('sft', 'opsd', 'atesd', 'opsd-none')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
@@ -37,12 +37,11 @@ def parse():
     ap.add_argument('--max-steps-factor', type=float, default=6.0, help="on-policy arms' step cap, as a multiple of SFT's steps")
     ap.add_argument('--rollout-tokens', type=int, default=192, help='rollout length cap')
     ap.add_argument('--dev-per-level', type=int, default=15, help='dev problems per level for the learning-rate choice')
-    ap.add_argument('--phase', choices=['all', 'dev', 'test'], default='all', help='dev: only the seed-0 sweep runs; test: only --only-seeds')
-    ap.add_argument('--only-seeds', default='', help='test seeds this call runs (a shard)')
+    add_phases(ap)
     a = parse_args(ap, tiny=dict(seeds=1, train_per_level=1, samples=1, batch_size=4, token_budget=600, eval_levels='2,4',
                                  eval_per_level=2, eval_samples=1, max_new_tokens=64, rollout_tokens=32, dev_per_level=2,
                                  sweep_lr='3e-3'), known=ARMS)
-    a.test_seeds = tuple(int(s) for s in a.only_seeds.split(',') if s) or tuple(range(a.seeds))
+    a.test_seeds = phase_seeds(a)
     return a
 
 def reference_examples(probs):
@@ -112,23 +111,19 @@ def main():
 
     sel = DevSelection(sweep_from_args(a), train, score, seeds=a.test_seeds, dev_seeds=(0,))
     arms = a.methods
-    if a.phase == 'dev':
-        for arm in arms: sel.select(arm)
-        log(f'dev phase done: {sel.chosen}'); return
-    runs = sel.run(arms)
-    if a.phase == 'test' and a.only_seeds: log('test shard done'); return
+    runs = run_phase(a, sel, arms, log)
+    if runs is None: return
     # privileged gain: base, stage-1 students, chosen arms' final students, on test references
     from reasondistill.toyworld2 import REFERENCE_TEMPLATE, reference_solution
     from reasondistill.models import render_prompt
-    from reasondistill.eval.provenance import completion_logprobs
-    import numpy as np
+    from reasondistill.eval.diagnostics import privileged_gain
     gain_probs = test[: max(8, len(test) // 2)]
-    def gain(adapter):
+    def gain(adapter):   # the model as trained (adapters on): does training keep its use of the reference?
         model, tok = load_model(ModelSpec(STUDENT, quant='4bit', adapter=adapter))
-        r = [reference_solution(p) for p in gain_probs]
-        w = completion_logprobs(model, tok, [render_prompt(tok, REFERENCE_TEMPLATE.format(question=p.question, solution=s)) for p, s in zip(gain_probs, r)], r)
-        wo = completion_logprobs(model, tok, [render_prompt(tok, p.question) for p in gain_probs], r)
-        return [float(np.mean(x['logp']) - np.mean(y['logp'])) for x, y in zip(w, wo)]
+        refs = {p.id: reference_solution(p) for p in gain_probs}
+        ex = [dict(prompt=render_prompt(tok, p.question), problem_id=p.id,
+                   teacher_prompt=render_prompt(tok, REFERENCE_TEMPLATE.format(question=p.question, solution=refs[p.id]))) for p in gain_probs]
+        return [e['gain'] for e in privileged_gain(model, tok, ex, refs, disable_adapter=False)['per_example']]
     from reasondistill.eval.metrics import hierarchical_bootstrap
     gains = {'base': hierarchical_bootstrap([gain(None)], bounds=None),
              'stage 1 (SFT)': hierarchical_bootstrap([gain(str(work / f'seed{s}' / 'stage1-sft' / 'final')) for s in a.test_seeds], bounds=None)}

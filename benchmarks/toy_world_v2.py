@@ -21,7 +21,6 @@ from reasondistill.toyworld import LEVELS
 from reasondistill.models import render_prompt, load_model
 from reasondistill.rollout import generate, SamplingParams
 from reasondistill.verify import ToyVerifier
-from reasondistill.eval.provenance import completion_logprobs
 from reasondistill.eval.metrics import bootstrap_ci, paired_bootstrap_diff
 
 def ci(x, **kw):
@@ -44,14 +43,14 @@ def sample(model, tok, problems, n, tools, max_new=400):
     return [[(v(c.text, p.answer).correct, c.n_tokens, v(c.text, p.answer).answer) for c in cs] for cs, p in zip(comps, problems)]
 
 def privileged_gain(model, tok, problems):
-    "Per problem: mean over reference tokens of log p(ref | question + ref) - log p(ref | question)."
-    refs = [reference_solution(p) for p in problems]
-    plain = [render_prompt(tok, p.question) for p in problems]
-    shown = [render_prompt(tok, REFERENCE_TEMPLATE.format(question=p.question, solution=r)) for p, r in zip(problems, refs)]
-    a = completion_logprobs(model, tok, shown, refs, batch_size=32)
-    b = completion_logprobs(model, tok, plain, refs, batch_size=32)
-    return [float(np.mean(x['logp'])) - float(np.mean(y['logp'])) for x, y in zip(a, b)], \
-           [len(tok(s + r, add_special_tokens=False)['input_ids']) for s, r in zip(shown, refs)]
+    "Per problem: mean over reference tokens of log p(ref | question + ref) - log p(ref | question) (`diagnostics.privileged_gain`)."
+    from reasondistill.eval.diagnostics import privileged_gain as gain
+    refs = {p.id: reference_solution(p) for p in problems}
+    ex = [dict(prompt=render_prompt(tok, p.question), problem_id=p.id,
+               teacher_prompt=render_prompt(tok, REFERENCE_TEMPLATE.format(question=p.question, solution=refs[p.id]))) for p in problems]
+    g = gain(model, tok, ex, refs, batch_size=32, disable_adapter=False)
+    return [e['gain'] for e in g['per_example']], \
+           [len(tok(e['teacher_prompt'] + refs[e['problem_id']], add_special_tokens=False)['input_ids']) for e in ex]
 
 def main():
     ap = bench_parser('toy_world_v2', __doc__, groups=('run', 'work'), work='runs/toy_world_v2')

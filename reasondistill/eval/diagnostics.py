@@ -16,6 +16,7 @@ from ..rollout import SamplingParams
 from ..signals import ModelTeacher, tokenize_example, collate_tokenized, final_hidden, lm_head_weight
 from ..divergences import entropy, token_logprobs
 from .fidelity import signal_agreement
+from .provenance import completion_logprobs
 from .plots import new_figure, save_figure
 from ..methods.onpolicy import rollout_batch
 from ..methods.opsd import SelfTeacherConfig, teacher_batch
@@ -100,27 +101,20 @@ def plot_entropy_profiles(profiles:dict,          # {name: `entropy_profile` out
     return fig
 
 # %% ../../nbs/eval/10_diagnostics.ipynb #e5887f36
-def privileged_gain(model,                   # the student (a PEFT model: its base is measured, adapters disabled) or a plain model
+def privileged_gain(model,                   # the student (a PEFT model) or a plain model
                     tokenizer,
                     examples:list,           # dicts with 'prompt', 'teacher_prompt' and 'problem_id' (see `methods.opsd.opsd_examples`)
                     references:dict,         # problem_id -> reference solution text
                     batch_size:int=8,
+                    disable_adapter:bool|None=None,  # measure a PEFT model's frozen base (the fixed teacher); default: True for a PEFT model
                    ) -> dict:                # mean per-token log-probs under both prompts, their difference, per example
-    "How much the teacher's privileged prompt raises the (fixed) teacher's per-token log-prob of the reference solutions."
-    ctx = model.disable_adapter() if hasattr(model, 'disable_adapter') else nullcontext()
-    dev = next(model.parameters()).device
+    "How much the privileged prompt raises the model's per-token log-prob of the reference solutions (`provenance.completion_logprobs`)."
+    if disable_adapter is None: disable_adapter = hasattr(model, 'disable_adapter')
+    refs = [references[e['problem_id']] for e in examples]
     def mean_logp(key):
-        out = []
-        for i in range(0, len(examples), batch_size):
-            part = examples[i:i + batch_size]
-            b = collate_tokenized([tokenize_example(tokenizer, e[key], references[e['problem_id']]) for e in part], tokenizer.pad_token_id, dev)
-            m = b['labels'][:, 1:] != -100
-            h = final_hidden(model, b['input_ids'], b['attention_mask'])[:, :-1]
-            lp = token_logprobs(h[m], lm_head_weight(model), b['labels'][:, 1:][m])
-            seq = torch.arange(len(part), device=dev)[:, None].expand_as(m)[m]
-            out += [(lp[seq == j].mean().item()) for j in range(len(part))]
-        return out
-    with torch.no_grad(), ctx: s, t = mean_logp('prompt'), mean_logp('teacher_prompt')
+        rows = completion_logprobs(model, tokenizer, [e[key] for e in examples], refs, batch_size=batch_size, disable_adapter=disable_adapter)
+        return [float(np.mean(r['logp'])) if len(r['logp']) else float('nan') for r in rows]
+    s, t = mean_logp('prompt'), mean_logp('teacher_prompt')
     ms, mt = sum(s) / len(s), sum(t) / len(t)
     return dict(student_logp=ms, teacher_logp=mt, gain=mt - ms, n_examples=len(s),
                 per_example=[dict(problem_id=e['problem_id'], gain=b - a) for e, a, b in zip(examples, s, t)])
