@@ -31,5 +31,14 @@ def test_selfdistill_v2_tiny(tmp_path):
 def test_rl_toy_tiny(tmp_path):
     res = _run('rl_toy', tmp_path)                 # every arm
     assert {r['method'] for r in res['runs']} == {'base', 'sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad',
-                                                   'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar'}
+                                                   'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo'}
+    assert (tmp_path / 'r-passk.png').stat().st_size > 0 and (tmp_path / 'r-curves.png').stat().st_size > 0
+    assert any(v['claim'].startswith('GRPO from a CurioSFT checkpoint') for v in res['verdicts'])
     assert res['verdicts'] and all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') for v in res['verdicts'])
+
+@pytest.mark.slow
+def test_kd_v2_tiny(tmp_path):
+    res = _run('kd_v2', tmp_path)
+    assert {r['method'] for r in res['runs']} == {'sft', 'kd-fkl', 'kd-rkl', 'kd-jsd'}
+    assert set(res['selection']['chosen']) == {'sft', 'kd-fkl', 'kd-rkl', 'kd-jsd'}
+    assert [v['arm'] for v in res['verdicts']] == ['kd-fkl', 'kd-rkl', 'kd-jsd'] and all('top1_agreement' in r for r in res['runs'])
