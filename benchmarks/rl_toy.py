@@ -12,7 +12,9 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
    Staged arms spend B/2 on SFT (shared per seed) and B/2 on their second stage: `sft-grpo`, `sft-opd` (on-policy
    distillation), `sft-opsd` (self-distillation with the reference), `sft-rlad`, `sft-grpo-kl` (GRPO + KL to the teacher),
    `sft-kepo` (KEPO: hinted exploration + gated JSD), `sft-autothink` (stage 1), `sft-gar` (slice discriminator); `curio-grpo`
-   spends its first half on CurioSFT instead of SFT (CurioSFT's claim: GRPO gains more from its checkpoint). RL stages
+   spends its first half on CurioSFT instead of SFT (CurioSFT's claim: GRPO gains more from its checkpoint);
+   `sft-acereason` is AceReason's strictly on-policy GRPO with its length curriculum scaled to the toy (rollout caps of
+   1/3, 2/3 and all of --rollout-tokens, one stage each; the test set holds chains only, so no second domain). RL stages
    run B/2 / (batch x mean trace tokens) optimizer steps (the same count as SFT's); on-policy distillation stops at B/2
    trained tokens. Each run saves its adapter at half of its last stage for the curves.
 3. Selection: every arm's last-stage learning rate from --sweep-lr, chosen on dev (seed 0, --dev-per-level problems per
@@ -30,11 +32,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
 
-ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo')
+ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
 SECOND = {'sft-grpo': 'grpo', 'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher',
           'sft-kepo': 'kepo-explore', 'sft-autothink': 'autothink', 'sft-gar': 'gar',
-          'curio-grpo': 'grpo'}
+          'curio-grpo': 'grpo', 'sft-acereason': 'acereason'}
 STAGE1 = {'curio-grpo': 'stage1-curiosft'}   # arms whose first stage is not the shared SFT run
 
 def parse():
@@ -64,6 +66,16 @@ def _saver(step_to_name:dict, out):
             n = step_to_name.get(state.global_step)
             if n is not None and not (Path(out) / n).exists(): model.save_pretrained(Path(out) / n)
     return Saver()
+
+def _gen_share(run_dir) -> float|None:
+    "Share of training-step time spent generating rollouts (GRPO family: `gen_share`; on-policy trainers: `rollouts`; staged: mean over stages)."
+    f = Path(run_dir) / 'train_done.json'
+    if not f.exists(): return None
+    sm = json.loads(f.read_text())
+    if sm.get('gen_share') is not None: return sm['gen_share']
+    if (sm.get('rollouts') or {}).get('gen_share') is not None: return sm['rollouts']['gen_share']
+    st = [x['gen_share'] for x in sm.get('stages') or [] if x.get('gen_share') is not None]
+    return sum(st) / len(st) if st else None
 
 def tokens_to_target(curve:list, target:float):
     "First training-token count at which the curve [(tokens, accuracy), ...] reaches `target` (linear interpolation); None if never."
@@ -99,7 +111,8 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
     for arm, claim in (('sft-rlad', 'RLAD beats GRPO at equal budget'), ('sft-kepo', 'KEPO beats GRPO at equal budget'),
                        ('sft-grpo-kl', 'GRPO + KL to the teacher beats GRPO'), ('sft-opd', 'on-policy distillation beats GRPO'),
                        ('sft-opsd', 'OPSD beats GRPO'),
-                       ('curio-grpo', 'GRPO from a CurioSFT checkpoint ends above GRPO from an SFT checkpoint')):
+                       ('curio-grpo', 'GRPO from a CurioSFT checkpoint ends above GRPO from an SFT checkpoint'),
+                       ('sft-acereason', 'AceReason\'s length curriculum beats GRPO at equal budget')):
         c = diffs.get(arm)
         out.append(dict(claim=claim, verdict=_verdict(c, 1), evidence=f'{arm} − sft-grpo, accuracy: {c}'))
     r = (ratio or {}).get('ratio')
@@ -168,6 +181,9 @@ def main():
         else:
             c = {'num_generations': a.num_generations, 'max_new_tokens': a.rollout_tokens}
             if name == 'kepo-explore': c['num_enhanced'] = min(2, a.num_generations - 1)   # KEPO's 2, within a group
+            if name == 'acereason':
+                r = a.rollout_tokens
+                c = {'num_generations': a.num_generations, 'stages': f'chain:{r // 3},chain:{2 * r // 3},chain:{r}'}
         cfg = make_config(name, c); cfg.train = tc(lr, seed, steps)
         data = refs if name in ('opd', 'opsd', 'kepo-explore', 'gar') else train_probs
         if name == 'opd': data = [dict(r, completion='') for r in refs]
@@ -232,10 +248,8 @@ def main():
     gen = {}
     for arm in arms:
         for s in a.test_seeds:
-            f = Path(train(arm, sel.chosen[arm], s)).parent / 'summary.json'
-            if f.exists():
-                sm = json.loads(f.read_text())
-                if 'gen_share' in sm: gen.setdefault(arm, []).append(sm['gen_share'])
+            g = _gen_share(Path(train(arm, sel.chosen[arm], s)).parent)
+            if g is not None: gen.setdefault(arm, []).append(g)
     verdicts = claims(runs, b_run, ratio)
     res = dict(config={k: v for k, v in vars(a).items() if not k.startswith('_') and k not in ('t_start', 'load_start')},
                data=dict(dstats, mean_trace_tokens=mean_tok, steps_half=steps_half), selection=sel.record(),
