@@ -90,6 +90,13 @@ def _verdict(ci:dict|None, direction:int) -> str:
     lo, hi = sorted((direction * ci['lo'], direction * ci['hi']))
     return 'holds' if lo > 0 else 'fails' if hi < 0 else 'inconclusive'
 
+def _fmt(c:dict|None, scale:float=100, unit:str='points') -> str:
+    "mean [lo, hi] unit (seeds x problems) of an interval, or 'not measured'."
+    if not c or c.get('mean') is None: return 'not measured'
+    num = lambda x: 'n/a' if x is None or x != x else f'{scale * x:+.1f}'
+    n = f"{c.get('n_seeds', c.get('n', '?'))} seeds" + (f" x {c['n_problems']} problems" if c.get('n_problems') else '')
+    return f"{num(c['mean'])} [{num(c.get('lo'))}, {num(c.get('hi'))}] {unit} ({n})"
+
 def claims(runs:list, base:dict, ratio:dict|None) -> list:
     "Each seed-paper claim this benchmark can test, with its verdict and the interval behind it."
     from reasondistill.eval.compare import paired_differences
@@ -106,19 +113,30 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
     for arm, direction, claim in (('grpo', -1, 'RL narrows the pass@k boundary (pass@k at the largest k below the base\'s)'),
                                   ('sft', 1, 'distillation widens it (pass@k at the largest k above the base\'s)')):
         c = passk_diff(arm)
-        out.append(dict(claim=claim, verdict=_verdict(c, direction), evidence=f'{arm} − base, pass@{kmax}: {c}'))
+        out.append(dict(claim=claim, verdict=_verdict(c, direction), arm=arm, baseline='base', metric=f'pass@{kmax}', ci=c,
+                        evidence=f'{arm} − base, pass@{kmax}: {_fmt(c)}'))
     diffs = paired_differences(runs, 'sft-grpo') if 'sft-grpo' in by else {}
     for arm, claim in (('sft-rlad', 'RLAD beats GRPO at equal budget'), ('sft-kepo', 'KEPO beats GRPO at equal budget'),
                        ('sft-grpo-kl', 'GRPO + KL to the teacher beats GRPO'), ('sft-opd', 'on-policy distillation beats GRPO'),
-                       ('sft-opsd', 'OPSD beats GRPO'),
+                       ('sft-opsd', 'OPSD beats GRPO'), ('sft-gar', 'the slice discriminator\'s dense rewards beat GRPO'),
                        ('curio-grpo', 'GRPO from a CurioSFT checkpoint ends above GRPO from an SFT checkpoint'),
                        ('sft-acereason', 'AceReason\'s length curriculum beats GRPO at equal budget')):
         c = diffs.get(arm)
-        out.append(dict(claim=claim, verdict=_verdict(c, 1), evidence=f'{arm} − sft-grpo, accuracy: {c}'))
+        out.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline='sft-grpo', metric='accuracy', ci=c,
+                        evidence=f'{arm} − sft-grpo, accuracy: {_fmt(c)}'))
+    if 'sft-autothink' in by and 'sft-grpo' in by:   # shorter answers without losing accuracy (margin: 5 points, the project's choice)
+        t = paired_differences(runs, 'sft-grpo', 'mean_tokens').get('sft-autothink')
+        c = diffs.get('sft-autothink')
+        short, worse = _verdict(t, -1), c is not None and c['hi'] < -0.05
+        v = 'holds' if short == 'holds' and c is not None and c['lo'] > -0.05 else 'fails' if short == 'fails' or worse else 'inconclusive'
+        out.append(dict(claim='AutoThink shortens answers without losing accuracy (against GRPO; margin 5 points)', verdict=v,
+                        arm='sft-autothink', baseline='sft-grpo', metric='mean_tokens, accuracy', ci=dict(mean_tokens=t, accuracy=c),
+                        evidence=f'sft-autothink − sft-grpo, mean tokens: {_fmt(t, 1, "tokens")}; accuracy: {_fmt(c)}'))
     r = (ratio or {}).get('ratio')
     out.append(dict(claim='on-policy distillation reaches the target with <= 1/4 of GRPO\'s tokens (OPSD: 4-8x)',
                     verdict='inconclusive (a target not reached)' if r is None else 'holds' if r <= 0.25 else 'fails',
-                    evidence=f'mean tokens-to-target ratio sft-opd / sft-grpo: {r}'))
+                    arm='sft-opd', baseline='sft-grpo', metric='tokens to target (ratio)', ci=None,
+                    evidence=f'mean tokens-to-target ratio sft-opd / sft-grpo: {"not reached" if r is None else round(r, 3)}'))
     return out
 
 def main():
