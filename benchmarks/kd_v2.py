@@ -113,16 +113,18 @@ def main():
     agg = aggregate_results(runs, metrics=('accuracy', 'top1_agreement', 'heldout_kl', 'mean_tokens'))
     diffs = paired_differences(runs, 'sft') if 'sft' in agg else {}
     v1 = v1_verdicts()
-    verdicts = [dict(claim=CLAIMS[m], arm=m, verdict=_verdict(diffs.get(m)),
-                     evidence={k: diffs[m].get(k) for k in ('mean', 'lo', 'hi')} if m in diffs else None, v1=v1.get(m))
-                for m in arms if m in CLAIMS]
+    pts = lambda c: 'not measured' if not c else f"{100 * c['mean']:+.1f} [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}] points"
+    verdicts = []
+    for m in (m for m in arms if m in CLAIMS):
+        c = {k: diffs[m].get(k) for k in ('mean', 'lo', 'hi', 'n_seeds', 'n_problems')} if m in diffs else None
+        verdicts.append(dict(claim=CLAIMS[m], arm=m, baseline='sft', metric='accuracy', verdict=_verdict(c), ci=c, v1=v1.get(m),
+                             evidence=f'{m} − sft, accuracy: {pts(c)} (v1: {(v1.get(m) or {}).get("verdict", "not run")}, {pts(v1.get(m))})'))
     png = Path(a.out + '_by_level.png'); png.parent.mkdir(parents=True, exist_ok=True)
     plot_by_level(agg, path=png, title=f'Toy world v2: token-level KD vs SFT ({len(a.test_seeds)} seeds, 95% interval)')
     res = dict(config={k: v for k, v in vars(a).items() if not k.startswith('_') and k not in ('t_start', 'load_start')},
                data=dict(train=dstats, heldout=hstats, n_train_problems=len(train_probs)), selection=sel.record(),
                base=dict(accuracy=base['accuracy'], accuracy_ci=base['accuracy_ci']), aggregate=agg, paired_vs_sft=diffs,
                verdicts=verdicts, runs=runs)
-    pts = lambda c: 'not measured' if not c else f"{100 * c['mean']:+.1f} [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}] points"
     lines = [f'# Token-level KD vs SFT on toy world v2{tiny_note(a)}', '',
              f"Student {STUDENT} (QLoRA NF4, r = 16), teacher {TEACHER}; every arm {a.steps} steps x {a.batch_size} sequences of "
              f"the same {dstats['kept']} verified teacher traces; KD at tau = {a.temperature}, pure KD, online teacher (full "
@@ -136,7 +138,7 @@ def main():
              f"Base student (no training): accuracy {100 * base['accuracy']:.1f}%.", '', f'![accuracy by level]({png.name})', '',
              '## Verdicts (v2 here; v1 from `kd_toy.json`, a fixed learning rate)', '',
              '| claim | v2 verdict | v2: arm − sft, accuracy | v1 verdict | v1: arm − sft |', '|---|---|---|---|---|']
-    lines += [f"| {v['claim']} | {v['verdict']} | {pts(v['evidence'])} | {(v['v1'] or {}).get('verdict', 'not run')} | "
+    lines += [f"| {v['claim']} | {v['verdict']} | {pts(v['ci'])} | {(v['v1'] or {}).get('verdict', 'not run')} | "
               f"{pts(v['v1'])} |" for v in verdicts]
     write_report(a, lines, res, a.t_start)
 

@@ -271,7 +271,7 @@ def main():
     verdicts = claims(runs, b_run, ratio)
     res = dict(config={k: v for k, v in vars(a).items() if not k.startswith('_') and k not in ('t_start', 'load_start')},
                data=dict(dstats, mean_trace_tokens=mean_tok, steps_half=steps_half), selection=sel.record(),
-               runs=[*runs, b_run], curves=curves, tokens_to_target=ttt, opd_over_grpo=ratio, gen_share=gen, verdicts=verdicts)
+               aggregate=aggregate_results([*runs, b_run], metrics=('accuracy', 'mean_tokens')), runs=[*runs, b_run], curves=curves, tokens_to_target=ttt, opd_over_grpo=ratio, gen_share=gen, verdicts=verdicts)
     from reasondistill.eval.compare import plot_pass_curves, plot_token_curves
     stem = Path(a.out).name
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,8 @@ __all__ = ['RESULT_FILE', 'DEFAULT_METRICS', 'BOUNDED', 'NONNEGATIVE', 'N_BOOT',
            'per_problem_accuracy', 'evaluate_adapter', 'DirtyTreeError', 'provenance', 'save_result', 'collect_results',
            'aggregate_results', 'paired_differences', 'Sweep', 'SplitReuseError', 'DevSelection', 'format_ci',
            'results_markdown', 'plot_by_level', 'plot_pass_curves', 'plot_token_curves', 'interval_note',
-           'benchmark_results', 'show_benchmark', 'teacher_examples', 'write_benchmark', 'provenance_line',
-           'render_benchmark', 'method_results', 'format_method_result']
+           'benchmark_results', 'show_benchmark', 'show_verdicts', 'teacher_examples', 'write_benchmark',
+           'provenance_line', 'render_benchmark', 'method_results', 'format_method_result']
 
 # %% ../../nbs/eval/03_compare.ipynb #659c8fa1
 def per_problem_accuracy(out_dir,            # a finished EvalRun folder
@@ -435,6 +435,17 @@ def show_benchmark(name:str,                 # a committed benchmark's name (e.g
         if any(r.get('curve') for r in runs): show_figure(plot_token_curves(runs, methods, title=title))
     return agg
 
+# %% ../../nbs/eval/03_compare.ipynb #49d8a302
+def show_verdicts(name:str,                  # a committed benchmark's name (e.g. 'rl_toy')
+                  arms=None,                 # only the claims about these arms (default: all)
+                 ) -> list|None:             # the verdict records shown
+    "Print a committed benchmark's verdicts on the seed papers' claims; None when the benchmark is not in this checkout."
+    res = benchmark_results(name)
+    if res is None: return None
+    vs = [v for v in res.get('verdicts') or [] if arms is None or v.get('arm') in arms]
+    for v in vs: print(f"{v['verdict']:>12}: {v['claim']}\n{'':>14}{v['evidence']}")
+    return vs
+
 # %% ../../nbs/eval/03_compare.ipynb #c206e0b9
 def teacher_examples(problems:list,                 # `Problem`s to sample traces for
                      traces_dir,                    # TraceStore folder (resumable)
@@ -602,8 +613,11 @@ def render_benchmark(res:dict,             # a benchmark record (the JSON `write
     return '\n'.join(lines[:at] + ['', provenance_line(res, name)] + gap + lines[at:])
 
 # %% ../../nbs/eval/03_compare.ipynb #7c1e0a02
-TOY_BENCHMARKS = ('kd_toy', 'onpolicy_toy', 'negatives_toy', 'recipes_toy')
-ARM_ALIASES = {'kepo': 'kepo-gate', 'redi-a0.8': 'redi', 'atesd-a0.5': 'atesd-fixed'}
+TOY_BENCHMARKS = ('kd_toy', 'onpolicy_toy', 'negatives_toy', 'recipes_toy', 'kd_v2', 'selfdistill_v2', 'rl_toy')
+ARM_ALIASES = {'kepo': 'kepo-gate', 'redi-a0.8': 'redi', 'atesd-a0.5': 'atesd-fixed',
+               # rl_toy: a method's arm is its second stage after the shared SFT stage
+               'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher', 'sft-kepo': 'kepo-explore',
+               'sft-autothink': 'autothink', 'sft-gar': 'gar', 'sft-acereason': 'acereason'}
 
 def method_results(benchmarks=TOY_BENCHMARKS,   # committed benchmarks to read
                   ) -> dict:
