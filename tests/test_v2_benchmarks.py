@@ -42,3 +42,13 @@ def test_kd_v2_tiny(tmp_path):
     assert {r['method'] for r in res['runs']} == {'sft', 'kd-fkl', 'kd-rkl', 'kd-jsd'}
     assert set(res['selection']['chosen']) == {'sft', 'kd-fkl', 'kd-rkl', 'kd-jsd'}
     assert [v['arm'] for v in res['verdicts']] == ['kd-fkl', 'kd-rkl', 'kd-jsd'] and all('top1_agreement' in r for r in res['runs'])
+
+@pytest.mark.slow
+def test_negatives_v2_tiny(tmp_path):
+    res = _run('negatives_v2', tmp_path)
+    arms = {'sft-cont', 'redi-a0.5', 'redi-a0.8', 'redi-a1.0', 'dpo', 'simpo', 'qcrd'}
+    assert {r['method'] for r in res['runs']} == arms | {'sft-start'} and set(res['selection']['chosen']) == arms
+    assert [v['arm'] for v in res['verdicts']] == ['redi-a0.8', 'redi-a1.0', 'dpo', 'simpo', 'qcrd']
+    assert all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') and v['evidence'] for v in res['verdicts'])
+    assert res['data']['pair_stats']['pairs'] > 0 and set(res['probe_curves']) == arms
+    assert all(r['pass_at_2'] is not None for r in res['runs']) and (tmp_path / 'r_by_level.png').stat().st_size > 0
