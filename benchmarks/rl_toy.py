@@ -241,27 +241,31 @@ def main():
 
     sel = DevSelection(sweep_from_args(a), train, score, seeds=a.test_seeds, dev_seeds=(0,))
     arms = a.methods
+    def curve(arm, s, base_dev):
+        "Dev accuracy along a run: (0, base), the stage-1 mid point and end, the last stage's mid point and end."
+        run = Path(train(arm, sel.chosen[arm], s)).parent
+        pts = [(0, base_dev)]
+        if arm not in ('sft', 'grpo'):
+            s1 = work / f'seed{s}' / STAGE1.get(arm, 'stage1-sft')
+            pts += [(half / 2, score(str(s1 / 'mid'), 'dev')['accuracy']), (half, score(str(s1 / 'final'), 'dev')['accuracy'])]
+            off = half
+        else: off = 0
+        span = a.token_budget - off
+        mid = next((m for m in (run / 'mid', run / f'tokens-{half // 2}') if (m / 'adapter_config.json').exists()), None)
+        if mid is not None: pts.append((off + span / 2, score(str(mid), 'dev')['accuracy']))   # absent when a run stopped sooner
+        pts.append((a.token_budget, score(str(run / 'final'), 'dev')['accuracy']))
+        return pts
+
     runs = run_phase(a, sel, arms, log)
-    if runs is None: return
+    if runs is None:
+        if a.phase == 'test' and a.only_seeds:   # a test shard also scores its seeds' checkpoints on dev (the curves' points)
+            for arm in arms:
+                for s in a.test_seeds: curve(arm, s, None)
+            log("this shard's curve points are scored")
+        return
     b_run = dict(score(None, 'test'), method='base', seed=0)   # the base: no training, one evaluation
-    # curves on dev (tokens, accuracy) per arm and seed: base, stage-1 end, the last stage's mid point and end
-    curves = {}
     base_dev = score(None, 'dev')['accuracy']
-    for arm in arms:
-        lr = sel.chosen[arm]['lr']
-        for s in a.test_seeds:
-            run = Path(train(arm, sel.chosen[arm], s)).parent
-            pts = [(0, base_dev)]
-            if arm not in ('sft', 'grpo'):
-                s1 = work / f'seed{s}' / STAGE1.get(arm, 'stage1-sft')
-                pts += [(half / 2, score(str(s1 / 'mid'), 'dev')['accuracy']), (half, score(str(s1 / 'final'), 'dev')['accuracy'])]
-                off = half
-            else: off = 0
-            span = a.token_budget - off
-            mid = next((m for m in (run / 'mid', run / f'tokens-{half // 2}') if (m / 'adapter_config.json').exists()), None)
-            if mid is not None: pts.append((off + span / 2, score(str(mid), 'dev')['accuracy']))   # absent when a run stopped sooner
-            pts.append((a.token_budget, score(str(run / 'final'), 'dev')['accuracy']))
-            curves.setdefault(arm, []).append(pts)
+    curves = {arm: [curve(arm, s, base_dev) for s in a.test_seeds] for arm in arms}   # dev accuracy against training tokens
     finals = [c[-1][1] for c in curves.get('sft-grpo', [])]
     target = a.target if a.target > 0 else (sum(finals) / len(finals) if finals else None)
     stage2 = lambda arm, c: c if arm in ('sft', 'grpo') else [(t - half, x) for t, x in c if t >= half]
