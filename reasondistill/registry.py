@@ -260,7 +260,8 @@ _tool('provenance', "Where each sentence of a distilled student's trace comes fr
       'eval/09_provenance.ipynb', seed=10)
 _tool('passk-boundary', 'pass@k to large k for base, distilled and RL-trained students (does RL narrow the reasoning boundary?)', 'analysis',
       'Does Reinforcement Learning Really Incentivize Reasoning Capacity in LLMs Beyond the Base Model? (2025)', 'https://arxiv.org/abs/2504.13837',
-      'eval/07_budgets.ipynb', 'the RL arm needs grpo', seed=20)
+      'eval/07_budgets.ipynb', 'the estimator and curves here; base, SFT, GRPO and each hybrid compared at k = 256 by '
+      'benchmarks/rl_toy.py (the GRPO notebook)', seed=20)
 _tool('reflection-keywords', 'Response length, hesitation and reflection keywords, thought switches and truncation, for right and wrong answers',
       'evaluation', 'Reinforcement Learning vs. Distillation: Understanding Accuracy and Capability in LLM Reasoning (2025)',
       'https://arxiv.org/abs/2505.14216', 'eval/05_behaviour.ipynb', seed=30)
@@ -304,9 +305,10 @@ register(MethodSpec('imitate-explore', 'Imitate (SFT on verified teacher traces)
                     'https://arxiv.org/abs/2412.09413', section='§2', status='implemented', notebook='methods/21_imitate_explore.ipynb',
                     entry=_M + 'imitate_explore:train_imitate_explore', config=_M + 'imitate_explore:ImitateExploreConfig', data='problems',
                     teacher='model', seed=42, notes='SFT rounds only (the paper\'s DPO variant is not built); the shortest verified rollout per problem joins the teacher traces; the best round on dev is kept'))
-_plan('acc-vs-capability', 'analysis', 'Accuracy and pass@k changes split by difficulty bins, for RL and for distillation',
+_tool('acc-vs-capability', 'Accuracy and pass@k changes split by difficulty bins, for RL and for distillation', 'analysis',
       'Reinforcement Learning vs. Distillation: Understanding Accuracy and Capability in LLM Reasoning (2025)', 'https://arxiv.org/abs/2505.14216',
-      _GRPO + ' for the RL arm', seed=30)
+      'methods/18_grpo.ipynb', 'accuracy (pass@1) against capability (pass@256) by level for base, SFT, GRPO and each hybrid, '
+      'from benchmarks/rl_toy.py', seed=30)
 _plan('chunk-wise', 'sequence-level', 'Chunk-wise training: split each rationale into chunks and train on one chunk per example',
       'Chen et al. 2025, Skip-Thinking: Chunk-wise Chain-of-Thought Distillation Enable Smaller Language Models to Reason Better and Faster',
       'https://arxiv.org/abs/2505.18642', 'nothing: can be built now', seed=26, data='traces')
