@@ -34,6 +34,7 @@ import json, sys, time
 from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
+from negatives_toy import curves_of, _mean_curve   # v1's readers of the probe curves (one copy)
 from common import (bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases,
                     phase_seeds, run_phase)
 
@@ -118,27 +119,6 @@ def arm_method(arm:str) -> tuple:
     if arm.startswith('redi-a'): return 'redi', {'alpha': float(arm[len('redi-a'):])}
     if arm in ('dpo', 'simpo', 'qcrd'): return arm, {}
     raise ValueError(arm)
-
-def curves_of(run_dir) -> dict:
-    "Probe and training curves of one stage-2 run (QCRD: its rounds concatenated)."
-    from reasondistill.methods.redi import log_curves
-    run_dir = Path(run_dir)
-    if (run_dir / 'stage2').exists(): run_dir = run_dir / 'stage2'        # the two-stage methods' stage-2 run
-    if (run_dir / 'train_log.json').exists(): return log_curves(run_dir)
-    out, off = {}, 0
-    for r in sorted(run_dir.glob('round*'), key=lambda p: int(p.name[5:])):
-        c = log_curves(r)
-        for k, vs in c.items(): out.setdefault(k, []).extend((s + off, v) for s, v in vs)
-        off += max((s for vs in c.values() for s, _ in vs), default=0)
-    return out
-
-def _mean_curve(runs, method, key) -> tuple:
-    "Mean over seeds of a curve at the steps every seed has."
-    cs = [dict((int(s), v) for s, v in (r.get('curves') or {}).get(key, [])) for r in runs if r['method'] == method]
-    cs = [c for c in cs if c]
-    if not cs: return [], []
-    steps = sorted(set.intersection(*(set(c) for c in cs)))
-    return steps, [sum(c[s] for c in cs) / len(cs) for s in steps]
 
 def _pass(r:dict, k:int) -> float:
     pk = r.get('pass_at_k') or {}
