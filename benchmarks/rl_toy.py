@@ -14,7 +14,11 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
    `sft-kepo` (KEPO: hinted exploration + gated JSD), `sft-autothink` (stage 1), `sft-gar` (slice discriminator); `curio-grpo`
    spends its first half on CurioSFT instead of SFT (CurioSFT's claim: GRPO gains more from its checkpoint);
    `sft-acereason` is AceReason's strictly on-policy GRPO with its length curriculum scaled to the toy (rollout caps of
-   1/3, 2/3 and all of --rollout-tokens, one stage each; the test set holds chains only, so no second domain). RL stages
+   1/3, 2/3 and all of --rollout-tokens, one stage each; the test set holds chains only, so no second domain);
+   `sft-imitate-explore` is one explore + self-improve round from the shared SFT checkpoint (the imitation round):
+   --num-generations rollouts per training problem at --rollout-tokens, the shortest verified one per problem joins the
+   teacher traces, SFT continues from the checkpoint for the second half's steps, and the method's own stopping rule
+   keeps the checkpoint instead when dev accuracy does not rise by 1 point (its rollouts are not trained tokens). RL stages
    run B/2 / (batch x mean trace tokens) optimizer steps (the same count as SFT's); on-policy distillation stops at B/2
    trained tokens. Each run saves its adapter at half of its last stage for the curves.
 3. Selection: every arm's last-stage learning rate from --sweep-lr, chosen on dev (seed 0, --dev-per-level problems per
@@ -35,11 +39,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
 
-ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason')
+ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason', 'sft-imitate-explore')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
 SECOND = {'sft-grpo': 'grpo', 'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher',
           'sft-kepo': 'kepo-explore', 'sft-autothink': 'autothink', 'sft-gar': 'gar',
-          'curio-grpo': 'grpo', 'sft-acereason': 'acereason'}
+          'curio-grpo': 'grpo', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore'}
 STAGE1 = {'curio-grpo': 'stage1-curiosft'}   # arms whose first stage is not the shared SFT run
 
 def parse():
@@ -127,6 +131,11 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
         c = diffs.get(arm)
         out.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline='sft-grpo', metric='accuracy', ci=c,
                         evidence=f'{arm} − sft-grpo, accuracy: {_fmt(c)}'))
+    if 'sft-imitate-explore' in by and 'sft' in by:   # STILL-2: self-improvement on verified own rollouts beats imitation alone
+        c = paired_differences(runs, 'sft').get('sft-imitate-explore')
+        out.append(dict(claim='exploring and self-improving beats imitation alone (SFT on the teacher traces for the whole budget)',
+                        verdict=_verdict(c, 1), arm='sft-imitate-explore', baseline='sft', metric='accuracy', ci=c,
+                        evidence=f'sft-imitate-explore − sft, accuracy: {_fmt(c)}'))
     if 'sft-autothink' in by and 'sft-grpo' in by:   # shorter answers without losing accuracy (margin: 5 points, the project's choice)
         t = paired_differences(runs, 'sft-grpo', 'mean_tokens').get('sft-autothink')
         c = diffs.get('sft-autothink')
@@ -193,6 +202,7 @@ def main():
         out = work / f'seed{seed}' / f'{arm}-lr{lr:g}'
         if _done(out): return out
         name = SECOND.get(arm, arm)
+        if name == 'imitate-explore': return imitate_explore(arm, seed, lr, start_adapter, out)
         spec = default_student_spec(STUDENT) if start_adapter is None else replace(default_student_spec(STUDENT), lora=None, adapter=str(start_adapter))
         teacher = TEACHER if name in ('opd', 'rlad', 'grpo-kl-teacher', 'kepo-explore') else None
         steps = steps_half * (2 if start_adapter is None else 1)
@@ -212,6 +222,17 @@ def main():
         if name == 'opd': data = [dict(r, completion='') for r in refs]
         cbs = [_saver({max(1, steps // 2): 'mid'}, out)]
         entry_point(name)(data, Run(str(out), spec, teacher=teacher), cfg, method=arm, callbacks=cbs)
+        return out
+
+    def imitate_explore(arm, seed, lr, start_adapter, out):
+        "One explore + self-improve round from the shared SFT checkpoint; `out/final` holds the adapters the method returns."
+        import shutil
+        cfg = make_config('imitate-explore', {'rounds': 1, 'init': 'previous', 'imitation': str(start_adapter), 'traces': str(work / 'traces'),
+                                              'n_rollouts': a.num_generations, 'max_new_tokens': a.rollout_tokens, 'dev_samples': 2,
+                                              'dev': f"toy2:dev:{a.dev_per_level}:chain:{','.join(map(str, levels))}"})
+        cfg.train = tc(lr, seed, steps_half)
+        res = entry_point('imitate-explore')(train_probs, Run(str(out / 'run'), default_student_spec(STUDENT), teacher=TEACHER), cfg, method=arm)
+        shutil.copytree(res['final'], out / 'final.tmp', dirs_exist_ok=True); (out / 'final.tmp').rename(out / 'final')
         return out
 
     def train(arm, hp, seed):
@@ -286,9 +307,17 @@ def main():
             g = _gen_share(Path(train(arm, sel.chosen[arm], s)).parent)
             if g is not None: gen.setdefault(arm, []).append(g)
     verdicts = claims(runs, b_run, ratio)
+    ie = {}   # what the imitate-explore arm's stopping rule did, per seed
+    for s in a.test_seeds if 'sft-imitate-explore' in arms else ():
+        f = Path(train('sft-imitate-explore', sel.chosen['sft-imitate-explore'], s)).parent / 'run' / 'imitate_explore.json'
+        if f.exists():
+            r = json.loads(f.read_text()); r1 = r['rounds'][1] if len(r['rounds']) > 1 else {}
+            ie[str(s)] = dict(best_round=r['best_round'], dev_accuracy=r['dev_accuracy'], self_traces_kept=(r1.get('selection') or {}).get('kept'),
+                              problems_with_a_verified_rollout=(r1.get('selection') or {}).get('problems'), training_problems=len(train_probs))
     res = dict(target=target, config={k: v for k, v in vars(a).items() if not k.startswith('_') and k not in ('t_start', 'load_start')},
                data=dict(dstats, mean_trace_tokens=mean_tok, steps_half=steps_half), selection=sel.record(),
-               aggregate=aggregate_results([*runs, b_run], metrics=('accuracy', 'mean_tokens')), runs=[*runs, b_run], curves=curves, tokens_to_target=ttt, opd_over_grpo=ratio, gen_share=gen, verdicts=verdicts)
+               aggregate=aggregate_results([*runs, b_run], metrics=('accuracy', 'mean_tokens')), runs=[*runs, b_run], curves=curves, tokens_to_target=ttt, opd_over_grpo=ratio, gen_share=gen, verdicts=verdicts,
+               imitate_explore=ie)
     from reasondistill.eval.compare import plot_pass_curves, plot_token_curves
     stem = Path(a.out).name
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -310,6 +339,9 @@ def main():
              'Tokens-to-target ratios against sft-grpo: ' + '; '.join(
                  f"{k}: {'not measurable' if v.get('ratio') is None else round(v['ratio'], 3)} (seeds {v.get('seeds')})" for k, v in ratios.items()), '',
              'Generation share of step time: ' + '; '.join(f"{k}: {sum(v) / len(v):.2f}" for k, v in gen.items()), '',
+             *(['sft-imitate-explore, per seed (round 0 = the shared SFT checkpoint; round 1 = explore + self-improve): ' + '; '.join(
+                 f"seed {s}: dev {[round(100 * x, 1) for x in v['dev_accuracy']]}%, kept round {v['best_round']}, "
+                 f"{v['self_traces_kept']} own verified traces on {v['training_problems']} training problems" for s, v in ie.items()), ''] if ie else []),
              f'![pass@k against k]({stem}-passk.png)', '', 'pass@k figure: base, sft, grpo, sft-grpo, sft-opd, sft-rlad, sft-kepo, curio-grpo '
              '(bands: interval over seeds; the base is one model); the JSON holds every arm\'s pass@k.', '', f'![dev accuracy against training tokens]({stem}-curves.png)', '',
              '## Accuracy vs capability by difficulty (test B: pass@1 and pass@k at the largest k, by level, mean over seeds)', '',

@@ -410,7 +410,15 @@ def split_of_file(path) -> str:
     "The split a local benchmark file holds, from its name: 'train' when the name holds the word train, else 'test'."
     return 'train' if re.search(r'(^|[^a-z])train([^a-z]|$)', Path(path).name.lower()) else 'test'
 
-def parse_problems(spec:str,              # toy:<split>:<n>[:<levels>], toy2:<split>:<n>[:<families>], <benchmark>:<file>[@<split>], <benchmark>[@<split>], or a problem file
+def _spec_levels(text:str, allowed, world:str) -> list:
+    "The levels of a toy spec's levels field: integers and ranges, e.g. 1,4,8 or 1-8 or 2-4,8; each must be in `allowed`."
+    try: levels = [l for x in text.split(',') for a, _, b in [x.partition('-')] for l in (range(int(a), int(b) + 1) if b else [int(a)])]
+    except ValueError: raise ValueError(f'{world} levels must be integers or ranges like 1-8, got {text!r}') from None
+    if not levels or any(l not in allowed for l in levels):
+        raise ValueError(f'{world} levels must lie in {min(allowed)}-{max(allowed)}, got {text!r}')
+    return levels
+
+def parse_problems(spec:str,              # toy:<split>:<n>[:<levels>], toy2:<split>:<n>[:<families>[:<levels>]], <benchmark>:<file>[@<split>], <benchmark>[@<split>], or a problem file
                    limit:int|None=None,   # keep at most this many problems (the first ones)
                   ) -> list:
     "Problems from a problem spec: `toy:<split>:<n>[:<levels>]`, `<benchmark>:<file>[@<split>]`, `<benchmark>[@<split>]` (the Hub), or a problem file."
@@ -418,25 +426,21 @@ def parse_problems(spec:str,              # toy:<split>:<n>[:<levels>], toy2:<sp
     if not str(spec).strip(): raise ValueError('the problem spec is empty: give toy:<split>:<n>[:<levels>], <benchmark>:<file> or a problem file')
     if limit is not None and limit < 1: raise ValueError(f'limit must be >= 1, got {limit}')
     cut = (lambda ps: ps[:limit]) if limit is not None else (lambda ps: ps)
-    if spec.startswith('toy2:'):                         # toy world v2: toy2:<split>:<n>[:<families>]
-        from reasondistill.toyworld2 import toy2_problems, FAMILIES
+    if spec.startswith('toy2:'):                         # toy world v2: toy2:<split>:<n>[:<families>[:<levels>]]
+        from reasondistill.toyworld2 import toy2_problems, FAMILIES, FAMILY_LEVELS
         parts = spec.split(':')
-        if len(parts) not in (3, 4) or not parts[2].isdigit() or int(parts[2]) < 1:
-            raise ValueError(f'toy2 problem spec must be toy2:<split>:<n per level, at least 1>[:<families, e.g. chain,tool>], got {spec!r}')
-        fams = tuple(parts[3].split(',')) if len(parts) == 4 else FAMILIES
+        if len(parts) not in (3, 4, 5) or not parts[2].isdigit() or int(parts[2]) < 1:
+            raise ValueError(f'toy2 problem spec must be toy2:<split>:<n per level, at least 1>[:<families, e.g. chain,tool>[:<levels, e.g. 2-8>]], got {spec!r}')
+        fams = tuple(parts[3].split(',')) if len(parts) > 3 and parts[3] else FAMILIES
         if bad := [f for f in fams if f not in FAMILIES]: raise ValueError(f'unknown toy2 families {bad}; families: {", ".join(FAMILIES)}')
-        return cut(toy2_problems(int(parts[2]), parts[1], fams))
+        allowed = sorted({l for f in fams for l in FAMILY_LEVELS[f]})
+        levels = _spec_levels(parts[4], allowed, 'toy2') if len(parts) == 5 else None
+        return cut(toy2_problems(int(parts[2]), parts[1], fams, levels=levels))
     if spec.startswith('toy:'):
         parts = spec.split(':')
         if len(parts) not in (3, 4) or not parts[2].isdigit() or int(parts[2]) < 1:
             raise ValueError(f'toy problem spec must be toy:<split>:<n per level, at least 1>[:<levels, e.g. 1,4 or 1-8>], got {spec!r}')
-        levels = LEVELS
-        if len(parts) == 4:                              # levels: 1,4,8 or ranges 1-8, 2-4,8
-            try: levels = [l for x in parts[3].split(',') for a, _, b in [x.partition('-')]
-                           for l in (range(int(a), int(b) + 1) if b else [int(a)])]
-            except ValueError: raise ValueError(f'toy levels must be integers or ranges like 1-8, got {parts[3]!r}') from None
-            if not levels or any(l not in LEVELS for l in levels):
-                raise ValueError(f'toy levels must lie in {LEVELS[0]}-{LEVELS[-1]}, got {parts[3]!r}')
+        levels = _spec_levels(parts[3], LEVELS, 'toy') if len(parts) == 4 else LEVELS
         return cut(toy_problems(int(parts[2]), levels, split=parts[1]))
     body, split = spec, None
     if not Path(spec).exists() and (m := _SPLIT_AT.match(spec)): body, split = m['head'], m['split']

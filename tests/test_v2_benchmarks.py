@@ -31,9 +31,12 @@ def test_selfdistill_v2_tiny(tmp_path):
 def test_rl_toy_tiny(tmp_path):
     res = _run('rl_toy', tmp_path)                 # every arm
     assert {r['method'] for r in res['runs']} == {'base', 'sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad',
-                                                   'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason'}
+                                                   'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason',
+                                                   'sft-imitate-explore'}
     assert (tmp_path / 'r-passk.png').stat().st_size > 0 and (tmp_path / 'r-curves.png').stat().st_size > 0
     assert any(v['claim'].startswith('GRPO from a CurioSFT checkpoint') for v in res['verdicts'])
+    assert any(v['arm'] == 'sft-imitate-explore' and v['baseline'] == 'sft' for v in res['verdicts'])
+    assert set(res['imitate_explore']) == {str(s) for s in res['config']['test_seeds']} and all(len(v['dev_accuracy']) in (1, 2) for v in res['imitate_explore'].values())
     assert res['verdicts'] and all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') for v in res['verdicts'])
 
 @pytest.mark.slow

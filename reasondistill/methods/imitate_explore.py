@@ -113,13 +113,14 @@ class ImitateExploreConfig(MethodConfig):
     teacher_data: str = 'all'         # teacher traces in the mix: 'all', 'uncovered' (problems without a self trace), 'none'
     teacher_per_problem: int|None = None  # teacher traces per problem in the mix (None: every verified one)
     init: str = 'base'                # each round trains from the 'base' student or the 'previous' best adapters
-    dev: str|None = None              # dev problem spec (None: toy:dev:10:<training levels> for toy problems)
+    dev: str|None = None              # dev problem spec (None: 10 dev problems per training level for toy problems, v1 or v2)
     dev_samples: int = 4              # samples per dev problem (accuracy = avg@n)
     min_delta: float = 0.01           # a round improves when dev accuracy beats the best so far by at least this
     patience: int = 1                 # stop after this many rounds in a row without improvement
     traces: str|None = None           # teacher traces to read, read only (None: sample n_samples per problem into OUT/teacher-traces)
     verifier: str = 'toy'             # answer checker: 'toy' or 'math'
     seed: int|None = None             # sampling and selection seed (None: train.seed)
+    imitation: str|None = None        # adapters already trained on the teacher traces: round 0 evaluates them instead of training
     def __post_init__(self):
         if self.keep not in KEEP_RULES: raise ValueError(f'keep must be one of {KEEP_RULES}, got {self.keep!r}')
         if self.teacher_data not in TEACHER_DATA: raise ValueError(f'teacher_data must be one of {TEACHER_DATA}, got {self.teacher_data!r}')
@@ -130,15 +131,20 @@ class ImitateExploreConfig(MethodConfig):
         for k in ('per_problem', 'teacher_per_problem'):
             if getattr(self, k) is not None and getattr(self, k) < 1: raise ValueError(f'{k} must be >= 1 or None, got {getattr(self, k)}')
         if self.temperature < 0 or self.teacher_temperature < 0: raise ValueError('temperatures must be >= 0')
+        if self.imitation is not None and not (Path(self.imitation) / 'adapter_config.json').exists():
+            raise ValueError(f'imitation must be a folder of trained adapters (with adapter_config.json), got {self.imitation!r}')
 
 def dev_problems(problems:list, spec:str|None=None) -> list:
-    "The dev set: `spec` parsed, or for toy problems toy:dev:10:<their levels>; a test-split spec is refused."
+    "The dev set: `spec` parsed, or for toy problems 10 dev problems per level of their world (and v2 family); a test-split spec is refused."
     if spec is None:
         if not problems or any(p.meta.get('source') != 'toy' for p in problems):
             raise ValueError('the stopping rule needs a dev set: give dev=SPEC (e.g. dev="math500:dev.jsonl@dev"); only toy problems have a default')
-        levels = sorted({int(p.meta['level']) for p in problems})
-        spec = f"toy:dev:10:{','.join(map(str, levels))}"
-    if spec.startswith('toy:test') or spec.endswith('@test'): raise ValueError(f'the dev set must not be the test split, got {spec!r}')
+        worlds = {p.meta.get('world', 'v1') for p in problems}
+        if len(worlds) > 1: raise ValueError('the training problems mix toy worlds v1 and v2: give dev=SPEC')
+        levels = ','.join(map(str, sorted({int(p.meta['level']) for p in problems})))
+        fams = ','.join(dict.fromkeys(p.meta['family'] for p in problems)) if worlds == {'v2'} else None
+        spec = f"toy2:dev:10:{fams}:{levels}" if fams else f"toy:dev:10:{levels}"
+    if spec.startswith(('toy:test', 'toy2:test')) or spec.endswith('@test'): raise ValueError(f'the dev set must not be the test split, got {spec!r}')
     dev = parse_problems(spec)
     if any(p.meta.get('split') == 'test' for p in dev): raise ValueError(f'the dev set {spec!r} holds test-split problems')
     if {p.id for p in dev} & {p.id for p in problems}: raise ValueError(f'the dev set {spec!r} overlaps the training problems')
@@ -199,7 +205,8 @@ def train_imitate_explore(problems:list,                # the training `Problem`
                 kept, r['selection'] = select_self_traces(_pool(out, k, cfg.accumulate), cfg.keep, cfg.per_problem, seed)
                 ex, r['data'] = training_mix(teacher_traces, kept, problems, tok, cfg.teacher_data, cfg.teacher_per_problem)
             start = run.student if k == 0 or cfg.init == 'base' else replace(run.student, lora=None, adapter=best)
-            summ = train_sft(ex, Run(str(rdir / 'train'), start, run.teacher), cfg, method=method)
+            if k == 0 and cfg.imitation: summ = dict(final=str(cfg.imitation), global_step=0, train_loss=None, seconds=0.0)   # given, not trained
+            else: summ = train_sft(ex, Run(str(rdir / 'train'), start, run.teacher), cfg, method=method)
             model, _ = _student(run, summ['final'])
             ev = evaluate(model, tok, dev, rdir / 'dev', ecfg, name=f'round{k}')
             del model
