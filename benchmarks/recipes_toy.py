@@ -70,9 +70,11 @@ def parse(argv=None):
     ap.add_argument('--other-student', default=None, help="RSD student-specific check: 'build' or a second student base folder (same tokenizer)")
     ap.add_argument('--other-student-steps', type=int, default=1000, help="steps of the second student base ('build')")
     ap.add_argument('--data-only', action='store_true', help='data side only (no training)')
-    return parse_args(ap, argv, known=METHODS, tiny=dict(
+    a = parse_args(ap, argv, known=METHODS, tiny=dict(
         seeds=1, train_per_level=1, samples=2, rsd_samples=2, coldstart_per_level=1, coldstart_steps=2, steps=2, batch_size=4,
         eval_levels='2,4', eval_per_level=1, eval_samples=1, max_new_tokens=96, other_student_steps=2, mixed_steps=2))
+    a.teacher_name, a.student_name = 'toy:teacher', 'toy:student'   # the world's models (recipes_v2 sets v2's)
+    return a
 
 def _tc(a, steps, seed):
     from reasondistill.train import TrainConfig
@@ -105,15 +107,18 @@ def method_cfg(a, name, over, steps, seed):
     cfg = make_config(name, over); cfg.train = _tc(a, steps, seed)
     return cfg
 
-def train_arm(name, data, out, cfg, student='toy:student', student_spec=None, method=None):
-    "Train registry method `name` on `data` into `out` (QLoRA student, toy teacher): its summary."
+QUANT = {}   # student -> how its base is loaded when not '4bit' (recipes_v2: a base whose layer widths bitsandbytes' CPU NF4 path rejects)
+def quant(student:str) -> str: return QUANT.get(student, '4bit')
+
+def train_arm(name, data, out, cfg, student='toy:student', student_spec=None, method=None, teacher='toy:teacher'):
+    "Train registry method `name` on `data` into `out` (QLoRA student, the world's teacher): its summary."
     from reasondistill.registry import entry_point
     from reasondistill.train import Run, default_student_spec
-    run = Run(str(out), student_spec or default_student_spec(student), teacher='toy:teacher')
+    run = Run(str(out), student_spec or default_student_spec(student, quant=quant(student)), teacher=teacher)
     return entry_point(name)(data, run, cfg, method=method or name)
 
-def data(a, work, log):
-    "Every recipe's traces and selections; returns ({recipe: kept traces or stage dict}, data-side stats)."
+def data(a, work, log, probs=None):
+    "Every recipe's traces and selections of `probs` (default: the v1 training problems); returns (problems, kept, data-side stats)."
     import numpy as np
     from reasondistill.core import read_json, write_json
     from reasondistill.models import load_model, load_tokenizer, ModelSpec, render_prompt
@@ -122,40 +127,42 @@ def data(a, work, log):
     from reasondistill.traces import sft_examples
     from reasondistill.registry import make_config
     from reasondistill.methods import rsd as R, gen_ssd as G, dasd as S, deepdistill as D
-    probs = toy_problems(a.train_per_level, LEVELS, split='train')
-    teacher, tok = load_model('toy:teacher'); base, _ = load_model('toy:student')
-    stok = load_tokenizer('toy:student')
+    T_, S_ = a.teacher_name, a.student_name
+    probs = probs if probs is not None else toy_problems(a.train_per_level, LEVELS, split='train')
+    levels = sorted({p.meta['level'] for p in probs})
+    teacher, tok = load_model(T_); base, _ = load_model(S_)
+    stok = load_tokenizer(S_)
     t0 = time.perf_counter()
     stores = S.schedule_traces(probs, teacher, tok, work / 'teacher', (0.6, 1.0), a.samples, a.max_new_tokens,
-                               model_name='toy:teacher')
+                               model_name=T_)
     tr = {T: list(TraceStore(p, readonly=True)) for T, p in stores.items()}
     secs = dict(teacher=time.perf_counter() - t0)
     log('teacher traces: ' + ', '.join(f'T={T}: {sum(t.verdict == "correct" for t in v)}/{len(v)} correct' for T, v in tr.items()))
     # cold start: one verified T=1.0 trace for the first coldstart-per-level problems of each level
-    cs_ids = {p.id for lv in LEVELS for p in [q for q in probs if q.meta.get('level') == lv][:a.coldstart_per_level]}
+    cs_ids = {p.id for lv in levels for p in [q for q in probs if q.meta.get('level') == lv][:a.coldstart_per_level]}
     cs_ex, _ = sft_examples(tr[1.0], [p for p in probs if p.id in cs_ids], stok, per_problem=1)
     t0 = time.perf_counter()
-    cs = train_arm('sft', cs_ex, work / 'coldstart', sft_cfg(a, a.coldstart_steps, 0), method='coldstart')
+    cs = train_arm('sft', cs_ex, work / 'coldstart', sft_cfg(a, a.coldstart_steps, 0), student=S_, method='coldstart', teacher=T_)
     secs['coldstart'] = time.perf_counter() - t0
-    cold, _ = load_model(ModelSpec('toy:student', quant='4bit', adapter=cs['final']))
+    cold, _ = load_model(ModelSpec(S_, quant=quant(S_), adapter=cs['final']))
     log(f"cold start: {len(cs_ex)} examples, {cs.get('global_step')} steps")
     kept, gen = {}, {}
     rcfg = make_config('rsd', rsd_settings(a))
     for name, acc in (('rsd-base', base), ('rsd', cold)):        # the names the `rsd` entry records (teacher, student base)
         t0 = time.perf_counter()
-        R.rsd_traces(probs, teacher, acc, tok, work / name, rcfg, seed=rcfg.seed, names=('toy:teacher', 'toy:student'))
+        R.rsd_traces(probs, teacher, acc, tok, work / name, rcfg, seed=rcfg.seed, names=(T_, S_))
         gen[name] = list(TraceStore(work / name, readonly=True)); secs[name] = time.perf_counter() - t0
         kept[name], sel = R.select_rsd(gen[name], rcfg.max_fallback)
         log(f"{name}: {sel['kept']} kept of {len(gen[name])} traces ({sel['dropped_by_reason']})")
     other = None
     if a.other_student:                                  # RSD student-specific check: a second student base B
         other = build_other_student(a, work, log) if a.other_student == 'build' else a.other_student
-        ocs = train_arm('sft', cs_ex, work / 'coldstart-other', sft_cfg(a, a.coldstart_steps, 0), student=other, method='coldstart')
-        ocold, otok = load_model(ModelSpec(other, quant='4bit', adapter=ocs['final']))
+        ocs = train_arm('sft', cs_ex, work / 'coldstart-other', sft_cfg(a, a.coldstart_steps, 0), student=other, method='coldstart', teacher=T_)
+        ocold, otok = load_model(ModelSpec(other, quant=quant(other), adapter=ocs['final']))
         from reasondistill.methods.rsd import check_shared_vocab
         check_shared_vocab(tok, otok)
         t0 = time.perf_counter()
-        R.rsd_traces(probs, teacher, ocold, tok, work / 'rsd-other', rcfg, names=('toy:teacher', 'coldstart-other'))
+        R.rsd_traces(probs, teacher, ocold, tok, work / 'rsd-other', rcfg, names=(T_, 'coldstart-other'))
         gen['rsd-other'] = list(TraceStore(work / 'rsd-other', readonly=True)); secs['rsd-other'] = time.perf_counter() - t0
         kept['rsd-other'], sel = R.select_rsd(gen['rsd-other'], rcfg.max_fallback)
         log(f"rsd-other: {sel['kept']} kept of {len(gen['rsd-other'])} traces")
@@ -165,7 +172,7 @@ def data(a, work, log):
     if tau_path.exists(): tau = read_json(tau_path)['tau']
     else: tau = G.calibrate_tau(cal[:400], cold, stok, 0.9); write_json(tau_path, dict(tau=tau, n_traces=len(cal[:400])))
     gcfg = make_config('gen-ssd', gen_ssd_settings(a, tau))
-    gst = G.gen_ssd_traces(probs, teacher, cold, tok, work / 'gen-ssd', gcfg, seed=gcfg.seed, names=('toy:teacher', 'toy:student'))
+    gst = G.gen_ssd_traces(probs, teacher, cold, tok, work / 'gen-ssd', gcfg, seed=gcfg.seed, names=(T_, S_))
     gen['gen-ssd'] = list(TraceStore(work / 'gen-ssd', readonly=True)); secs['gen-ssd'] = time.perf_counter() - t0
     kept['gen-ssd'], _ = G.select_gen_ssd(gen['gen-ssd'])
     log(f"gen-ssd: tau {tau:.2f}, {len(kept['gen-ssd'])} kept of {len(gen['gen-ssd'])}")
@@ -235,21 +242,22 @@ def build_other_student(a, work, log):
 # the RSD student-specific check: method -> (examples key, which student)
 CHECK = {'rsd-foreign': ('rsd-other', 'A'), 'other-rsd': ('rsd-other', 'B'), 'other-rsd-foreign': ('rsd', 'B'), 'other-sft': ('sft', 'B')}
 
-def train(a, method, seed, probs, kept, work, student='toy:student', key=None, cold=None, tau=None):
+def train(a, method, seed, probs, kept, work, student='toy:student', key=None, cold=None, tau=None, out=None):
     """Train one method from one seed through the registry; (training summary with 'final', number of examples), or
     (None, 0) when the recipe kept nothing. The recipe methods re-open the data side's trace stores (nothing is
     sampled again) and select as the data side did; `cold` is the cold-start adapter (RSD's acceptor, Gen-SSD's scorer)."""
     from reasondistill.models import load_tokenizer, ModelSpec
     from reasondistill.traces import sft_examples
     stok = load_tokenizer(student)
-    out = work / f'seed{seed}' / method
+    out = Path(out) if out is not None else work / f'seed{seed}' / method
+    T_ = a.teacher_name
     if method == 'dasd-mixed':                                   # DASD's mixed-policy stage, from the seed's `dasd` run
         from reasondistill.models import load_model
         from reasondistill.tracestore import TraceStore
         from reasondistill.methods import dasd as S
-        s2, n = train(a, 'dasd', seed, probs, kept, work, student)
+        s2, n = train(a, 'dasd', seed, probs, kept, work, student, out=out.parent / out.name.replace('dasd-mixed', 'dasd'))
         if s2 is None: return None, 0
-        teacher, tok = load_model('toy:teacher'); dstu, _ = load_model(ModelSpec(student, quant='4bit', adapter=s2['final']))
+        teacher, tok = load_model(T_); dstu, _ = load_model(ModelSpec(student, quant=quant(student), adapter=s2['final']))
         ref = {t.problem_id: t.n_completion_tokens for t in kept['dasd-T1.0']}
         S.mixed_policy_traces(probs, dstu, teacher, tok, out / 'mixed-traces', ref, S.MixedPolicyConfig(
             max_new_tokens=a.max_new_tokens, triggers=tuple(a.mixed_triggers.split(','))), seed=seed)
@@ -257,31 +265,31 @@ def train(a, method, seed, probs, kept, work, student='toy:student', key=None, c
         if not mex: return None, 0
         ex2, _ = sft_examples(kept['dasd-T1.0'], probs, stok)
         s3 = train_arm('sft', mex + ex2, out / 'stage3', sft_cfg(a, a.mixed_steps, seed),
-                       student_spec=ModelSpec(student, quant='4bit', adapter=s2['final']), method=method)
+                       student_spec=ModelSpec(student, quant=quant(student), adapter=s2['final']), method=method, teacher=T_)
         return s3, n + len(mex)
     if method in ('dasd', 'dasd-random'):                        # two stages, half the steps each (stage_steps)
         pre = 'dasd' if method == 'dasd' else 'dasd-random'
         if not kept[f'{pre}-T0.6'] or not kept[f'{pre}-T1.0']: return None, 0
         over = {**dasd_settings(a, work), 'selection': 'das' if method == 'dasd' else 'random',
                 'stage_steps': [a.steps // 2, a.steps - a.steps // 2]}
-        s = train_arm('dasd', probs, out, method_cfg(a, 'dasd', over, a.steps // 2, seed), student, method=method)
+        s = train_arm('dasd', probs, out, method_cfg(a, 'dasd', over, a.steps // 2, seed), student, method=method, teacher=T_)
         return s['stages'][-1]['train'], sum(st['data']['kept'] for st in s['stages'])
     if not kept[key or method]: return None, 0
     if method in ('rsd', 'rsd-base'):
         over = rsd_settings(a, cold if method == 'rsd' else None, work, method)
-        s = train_arm('rsd', probs, out / 'train', method_cfg(a, 'rsd', over, a.steps, seed), student, method=method)
+        s = train_arm('rsd', probs, out / 'train', method_cfg(a, 'rsd', over, a.steps, seed), student, method=method, teacher=T_)
         return s['train'], s['data']['kept']
     if method == 'gen-ssd':
         s = train_arm('gen-ssd', probs, out / 'train', method_cfg(a, 'gen-ssd', gen_ssd_settings(a, tau, cold, work), a.steps, seed),
-                      student, method=method)
+                      student, method=method, teacher=T_)
         return s['train'], s['data']['kept']
     if method == 'deepdistill':                                  # stage I over the T = 1.0 teacher samples
         over = {'n_samples': a.samples, 'seed': 0, 'traces': str(work / 'teacher' / 'T1.0')}
-        s = train_arm('deepdistill', probs, out / 'train', method_cfg(a, 'deepdistill', over, a.steps, seed), student, method=method)
+        s = train_arm('deepdistill', probs, out / 'train', method_cfg(a, 'deepdistill', over, a.steps, seed), student, method=method, teacher=T_)
         return s['train'], s['data']['kept']
     ex, _ = sft_examples(kept[key or method], probs, stok)      # sft and the RSD check's arms: SFT on a kept set
     if not ex: return None, 0
-    return train_arm('sft', ex, out / 'train', sft_cfg(a, a.steps, seed), student, method=method), len(ex)
+    return train_arm('sft', ex, out / 'train', sft_cfg(a, a.steps, seed), student, method=method, teacher=T_), len(ex)
 
 def _fmt(x, pct=False):
     if x is None or x != x: return '–'
@@ -300,6 +308,26 @@ def plot_data(rows, path):
     ax.set_ylabel('tokens with p < 1% (%)')
     ax.legend(frameon=False, fontsize='x-small', ncols=3, loc='lower center', bbox_to_anchor=(0.5, 1.0))
     save_figure(fig, path)
+
+def data_table_lines(dstats:dict) -> list:
+    "The data-side table of a recipes benchmark (markdown lines) from its data statistics."
+    lines = ['Columns: p_S<1% = share of completion tokens with probability < 1% under the student base (all generated traces / '
+             'kept ones); "cold" = the same under the cold-started student (the acceptor of `rsd`, the scorer of `gen-ssd`); '
+             'PPL = mean per-trace perplexity of the kept traces.', '',
+             '| recipe | generated | kept | yield | mean tokens (kept) | p_S<1% (all) | p_S<1% (kept) | student PPL (kept) | p_cold<1% (kept) | cold PPL (kept) | RSD fallback (all / kept) | notes |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
+    rows = dstats['table']
+    for n, r in rows.items():
+        fb = f"{_fmt(r['fallback_rate'], True)} / {_fmt(r['fallback_rate_kept'], True)}" if 'fallback_rate' in r else ''
+        note = (f"{_fmt(r['traces_over_50pct_fallback'], True)} of traces > 50% fallback" if 'fallback_rate' in r else
+                f"tau {r['tau']:.1f}, pruned {_fmt(r['prune_rate'], True)}, teacher tokens {r['teacher_tokens']} "
+                f"({r['teacher_tokens_per_plain_sample']:.1f}x one plain sample per problem)" if n == 'gen-ssd' else '')
+        lines.append(f"| {n} | {r['generated']} | {r['kept']} | {_fmt(r['yield_'], True)} | {_fmt(r['mean_tokens'])} | "
+                     f"{_fmt(r['low_prob_share_all'], True)} | {_fmt(r['low_prob_share_kept'], True)} | {_fmt(r['student_ppl_kept'])} | "
+                     f"{_fmt(r['low_prob_share_kept_coldstart'], True)} | {_fmt(r['coldstart_ppl_kept'])} | {fb} | {note} |")
+    lines += ['', 'Data-stage times (s, of the invocation that ran each stage): ' +
+              ', '.join(f'{k} {v:.0f}' for k, v in dstats['seconds'].items()) + '.', '']
+    return lines
 
 def main(argv=None):
     a = parse(argv)
@@ -320,22 +348,7 @@ def main(argv=None):
              f"with a cold-started student ({dstats['coldstart']['examples']} traces, {a.coldstart_steps} steps). Gen-SSD: K = "
              f"{a.gen_k}, one line per chunk, scorer = the cold-started student. DASD: DAS (delta = log 2) vs random, one trace per "
              f"problem per temperature. DeepDistill: stage I over {a.samples} T = 1.0 samples (grades {dstats['grades']}). "
-             '"p_S < 1%" is measured under the student base for every set.', '',
-             'Columns: p_S<1% = share of completion tokens with probability < 1% under the student base (all generated traces / '
-             'kept ones); "cold" = the same under the cold-started student (the acceptor of `rsd`, the scorer of `gen-ssd`); '
-             'PPL = mean per-trace perplexity of the kept traces.', '',
-             '| recipe | generated | kept | yield | mean tokens (kept) | p_S<1% (all) | p_S<1% (kept) | student PPL (kept) | p_cold<1% (kept) | cold PPL (kept) | RSD fallback (all / kept) | notes |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|']
-    for n, r in rows.items():
-        fb = f"{_fmt(r['fallback_rate'], True)} / {_fmt(r['fallback_rate_kept'], True)}" if 'fallback_rate' in r else ''
-        note = (f"{_fmt(r['traces_over_50pct_fallback'], True)} of traces > 50% fallback" if 'fallback_rate' in r else
-                f"tau {r['tau']:.1f}, pruned {_fmt(r['prune_rate'], True)}, teacher tokens {r['teacher_tokens']} "
-                f"({r['teacher_tokens_per_plain_sample']:.1f}x one plain sample per problem)" if n == 'gen-ssd' else '')
-        lines.append(f"| {n} | {r['generated']} | {r['kept']} | {_fmt(r['yield_'], True)} | {_fmt(r['mean_tokens'])} | "
-                     f"{_fmt(r['low_prob_share_all'], True)} | {_fmt(r['low_prob_share_kept'], True)} | {_fmt(r['student_ppl_kept'])} | "
-                     f"{_fmt(r['low_prob_share_kept_coldstart'], True)} | {_fmt(r['coldstart_ppl_kept'])} | {fb} | {note} |")
-    lines += ['', 'Data-stage times (s, of the invocation that ran each stage): ' +
-              ', '.join(f'{k} {v:.0f}' for k, v in dstats['seconds'].items()) + '.', '']
+             '"p_S < 1%" is measured under the student base for every set.', '', *data_table_lines(dstats)]
     res = dict(config={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(a).items() if k not in ('t_start', 'load_start')},
                data=dstats)
     if not a.data_only:

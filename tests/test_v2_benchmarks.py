@@ -55,3 +55,30 @@ def test_negatives_v2_tiny(tmp_path):
     assert all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') and v['evidence'] for v in res['verdicts'])
     assert res['data']['pair_stats']['pairs'] > 0 and set(res['probe_curves']) == arms
     assert all(r['pass_at_2'] is not None for r in res['runs']) and (tmp_path / 'r_by_level.png').stat().st_size > 0
+
+def test_rl_toy_tokens_to_target():
+    "The tokens-to-target ratio of rl_toy, checked by hand: interpolation, seed-mean curves, censoring, the undefined case."
+    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    import rl_toy
+    grpo = [[(0, .2), (8000, .25), (16000, .3)], [(0, .2), (8000, .2), (16000, .28)]]     # seed mean: .2, .225, .29
+    opd = [[(0, .2), (4000, .3), (8000, .3), (16000, .3)], [(0, .2), (8000, .3), (16000, .3)]]   # 4000 is not in every seed
+    assert rl_toy.mean_curve(opd) == [(0, .2), (8000, .3), (16000, .3)]
+    assert abs(rl_toy.tokens_to_target([(0, .2), (8000, .3)], .25) - 4000) < 1e-6 and rl_toy.tokens_to_target([(0, .2), (8000, .22)], .25) is None
+    r = rl_toy.censored_ratio(opd, grpo, .29, 16000)      # GRPO reaches .29 at its last point; OPD at 8000 * .9 = 7200
+    assert abs(r['grpo_tokens'] - 16000) < 1e-2 and abs(r['arm_tokens'] - 7200) < 1e-2
+    assert abs(r['ratio'] - .45) < 1e-6 and r['lower_bound'] is None and r['verdict'] == 'fails'
+    fast = rl_toy.censored_ratio([[(0, .2), (2000, .4), (16000, .4)]], grpo, .29, 16000)
+    assert abs(fast['ratio'] - 2000 * .45 / 16000) < 1e-6 and fast['verdict'] == 'holds'
+    never = rl_toy.censored_ratio([[(0, .2), (16000, .21)]], grpo, .29, 16000)   # censored: at least 16000 / 16000
+    assert never['ratio'] is None and abs(never['lower_bound'] - 1) < 1e-6 and never['verdict'] == 'fails'
+    assert rl_toy.censored_ratio(opd, [[(0, .3), (16000, .3)]], .29, 16000)['verdict'].startswith('inconclusive')
+
+@pytest.mark.slow
+def test_recipes_v2_tiny(tmp_path):
+    res = _run('recipes_v2', tmp_path)
+    ran = {r['method'] for r in res['runs']} | set(res['skipped'])
+    assert ran == {'sft', 'rsd', 'rsd-base', 'gen-ssd', 'dasd', 'deepdistill', 'rsd-foreign', 'other-rsd', 'other-rsd-foreign', 'other-sft'}
+    assert set(res['selection']['chosen']) == {r['method'] for r in res['runs']}
+    assert {'rsd', 'rsd-other (acceptor B)', 'gen-ssd'} <= set(res['data']['table']) and set(res['base']) == {'toy2:student', 'toy2:student-llama'}
+    assert all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') and v['evidence'] for v in res['verdicts'])
+    assert (tmp_path / 'r_data.png').stat().st_size > 0 and (tmp_path / 'r_by_level.png').stat().st_size > 0
