@@ -32,6 +32,9 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
    censored (its ratio is at least B/2 over GRPO's tokens) — the verdict reads the latter (the project's goal is
    <= 0.25; OPSD's paper reports 4-8x).
 5. Accuracy vs capability by difficulty: accuracy (pass@1) and capability (pass@k at the largest k) per level.
+6. pass@k claims (RL narrows, distillation widens) at the largest k and at the largest informative k: the largest k at
+   which the base stays below pass@k = 0.99 on at least half of test B (toy answers are small integers, so at large k
+   an answer-only model reaches them by guessing; this second reading was added after the first record saturated).
 Writes --out.json, --out.md and two figures: --out-passk.png (pass@k against k) and --out-curves.png (dev accuracy
 against training tokens).
 """
@@ -112,6 +115,15 @@ def censored_ratio(arm_curves:list, grpo_curves:list, target:float, budget:float
     r['ratio'] = ta / tg
     return dict(r, verdict='holds' if r['ratio'] <= 0.25 else 'fails')
 
+def _tokens(x) -> str: return 'did not reach it' if x is None else f'reached it at {x:.0f} tokens'
+
+def informative_k(correct:list, n:int, ks) -> int|None:
+    """The largest k of `ks` at which the base has not saturated: pass@k < 0.99 on at least half of the problems (`correct`:
+    the base's correct samples of n per problem). Above it, pass@k on a small answer space measures guessing."""
+    from reasondistill.eval.metrics import pass_at_k
+    ok = [k for k in ks if k <= n and sum(pass_at_k(n, c, k) < 0.99 for c in correct) >= len(correct) / 2]
+    return max(ok) if ok else None
+
 def _verdict(ci:dict|None, direction:int) -> str:
     "holds / fails / inconclusive: the interval excludes 0 on the claimed side / on the other side / neither."
     if ci is None or ci.get('lo') is None: return 'inconclusive (not measured)'
@@ -133,9 +145,13 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
     for r in runs: by.setdefault(r['method'], []).append(r)
     kmax = max((int(k) for r in runs for k in (r.get('pass_at_k') or {})), default=None)
     out = []
-    def passk_diff(arm):   # per-problem pass@kmax of the arm minus the base's (one untrained model), over seeds and problems
+    def passk_diff(arm, k=None):   # per-problem pass@k (default: the largest) of the arm minus the base's (one untrained model), over seeds and problems
         if arm not in by or kmax is None: return None
-        d = [[x - y for x, y in zip(r['passk_per_problem'], base['passk_per_problem'])] for r in by[arm]]
+        if k is None: d = [[x - y for x, y in zip(r['passk_per_problem'], base['passk_per_problem'])] for r in by[arm]]
+        else:
+            from reasondistill.eval.metrics import pass_at_k
+            pk = lambda r: [pass_at_k(r['passk_n'], c, k) for c in r['passk_correct']]
+            d = [[x - y for x, y in zip(pk(r), pk(base))] for r in by[arm]]
         c = hierarchical_bootstrap(d, bounds=(-1.0, 1.0))
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in c.items() if k in ('mean', 'lo', 'hi', 'n_seeds', 'n_problems')}
     for arm, direction, claim in (('grpo', -1, 'RL narrows the pass@k boundary (pass@k at the largest k below the base\'s)'),
@@ -143,6 +159,13 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
         c = passk_diff(arm)
         out.append(dict(claim=claim, verdict=_verdict(c, direction), arm=arm, baseline='base', metric=f'pass@{kmax}', ci=c,
                         evidence=f'{arm} − base, pass@{kmax}: {_fmt(c)}'))
+    ki = informative_k(base['passk_correct'], base['passk_n'], sorted(int(k) for k in base['pass_at_k'])) if 'passk_correct' in base else None
+    for arm, direction, claim in (('grpo', -1, 'RL narrows the pass@k boundary, at the largest informative k'),
+                                  ('sft', 1, 'distillation widens it, at the largest informative k')):
+        c = passk_diff(arm, ki) if ki else None
+        out.append(dict(claim=claim, verdict=_verdict(c, direction), arm=arm, baseline='base', metric=f'pass@{ki}', ci=c, informative_k=ki,
+                        evidence=f'{arm} − base, pass@{ki} (the largest k at which the base is below 0.99 on at least half of the '
+                                 f'test-B problems; above it pass@k measures guessing): {_fmt(c)}'))
     diffs = paired_differences(runs, 'sft-grpo') if 'sft-grpo' in by else {}
     for arm, claim in (('sft-rlad', 'RLAD beats GRPO at equal budget'), ('sft-kepo', 'KEPO beats GRPO at equal budget'),
                        ('sft-grpo-kl', 'GRPO + KL to the teacher beats GRPO'), ('sft-opd', 'on-policy distillation beats GRPO'),
@@ -168,11 +191,12 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
     for arm, rr in (('sft-opd', ratio), ('sft-opsd', (ratio or {}).get('opsd'))):
         m = (rr or {}).get('mean_curve') or {}
         t = lambda x: 'not reached' if x is None else f'{x:.0f}'
+        tgt = 'not set' if (ratio or {}).get('target') is None else f"{100 * ratio['target']:.1f}%"
         what = (f"ratio {m['ratio']:.2f}" if m.get('ratio') is not None else f"ratio > {m['lower_bound']:.2f} (not reached within the budget)"
                 if m.get('lower_bound') is not None else 'not measurable')
         out.append(dict(claim=f"{arm[4:].upper()} reaches GRPO's final dev accuracy with <= 1/4 of GRPO's second-stage tokens (OPSD's paper: 4-8x)",
                         verdict=m.get('verdict', 'inconclusive (not measured)'), arm=arm, baseline='sft-grpo', metric='tokens to target (ratio)', ci=None,
-                        evidence=f"seed-mean dev curves, target {100 * (ratio or {}).get('target', float('nan')):.1f}%: {arm} {t(m.get('arm_tokens'))}, "
+                        evidence=f"seed-mean dev curves, target {tgt}: {arm} {t(m.get('arm_tokens'))}, "
                                  f"sft-grpo {t(m.get('grpo_tokens'))} second-stage tokens; {what}. Per seed: {[None if x is None else round(x) for x in (rr or {}).get('arm') or []]} "
                                  f"vs {[None if x is None else round(x) for x in (rr or {}).get('grpo') or []]}"))
     return out
@@ -282,7 +306,8 @@ def main():
         pp = [pass_at_k(n, round(x * n), kmax) for x in b['per_problem']['accuracy']]
         lv = b['per_problem']['levels']
         by_level = {l: sum(v for v, m in zip(pp, lv) if m == l) / lv.count(l) for l in dict.fromkeys(lv)}
-        return dict(r, pass_at_k=b['pass_at_k'], passk_per_problem=pp, capability_by_level=by_level, passk_accuracy_by_level=b['by_level'])
+        return dict(r, pass_at_k=b['pass_at_k'], passk_per_problem=pp, capability_by_level=by_level, passk_accuracy_by_level=b['by_level'],
+                    passk_n=n, passk_correct=[round(x * n) for x in b['per_problem']['accuracy']])
 
     sel = DevSelection(sweep_from_args(a), train, score, seeds=a.test_seeds, dev_seeds=(0,))
     arms = a.methods
@@ -366,9 +391,8 @@ def main():
                  f"{k}: {'not measurable' if v.get('ratio') is None else round(v['ratio'], 3)} (seeds {v.get('seeds')})" for k, v in ratios.items()),
              '', 'On the seed-mean dev curves (an arm that never reaches the target within its second-stage budget is censored: '
              'its ratio is at least budget / GRPO\'s tokens): ' + '; '.join(
-                 f"{k}: {k} {v['mean_curve']['arm_tokens'] if v['mean_curve']['arm_tokens'] is None else round(v['mean_curve']['arm_tokens'])} tokens, "
-                 f"sft-grpo {v['mean_curve']['grpo_tokens'] if v['mean_curve']['grpo_tokens'] is None else round(v['mean_curve']['grpo_tokens'])}; "
-                 f"ratio {'> ' + format(v['mean_curve']['lower_bound'], '.2f') if v['mean_curve']['lower_bound'] is not None else v['mean_curve']['ratio'] if v['mean_curve']['ratio'] is None else format(v['mean_curve']['ratio'], '.2f')}"
+                 f"{k} {_tokens(v['mean_curve']['arm_tokens'])}, sft-grpo {_tokens(v['mean_curve']['grpo_tokens'])}: ratio "
+                 f"{'> ' + format(v['mean_curve']['lower_bound'], '.2f') if v['mean_curve']['lower_bound'] is not None else 'not measurable' if v['mean_curve']['ratio'] is None else format(v['mean_curve']['ratio'], '.2f')}"
                  for k, v in ratios.items()), '',
              'Generation share of step time: ' + '; '.join(f"{k}: {sum(v) / len(v):.2f}" for k, v in gen.items()), '',
              *(['sft-imitate-explore, per seed (round 0 = the shared SFT checkpoint; round 1 = explore + self-improve): ' + '; '.join(

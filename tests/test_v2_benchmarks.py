@@ -82,3 +82,13 @@ def test_recipes_v2_tiny(tmp_path):
     assert {'rsd', 'rsd-other (acceptor B)', 'gen-ssd'} <= set(res['data']['table']) and set(res['base']) == {'toy2:student', 'toy2:student-llama'}
     assert all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') and v['evidence'] for v in res['verdicts'])
     assert (tmp_path / 'r_data.png').stat().st_size > 0 and (tmp_path / 'r_by_level.png').stat().st_size > 0
+
+def test_rl_toy_informative_k():
+    "The largest k at which the base has not saturated on at least half of the problems (by hand from pass@k's formula)."
+    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    import rl_toy
+    ks = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    # 0 and 1 correct of 256 never saturate before k = 256; 5 of 256 reaches 1 - (1/2)^5 ~ 0.97 at k = 128, > 0.99 at 256
+    assert rl_toy.informative_k([0, 1, 5, 100], 256, ks) == 128
+    assert rl_toy.informative_k([10] * 4, 256, ks) == 64        # 1 - (1 - 10/256)^k crosses 0.99 between k = 64 and 128
+    assert rl_toy.informative_k([256] * 3, 256, ks) is None     # solved by every sample: saturated at k = 1
