@@ -80,7 +80,8 @@ def _saver(step_to_name:dict, out):
     return Saver()
 
 def _gen_share(run_dir) -> float|None:
-    "Share of training-step time spent generating rollouts (GRPO family: `gen_share`; on-policy trainers: `rollouts`; staged: mean over stages)."
+    """Share of training-step time spent generating rollouts: every trainer's summary carries it as `gen_share`; runs
+    written before the on-policy and staged trainers did (this record's) hold it under `rollouts` or per stage."""
     f = Path(run_dir) / 'train_done.json'
     if not f.exists(): return None
     sm = json.loads(f.read_text())

@@ -77,8 +77,10 @@ def train_acereason(data:list,                 # `Problem`s with gold answers (t
         student = replace(run.student, lora=None, adapter=s['final'])
     if (out / 'final').exists(): shutil.rmtree(out / 'final')
     shutil.copytree(s['final'], out / 'final')
+    timed = [d for d in done if d['gen_share'] is not None and d['seconds']]   # generation share over all stages, weighted by their time
     summary = dict(method=method, config=json.loads(json.dumps(asdict(cfg), default=str)), stages=done,
                    final=str(out / 'final'), global_step=sum(d['steps'] or 0 for d in done),
-                   seconds=sum(d['seconds'] or 0 for d in done))
+                   seconds=sum(d['seconds'] or 0 for d in done),
+                   gen_share=sum(d['gen_share'] * d['seconds'] for d in timed) / sum(d['seconds'] for d in timed) if timed else None)
     write_json(out / 'train_done.json', summary); write_json(out / 'summary.json', summary)
     return summary

@@ -224,8 +224,9 @@ class OnPolicyTrainer(DistillTrainer):
         return divergence_objective(student_hidden, head_weight, targets, signal, seq_ids, self.op)
 
     def extra_summary(self) -> dict:
-        "Hook: more entries for `train_done.json` (the rollout totals here)."
-        return {'rollouts': gen_summary(self)}
+        "Hook: more entries for `train_done.json` (the rollout totals, and their generation share at top level as every RL trainer writes it)."
+        g = gen_summary(self)
+        return {'rollouts': g, 'gen_share': g['gen_share']}
 
 def gen_summary(trainer) -> dict:
     "Totals of the rollout schedule: on-policy share of micro-batches, generation share of step time, rollout tokens."
