@@ -12,7 +12,9 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
    Staged arms spend B/2 on SFT (shared per seed) and B/2 on their second stage: `sft-grpo`, `sft-opd` (on-policy
    distillation), `sft-opsd` (self-distillation with the reference), `sft-rlad`, `sft-grpo-kl` (GRPO + KL to the teacher),
    `sft-kepo` (KEPO: hinted exploration + gated JSD), `sft-autothink` (stage 1), `sft-gar` (slice discriminator); `curio-grpo`
-   spends its first half on CurioSFT instead of SFT (CurioSFT's claim: GRPO gains more from its checkpoint);
+   spends its first half on CurioSFT instead of SFT (CurioSFT's claim: GRPO gains more from its checkpoint), `curio1-grpo`
+   the same with CurioSFT's reference synced every step instead of every 5 (added after a dev probe: at this budget a
+   reference 5 steps stale holds the student in the base's answer-only mode, so `curio-grpo` never tests the claim);
    `sft-acereason` is AceReason's strictly on-policy GRPO with its length curriculum scaled to the toy (rollout caps of
    1/3, 2/3 and all of --rollout-tokens, one stage each; the test set holds chains only, so no second domain);
    `sft-imitate-explore` is one explore + self-improve round from the shared SFT checkpoint (the imitation round):
@@ -44,12 +46,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
 
-ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason', 'sft-imitate-explore')
+ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason', 'sft-imitate-explore',
+        'curio1-grpo')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
 SECOND = {'sft-grpo': 'grpo', 'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher',
           'sft-kepo': 'kepo-explore', 'sft-autothink': 'autothink', 'sft-gar': 'gar',
-          'curio-grpo': 'grpo', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore'}
-STAGE1 = {'curio-grpo': 'stage1-curiosft'}   # arms whose first stage is not the shared SFT run
+          'curio-grpo': 'grpo', 'curio1-grpo': 'grpo', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore'}
+STAGE1 = {'curio-grpo': 'stage1-curiosft', 'curio1-grpo': 'stage1-curiosft-sync1'}   # arms whose first stage is not the shared SFT run
+CURIO = {'stage1-curiosft': {}, 'stage1-curiosft-sync1': {'sync_every': 1}}           # their CurioSFT settings
 
 def parse():
     ap = bench_parser('rl_toy', __doc__, ARMS, seeds=3, train_per_level=24, samples=2, batch_size=16, lr=3e-3, max_length=1024,
@@ -172,6 +176,7 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
                        ('sft-grpo-kl', 'GRPO + KL to the teacher beats GRPO'), ('sft-opd', 'on-policy distillation beats GRPO'),
                        ('sft-opsd', 'OPSD beats GRPO'), ('sft-gar', 'the slice discriminator\'s dense rewards beat GRPO'),
                        ('curio-grpo', 'GRPO from a CurioSFT checkpoint ends above GRPO from an SFT checkpoint'),
+                       ('curio1-grpo', 'GRPO from a CurioSFT checkpoint (reference synced every step) ends above GRPO from an SFT checkpoint'),
                        ('sft-acereason', 'AceReason\'s length curriculum beats GRPO at equal budget')):
         c = diffs.get(arm)
         out.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline='sft-grpo', metric='accuracy', ci=c,
@@ -242,7 +247,7 @@ def main():
     def curio(seed, steps, lr, name):
         out = work / f'seed{seed}' / name
         if not _done(out):
-            cfg = make_config('curiosft', {}); cfg.train = tc(lr, seed, steps)
+            cfg = make_config('curiosft', CURIO[name]); cfg.train = tc(lr, seed, steps)
             entry_point('curiosft')(ex, Run(str(out), default_student_spec(STUDENT)), cfg, method='curiosft',
                                     callbacks=[_saver({steps // 2: 'mid'}, out)])
         return out
