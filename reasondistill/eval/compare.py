@@ -613,7 +613,7 @@ def render_benchmark(res:dict,             # a benchmark record (the JSON `write
     return '\n'.join(lines[:at] + ['', provenance_line(res, name)] + gap + lines[at:])
 
 # %% ../../nbs/eval/03_compare.ipynb #7c1e0a02
-TOY_BENCHMARKS = ('kd_toy', 'onpolicy_toy', 'negatives_toy', 'recipes_toy', 'kd_v2', 'negatives_v2', 'selfdistill_v2', 'rl_toy')
+TOY_BENCHMARKS = ('kd_toy', 'onpolicy_toy', 'negatives_toy', 'recipes_toy', 'kd_v2', 'negatives_v2', 'selfdistill_v2', 'rl_toy', 'recipes_v2')
 ARM_ALIASES = {'kepo': 'kepo-gate', 'redi-a0.8': 'redi', 'atesd-a0.5': 'atesd-fixed',
                # rl_toy: a method's arm is its second stage after the shared SFT stage
                'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher', 'sft-kepo': 'kepo-explore',
