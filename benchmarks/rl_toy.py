@@ -17,6 +17,8 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
    reference 5 steps stale holds the student in the base's answer-only mode, so `curio-grpo` never tests the claim);
    `sft-acereason` is AceReason's strictly on-policy GRPO with its length curriculum scaled to the toy (rollout caps of
    1/3, 2/3 and all of --rollout-tokens, one stage each; the test set holds chains only, so no second domain);
+   `sft-gkd` and `sft-tsdkd` are GKD (lambda 0.5: half the micro-batches on the teacher's traces) and TSD-KD (on-policy)
+   from the teacher, stopped at B/2 trained tokens like on-policy distillation;
    `sft-imitate-explore` is one explore + self-improve round from the shared SFT checkpoint (the imitation round):
    --num-generations rollouts per training problem at --rollout-tokens, the shortest verified one per problem joins the
    teacher traces, SFT continues from the checkpoint for the second half's steps, and the method's own stopping rule
@@ -47,11 +49,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
 
 ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason', 'sft-imitate-explore',
-        'curio1-grpo')
+        'curio1-grpo', 'sft-gkd', 'sft-tsdkd')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
 SECOND = {'sft-grpo': 'grpo', 'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher',
           'sft-kepo': 'kepo-explore', 'sft-autothink': 'autothink', 'sft-gar': 'gar',
-          'curio-grpo': 'grpo', 'curio1-grpo': 'grpo', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore'}
+          'curio-grpo': 'grpo', 'curio1-grpo': 'grpo', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore',
+          'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd'}
 STAGE1 = {'curio-grpo': 'stage1-curiosft', 'curio1-grpo': 'stage1-curiosft-sync1'}   # arms whose first stage is not the shared SFT run
 CURIO = {'stage1-curiosft': {}, 'stage1-curiosft-sync1': {'sync_every': 1}}           # their CurioSFT settings
 
@@ -181,6 +184,13 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
         c = diffs.get(arm)
         out.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline='sft-grpo', metric='accuracy', ci=c,
                         evidence=f'{arm} − sft-grpo, accuracy: {_fmt(c)}'))
+    for arm, bl, claim in (('sft-gkd', 'sft', 'GKD (JSD on a mix of teacher traces and student samples) beats continued SFT at equal budget'),
+                           ('sft-tsdkd', 'sft', 'TSD-KD beats continued SFT at equal budget'),
+                           ('sft-tsdkd', 'sft-gkd', 'TSD-KD beats GKD at equal budget')):
+        if arm in by and bl in by:
+            c = paired_differences([r for r in runs if r['method'] in (arm, bl)], bl).get(arm)
+            out.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline=bl, metric='accuracy', ci=c,
+                            evidence=f'{arm} − {bl}, accuracy: {_fmt(c)}'))
     if 'sft-imitate-explore' in by and 'sft' in by:   # STILL-2: self-improvement on verified own rollouts beats imitation alone
         c = paired_differences(runs, 'sft').get('sft-imitate-explore')
         out.append(dict(claim='exploring and self-improving beats imitation alone (SFT on the teacher traces for the whole budget)',
@@ -258,10 +268,10 @@ def main():
         name = SECOND.get(arm, arm)
         if name == 'imitate-explore': return imitate_explore(arm, seed, lr, start_adapter, out)
         spec = default_student_spec(STUDENT) if start_adapter is None else replace(default_student_spec(STUDENT), lora=None, adapter=str(start_adapter))
-        teacher = TEACHER if name in ('opd', 'rlad', 'grpo-kl-teacher', 'kepo-explore') else None
+        teacher = TEACHER if name in ('opd', 'rlad', 'grpo-kl-teacher', 'kepo-explore', 'gkd', 'tsd-kd') else None
         steps = steps_half * (2 if start_adapter is None else 1)
         c = {}
-        if name in ('opd', 'opsd'):
+        if name in ('opd', 'opsd', 'gkd', 'tsd-kd'):
             c = {'budget.tokens': half, 'rollout.max_new_tokens': a.rollout_tokens, 'budget.save_at': [half // 2]}   # mid point: OUT/tokens-N
             if name == 'opsd': c |= {'self_teacher.template': 'short', 'self_teacher.teacher': 'live'}
             steps *= 6
@@ -274,6 +284,7 @@ def main():
         cfg = make_config(name, c); cfg.train = tc(lr, seed, steps)
         data = refs if name in ('opd', 'opsd', 'kepo-explore', 'gar') else train_probs
         if name == 'opd': data = [dict(r, completion='') for r in refs]
+        if name in ('gkd', 'tsd-kd'): data = ex                # GKD's off-policy half trains on the teacher's traces
         cbs = [_saver({max(1, steps // 2): 'mid'}, out)]
         entry_point(name)(data, Run(str(out), spec, teacher=teacher), cfg, method=arm, callbacks=cbs)
         return out
