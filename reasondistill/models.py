@@ -208,6 +208,13 @@ def default_device(cuda:bool|None=None,   # whether CUDA is usable (default: ask
     rank = (os.environ if env is None else env).get('LOCAL_RANK')
     return f'cuda:{int(rank)}' if rank not in (None, '') else 'cuda'
 
+def _check_cpu_nf4(model, name:str):
+    "bitsandbytes' CPU 4-bit kernels need every quantized layer's input width to be a multiple of its quantization block."
+    bad = sorted({m.in_features for m in model.modules()
+                  if type(m).__name__ == 'Linear4bit' and m.in_features % getattr(m.weight, 'blocksize', 64)})
+    if bad: raise ValueError(f"{name}: bitsandbytes' CPU 4-bit kernels need layer input widths divisible by their block size (64); "
+                             f"this model has layers {bad} wide. Load it with quant='none' on a CPU, or quantise it on a GPU.")
+
 def load_model(spec:ModelSpec|str,      # what to load (a bare string means `ModelSpec(string)`)
                trainable:bool=False,     # prepare for training (adapters trainable, train mode) or inference (eval mode)
                device:str|None=None,     # 'cpu', 'cuda', 'cuda:1', ... (default: `default_device()`, this process's GPU if any)
@@ -224,6 +231,7 @@ def load_model(spec:ModelSpec|str,      # what to load (a bare string means `Mod
     kw = dict(dtype=dtype, trust_remote_code=spec.trust_remote_code)
     if spec.quant == '4bit': kw.update(quantization_config=_bnb_config(dtype), device_map={'': device})
     model = tf.AutoModelForCausalLM.from_pretrained(path, **kw)
+    if spec.quant == '4bit' and str(device).startswith('cpu'): _check_cpu_nf4(model, spec.name_or_path)
     if spec.quant == 'none': model.to(device)
     if spec.lora is not None:
         if spec.quant == '4bit' and trainable:
