@@ -118,6 +118,13 @@ def run_phase(a:argparse.Namespace, sel, arms, log):
     if a.phase == 'test' and a.only_seeds: log('test shard done'); return None
     return runs
 
+def verdict(ci:dict|None, direction:int=1) -> str:
+    """A claim's verdict from the interval of its paired difference: 'holds' when it excludes 0 on the claimed side
+    (`direction` +1: above 0, -1: below), 'fails' when it excludes 0 on the other side, 'inconclusive' otherwise."""
+    if not ci or ci.get('lo') is None or ci['lo'] != ci['lo']: return 'inconclusive (not measured)'
+    lo, hi = sorted((direction * ci['lo'], direction * ci['hi']))
+    return 'holds' if lo > 0 else 'fails' if hi < 0 else 'inconclusive'
+
 def write_report(a:argparse.Namespace, lines:list, result:dict, t_start:float|None=None) -> dict:
     """Write OUT.json (with provenance) and OUT.md rendered from it (`compare.write_benchmark`; `--strict` refuses a dirty
     tree). Imported here, at the end of a run, so that measurements made before it do not pay for the import."""

@@ -25,7 +25,7 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases,
-                    phase_seeds, run_phase)
+                    phase_seeds, run_phase, verdict as _verdict)
 
 ARMS = ('sft', 'kd-fkl', 'kd-rkl', 'kd-jsd')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
@@ -45,11 +45,6 @@ def parse():
                                  sweep_lr='3e-3'), known=ARMS)
     a.test_seeds = phase_seeds(a)
     return a
-
-def _verdict(ci) -> str:
-    "holds / fails / inconclusive: the paired interval of (arm - sft) lies above 0 / below 0 / straddles it."
-    if not ci or ci.get('lo') is None: return 'inconclusive (not measured)'
-    return 'holds' if ci['lo'] > 0 else 'fails' if ci['hi'] < 0 else 'inconclusive'
 
 def v1_verdicts() -> dict:
     "Each claim's verdict on toy world v1 (`kd_toy.json`: a fixed learning rate, Student-t over seeds), if that record is here."

@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from negatives_toy import curves_of, _mean_curve   # v1's readers of the probe curves (one copy)
 from common import (bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases,
-                    phase_seeds, run_phase)
+                    phase_seeds, run_phase, verdict as _verdict)
 
 ARMS = ('sft-cont', 'redi-a0.5', 'redi-a0.8', 'redi-a1.0', 'dpo', 'simpo', 'qcrd')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
@@ -123,12 +123,6 @@ def arm_method(arm:str) -> tuple:
 def _pass(r:dict, k:int) -> float:
     pk = r.get('pass_at_k') or {}
     return pk.get(str(k), pk.get(k))
-
-def _verdict(ci, direction:int=+1) -> str:
-    "holds / fails / inconclusive: the paired interval lies on `direction`'s side of 0 / on the other side / straddles 0."
-    if not ci or ci.get('lo') is None or ci['lo'] != ci['lo']: return 'inconclusive (not measured)'
-    lo, hi = (ci['lo'], ci['hi']) if direction > 0 else (-ci['hi'], -ci['lo'])
-    return 'holds' if lo > 0 else 'fails' if hi < 0 else 'inconclusive'
 
 def v1_diffs() -> dict:
     """{(arm, baseline): {mean, lo, hi, n_seeds}} on toy world v1 (`negatives_toy.json`: a fixed stage-2 learning rate,

@@ -31,7 +31,7 @@ import argparse, json, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases,
-                    phase_seeds, run_phase)
+                    phase_seeds, run_phase, verdict as _verdict)
 import recipes_toy as R
 
 MAIN = ('sft', 'rsd', 'rsd-base', 'gen-ssd', 'dasd', 'deepdistill')
@@ -68,11 +68,6 @@ def parse():
     a.other_student, a.mixed_steps, a.mixed_triggers = OTHER, 0, 'truncated,wrong'   # recipes_toy's settings this benchmark fixes
     a.test_seeds = phase_seeds(a)
     return a
-
-def _verdict(ci) -> str:
-    "holds / fails / inconclusive: the paired interval of (arm - baseline) lies above 0 / below 0 / straddles it."
-    if not ci or ci.get('lo') is None: return 'inconclusive (not measured)'
-    return 'holds' if ci['lo'] > 0 else 'fails' if ci['hi'] < 0 else 'inconclusive'
 
 def v1_verdicts() -> dict:
     "Each claim's v1 verdict (`recipes_toy.json`: one fixed learning rate; Student-t over the seed-paired differences), if recorded."

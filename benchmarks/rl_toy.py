@@ -47,6 +47,7 @@ from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
+from common import verdict as _verdict
 
 ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason', 'sft-imitate-explore',
         'curio1-grpo', 'sft-gkd', 'sft-tsdkd')
@@ -131,12 +132,6 @@ def informative_k(correct:list, n:int, ks) -> int|None:
     from reasondistill.eval.metrics import pass_at_k
     ok = [k for k in ks if k <= n and sum(pass_at_k(n, c, k) < 0.99 for c in correct) >= len(correct) / 2]
     return max(ok) if ok else None
-
-def _verdict(ci:dict|None, direction:int) -> str:
-    "holds / fails / inconclusive: the interval excludes 0 on the claimed side / on the other side / neither."
-    if ci is None or ci.get('lo') is None: return 'inconclusive (not measured)'
-    lo, hi = sorted((direction * ci['lo'], direction * ci['hi']))
-    return 'holds' if lo > 0 else 'fails' if hi < 0 else 'inconclusive'
 
 def _fmt(c:dict|None, scale:float=100, unit:str='points') -> str:
     "mean [lo, hi] unit (seeds x problems) of an interval, or 'not measured'."
