@@ -617,7 +617,8 @@ TOY_BENCHMARKS = ('kd_toy', 'onpolicy_toy', 'negatives_toy', 'recipes_toy', 'kd_
 ARM_ALIASES = {'kepo': 'kepo-gate', 'redi-a0.8': 'redi', 'atesd-a0.5': 'atesd-fixed',
                # rl_toy: a method's arm is its second stage after the shared SFT stage
                'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher', 'sft-kepo': 'kepo-explore',
-               'sft-autothink': 'autothink', 'sft-gar': 'gar', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore'}
+               'sft-autothink': 'autothink', 'sft-gar': 'gar', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore',
+               'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd'}
 
 def method_results(benchmarks=TOY_BENCHMARKS,   # committed benchmarks to read
                   ) -> dict:
