@@ -18,7 +18,8 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
    `sft-acereason` is AceReason's strictly on-policy GRPO with its length curriculum scaled to the toy (rollout caps of
    1/3, 2/3 and all of --rollout-tokens, one stage each; the test set holds chains only, so no second domain);
    `sft-gkd` and `sft-tsdkd` are GKD (lambda 0.5: half the micro-batches on the teacher's traces) and TSD-KD (on-policy)
-   from the teacher, stopped at B/2 trained tokens like on-policy distillation;
+   from the teacher, stopped at B/2 trained tokens like on-policy distillation; `sft-gkd-b0.9` is TSD-KD's own GKD
+   baseline (on-policy, beta 0.9, T = 1);
    `sft-imitate-explore` is one explore + self-improve round from the shared SFT checkpoint (the imitation round):
    --num-generations rollouts per training problem at --rollout-tokens, the shortest verified one per problem joins the
    teacher traces, SFT continues from the checkpoint for the second half's steps, and the method's own stopping rule
@@ -50,12 +51,12 @@ from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_
 from common import verdict as _verdict
 
 ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason', 'sft-imitate-explore',
-        'curio1-grpo', 'sft-gkd', 'sft-tsdkd')
+        'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
 SECOND = {'sft-grpo': 'grpo', 'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher',
           'sft-kepo': 'kepo-explore', 'sft-autothink': 'autothink', 'sft-gar': 'gar',
           'curio-grpo': 'grpo', 'curio1-grpo': 'grpo', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore',
-          'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd'}
+          'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd', 'sft-gkd-b0.9': 'gkd'}
 STAGE1 = {'curio-grpo': 'stage1-curiosft', 'curio1-grpo': 'stage1-curiosft-sync1'}   # arms whose first stage is not the shared SFT run
 CURIO = {'stage1-curiosft': {}, 'stage1-curiosft-sync1': {'sync_every': 1}}           # their CurioSFT settings
 
@@ -181,7 +182,8 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
                         evidence=f'{arm} − sft-grpo, accuracy: {_fmt(c)}'))
     for arm, bl, claim in (('sft-gkd', 'sft', 'GKD (JSD on a mix of teacher traces and student samples) beats continued SFT at equal budget'),
                            ('sft-tsdkd', 'sft', 'TSD-KD beats continued SFT at equal budget'),
-                           ('sft-tsdkd', 'sft-gkd', 'TSD-KD beats GKD at equal budget')):
+                           ('sft-tsdkd', 'sft-gkd', 'TSD-KD beats GKD at equal budget'),
+                           ('sft-tsdkd', 'sft-gkd-b0.9', "TSD-KD beats its paper's GKD baseline (on-policy, beta 0.9, T 1) at equal budget")):
         if arm in by and bl in by:
             c = paired_differences([r for r in runs if r['method'] in (arm, bl)], bl).get(arm)
             out.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline=bl, metric='accuracy', ci=c,
@@ -268,6 +270,7 @@ def main():
         c = {}
         if name in ('opd', 'opsd', 'gkd', 'tsd-kd'):
             c = {'budget.tokens': half, 'rollout.max_new_tokens': a.rollout_tokens, 'budget.save_at': [half // 2]}   # mid point: OUT/tokens-N
+            if arm == 'sft-gkd-b0.9': c |= {'rollout.lmbda': 1.0, 'loss.beta': 0.9, 'rollout.temperature': 1.0}   # TSD-KD's own baseline
             if name == 'opsd': c |= {'self_teacher.template': 'short', 'self_teacher.teacher': 'live'}
             steps *= 6
         else:

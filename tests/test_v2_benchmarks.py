@@ -32,7 +32,7 @@ def test_rl_toy_tiny(tmp_path):
     res = _run('rl_toy', tmp_path)                 # every arm
     assert {r['method'] for r in res['runs']} == {'base', 'sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad',
                                                    'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason',
-                                                   'sft-imitate-explore', 'curio1-grpo', 'sft-gkd', 'sft-tsdkd'}
+                                                   'sft-imitate-explore', 'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9'}
     assert (tmp_path / 'r-passk.png').stat().st_size > 0 and (tmp_path / 'r-curves.png').stat().st_size > 0
     assert any(v['claim'].startswith('GRPO from a CurioSFT checkpoint') for v in res['verdicts'])
     assert any(v['arm'] == 'sft-imitate-explore' and v['baseline'] == 'sft' for v in res['verdicts'])
