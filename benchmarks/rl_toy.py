@@ -19,11 +19,14 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
    1/3, 2/3 and all of --rollout-tokens, one stage each; the test set holds chains only, so no second domain);
    `sft-gkd` and `sft-tsdkd` are GKD (lambda 0.5: half the micro-batches on the teacher's traces) and TSD-KD (on-policy)
    from the teacher, stopped at B/2 trained tokens like on-policy distillation; `sft-gkd-b0.9` is TSD-KD's own GKD
-   baseline (on-policy, beta 0.9, T = 1);
+   baseline (on-policy, beta 0.9, T = 1); ablations: `sft-gkd-onpolicy` (GKD with lambda 1, the GKD paper's purely on-policy
+   setting), `sft-kepo-all` (KEPO distilling on every rollout, the paper's gate ablation), `sft-tsdkd-released` (TSD-KD with
+   the released code's PL sign, EM rule and opener cut);
    `sft-imitate-explore` is one explore + self-improve round from the shared SFT checkpoint (the imitation round):
    --num-generations rollouts per training problem at --rollout-tokens, the shortest verified one per problem joins the
    teacher traces, SFT continues from the checkpoint for the second half's steps, and the method's own stopping rule
-   keeps the checkpoint instead when dev accuracy does not rise by 1 point (its rollouts are not trained tokens). RL stages
+   keeps the checkpoint instead when dev accuracy does not rise by 1 point (its rollouts are not trained tokens; its own rule
+   scores dev at the rollout cap, --rollout-tokens, while this benchmark's dev scoring allows --max-new-tokens). RL stages
    run B/2 / (batch x mean trace tokens) optimizer steps (the same count as SFT's); on-policy distillation stops at B/2
    trained tokens. Each run saves its adapter at half of its last stage for the curves.
 3. Selection: every arm's last-stage learning rate from --sweep-lr, chosen on dev (seed 0, --dev-per-level problems per
@@ -37,6 +40,11 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
    censored (its ratio is at least B/2 over GRPO's tokens) — the verdict reads the latter (the project's goal is
    <= 0.25; OPSD's paper reports 4-8x).
 5. Accuracy vs capability by difficulty: accuracy (pass@1) and capability (pass@k at the largest k) per level.
+7. Fine curves (dev only): the --fine-arms (sft-grpo, sft-opd, sft-opsd) re-trained at their chosen learning rates from the
+   same stage-1 checkpoints with --fine-points - 1 evenly spaced checkpoints, scored on --fine-dev-per-level dev problems
+   per level; tokens-to-target ratios over sft-grpo on their seed-mean curves at GRPO's final accuracy (the claim's target)
+   and at half of GRPO's gain, with a hierarchical bootstrap over seeds and dev problems (`ratio_interval`); the OPD/OPSD
+   verdicts read these when present. Shards: `--fine-only --only-seeds N`.
 6. pass@k claims (RL narrows, distillation widens) at the largest k and at the largest informative k: the largest k at
    which the base stays below pass@k = 0.99 on at least half of test B (toy answers are small integers, so at large k
    an answer-only model reaches them by guessing; this second reading was added after the first record saturated).
@@ -51,12 +59,13 @@ from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_
 from common import verdict as _verdict
 
 ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason', 'sft-imitate-explore',
-        'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9')
+        'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9', 'sft-kepo-all', 'sft-gkd-onpolicy', 'sft-tsdkd-released')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
 SECOND = {'sft-grpo': 'grpo', 'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher',
           'sft-kepo': 'kepo-explore', 'sft-autothink': 'autothink', 'sft-gar': 'gar',
           'curio-grpo': 'grpo', 'curio1-grpo': 'grpo', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore',
-          'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd', 'sft-gkd-b0.9': 'gkd'}
+          'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd', 'sft-gkd-b0.9': 'gkd', 'sft-kepo-all': 'kepo-explore', 'sft-gkd-onpolicy': 'gkd',
+          'sft-tsdkd-released': 'tsd-kd'}
 STAGE1 = {'curio-grpo': 'stage1-curiosft', 'curio1-grpo': 'stage1-curiosft-sync1'}   # arms whose first stage is not the shared SFT run
 CURIO = {'stage1-curiosft': {}, 'stage1-curiosft-sync1': {'sync_every': 1}}           # their CurioSFT settings
 
@@ -71,10 +80,14 @@ def parse():
     ap.add_argument('--passk-problems', type=int, default=12, help='test-B problems for pass@k (disjoint from test A)')
     ap.add_argument('--passk-n', type=int, default=256, help='samples per test-B problem (the largest k)')
     ap.add_argument('--target', type=float, default=0.0, help="dev accuracy whose training-token cost is compared (0: sft-grpo's final)")
+    ap.add_argument('--fine-arms', default='sft-grpo,sft-opd,sft-opsd', help='arms re-trained (dev only) with --fine-points checkpoints for the tokens-to-target ratios')
+    ap.add_argument('--fine-points', type=int, default=8, help='checkpoints per second stage of the fine curves')
+    ap.add_argument('--fine-dev-per-level', type=int, default=40, help='dev problems per level scoring the fine curves')
+    ap.add_argument('--fine-only', action='store_true', help="only the fine curves of --only-seeds (a shard; the arms' dev choice must exist)")
     add_phases(ap)
     a = parse_args(ap, tiny=dict(seeds=1, train_per_level=1, samples=1, batch_size=4, token_budget=400, eval_levels='2,4',
                                  eval_per_level=2, eval_samples=2, max_new_tokens=48, rollout_tokens=32, dev_per_level=2,
-                                 passk_problems=2, passk_n=4, num_generations=2, sweep_lr='3e-3'), known=ARMS)
+                                 passk_problems=2, passk_n=4, num_generations=2, sweep_lr='3e-3', fine_points=2, fine_dev_per_level=2), known=ARMS)
     a.test_seeds = phase_seeds(a)
     return a
 
@@ -125,6 +138,39 @@ def censored_ratio(arm_curves:list, grpo_curves:list, target:float, budget:float
     r['ratio'] = ta / tg
     return dict(r, verdict='holds' if r['ratio'] <= 0.25 else 'fails')
 
+def ratio_interval(pp:dict, arm:str, budget:float, frac:float=1.0, n_boot:int=2000, seed:int=0) -> dict:
+    """Tokens-to-target of `arm` over `sft-grpo`'s on the seed-mean curves, with a 95% hierarchical bootstrap interval over seeds
+    and dev problems (the same draws for both arms, whose seed-s runs start from the same checkpoint). `pp[a]`: per seed, the
+    curve [(second-stage tokens, [per-problem dev accuracy]), ...]. The target is GRPO's start plus `frac` of its mean gain (1:
+    its final accuracy). A replicate in which the arm never reaches the target is censored (ratio > budget / GRPO's tokens):
+    it counts as infinitely slow, so an upper bound of inf means "not bounded within the budget"."""
+    import random
+    def curves(a, seeds, probs):
+        return [[(t, sum(x[j] for j in probs) / len(probs)) for t, x in pp[a][s]] for s in seeds]
+    def one(seeds, probs):
+        g, o = curves('sft-grpo', seeds, probs), curves(arm, seeds, probs)
+        mg = mean_curve(g)
+        return mg[0][1] + frac * (mg[-1][1] - mg[0][1]), censored_ratio(o, g, mg[0][1] + frac * (mg[-1][1] - mg[0][1]), budget)
+    ns, npb = len(pp['sft-grpo']), len(pp['sft-grpo'][0][0][1])
+    target, point = one(range(ns), range(npb))
+    rng, vals = random.Random(seed), []
+    for _ in range(n_boot):
+        r = one([rng.randrange(ns) for _ in range(ns)], [rng.randrange(npb) for _ in range(npb)])[1]
+        vals.append(r['ratio'] if r['ratio'] is not None else math.inf if r['lower_bound'] is not None else math.nan)
+    v = sorted(x for x in vals if x == x)
+    q = lambda f: v[min(len(v) - 1, int(f * len(v)))] if v else None
+    lo, hi = q(0.025), q(0.975)
+    verdict = ('inconclusive (not measurable)' if lo is None else 'holds' if hi <= 0.25 else 'fails' if lo > 0.25 else 'inconclusive')
+    return dict(frac=frac, target=target, point=point, lo=lo, hi=hi, verdict=verdict, n_boot=len(v), n_seeds=ns, n_problems=npb,
+                censored_share=sum(x == math.inf for x in v) / max(1, len(v)))
+
+def _ratio_text(r:dict) -> str:
+    "ratio [lo, hi] of a `ratio_interval`, or its censored form."
+    p = r['point']
+    num = lambda x: 'n/a' if x is None else '∞' if x == math.inf else f'{x:.2f}'
+    pt = f"{p['ratio']:.2f}" if p.get('ratio') is not None else f"> {p['lower_bound']:.2f} (censored)" if p.get('lower_bound') is not None else 'not measurable'
+    return f"{pt} [{num(r['lo'])}, {num(r['hi'])}]"
+
 def _tokens(x) -> str: return 'did not reach it' if x is None else f'reached it at {x:.0f} tokens'
 
 def informative_k(correct:list, n:int, ks) -> int|None:
@@ -141,7 +187,7 @@ def _fmt(c:dict|None, scale:float=100, unit:str='points') -> str:
     n = f"{c.get('n_seeds', c.get('n', '?'))} seeds" + (f" x {c['n_problems']} problems" if c.get('n_problems') else '')
     return f"{num(c['mean'])} [{num(c.get('lo'))}, {num(c.get('hi'))}] {unit} ({n})"
 
-def claims(runs:list, base:dict, ratio:dict|None) -> list:
+def claims(runs:list, base:dict, ratio:dict|None, fine_ratio:dict|None=None) -> list:
     "Each seed-paper claim this benchmark can test, with its verdict and the interval behind it."
     from reasondistill.eval.compare import paired_differences
     from reasondistill.eval.metrics import hierarchical_bootstrap
@@ -149,13 +195,11 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
     for r in runs: by.setdefault(r['method'], []).append(r)
     kmax = max((int(k) for r in runs for k in (r.get('pass_at_k') or {})), default=None)
     out = []
-    def passk_diff(arm, k=None):   # per-problem pass@k (default: the largest) of the arm minus the base's (one untrained model), over seeds and problems
+    def passk_diff(arm, k=None):   # per-problem pass@k (default: the largest k) of the arm minus the base's (one untrained model), over seeds and problems
         if arm not in by or kmax is None: return None
-        if k is None: d = [[x - y for x, y in zip(r['passk_per_problem'], base['passk_per_problem'])] for r in by[arm]]
-        else:
-            from reasondistill.eval.metrics import pass_at_k
-            pk = lambda r: [pass_at_k(r['passk_n'], c, k) for c in r['passk_correct']]
-            d = [[x - y for x, y in zip(pk(r), pk(base))] for r in by[arm]]
+        from reasondistill.eval.metrics import pass_at_k
+        pk = lambda r: [pass_at_k(r['passk_n'], c, k or kmax) for c in r['passk_correct']]
+        d = [[x - y for x, y in zip(pk(r), pk(base))] for r in by[arm]]
         c = hierarchical_bootstrap(d, bounds=(-1.0, 1.0))
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in c.items() if k in ('mean', 'lo', 'hi', 'n_seeds', 'n_problems')}
     for arm, direction, claim in (('grpo', -1, 'RL narrows the pass@k boundary (pass@k at the largest k below the base\'s)'),
@@ -183,11 +227,18 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
     for arm, bl, claim in (('sft-gkd', 'sft', 'GKD (JSD on a mix of teacher traces and student samples) beats continued SFT at equal budget'),
                            ('sft-tsdkd', 'sft', 'TSD-KD beats continued SFT at equal budget'),
                            ('sft-tsdkd', 'sft-gkd', 'TSD-KD beats GKD at equal budget'),
-                           ('sft-tsdkd', 'sft-gkd-b0.9', "TSD-KD beats its paper's GKD baseline (on-policy, beta 0.9, T 1) at equal budget")):
+                           ('sft-tsdkd', 'sft-gkd-b0.9', "TSD-KD beats its paper's GKD baseline (on-policy, beta 0.9, T 1) at equal budget"),
+                           ('sft-kepo', 'sft-kepo-all', "KEPO's gate: distilling only on verified rollouts beats distilling on all of them (the paper's ablation)"),
+                           ('sft-tsdkd', 'sft-tsdkd-released', "TSD-KD as written (standard PL, top-entropy EM, per-sequence opener) beats its released code's rules (the project's check)")):
         if arm in by and bl in by:
             c = paired_differences([r for r in runs if r['method'] in (arm, bl)], bl).get(arm)
             out.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline=bl, metric='accuracy', ci=c,
                             evidence=f'{arm} − {bl}, accuracy: {_fmt(c)}'))
+    if 'sft-gkd-onpolicy' in by and 'sft-gkd' in by:   # GKD's paper: purely on-policy matched or beat mixtures (non-inferiority; margin 5 points, the project's choice)
+        c = paired_differences([r for r in runs if r['method'] in ('sft-gkd-onpolicy', 'sft-gkd')], 'sft-gkd').get('sft-gkd-onpolicy')
+        v = 'inconclusive (not measured)' if c is None else 'holds' if c['lo'] > -0.05 else 'fails' if c['hi'] < -0.05 else 'inconclusive'
+        out.append(dict(claim='purely on-policy GKD (lambda 1) matches or beats the lambda 0.5 mixture (margin 5 points)', verdict=v,
+                        arm='sft-gkd-onpolicy', baseline='sft-gkd', metric='accuracy', ci=c, evidence=f'sft-gkd-onpolicy − sft-gkd, accuracy: {_fmt(c)}'))
     if 'sft-imitate-explore' in by and 'sft' in by:   # STILL-2: self-improvement on verified own rollouts beats imitation alone
         c = paired_differences(runs, 'sft').get('sft-imitate-explore')
         out.append(dict(claim='exploring and self-improving beats imitation alone (SFT on the teacher traces for the whole budget)',
@@ -202,6 +253,15 @@ def claims(runs:list, base:dict, ratio:dict|None) -> list:
                         arm='sft-autothink', baseline='sft-grpo', metric='mean_tokens, accuracy', ci=dict(mean_tokens=t, accuracy=c),
                         evidence=f'sft-autothink − sft-grpo, mean tokens: {_fmt(t, 1, "tokens")}; accuracy: {_fmt(c)}'))
     for arm, rr in (('sft-opd', ratio), ('sft-opsd', (ratio or {}).get('opsd'))):
+        fr = (fine_ratio or {}).get(arm)
+        if fr:   # the fine curves: a point ratio (or its censored bound) with an interval over seeds and dev problems
+            f1, f5 = fr['1.0'], fr['0.5']
+            out.append(dict(claim=f"{arm[4:].upper()} reaches GRPO's final dev accuracy with <= 1/4 of GRPO's second-stage tokens (OPSD's paper: 4-8x)",
+                            verdict=f1['verdict'], arm=arm, baseline='sft-grpo', metric='tokens to target (ratio)', ci=dict(lo=f1['lo'], hi=f1['hi']),
+                            evidence=f"fine curves ({f1['n_seeds']} seeds x {f1['n_problems']} dev problems, 95% bootstrap over both), target "
+                                     f"{100 * f1['target']:.1f}% (GRPO's final): ratio {_ratio_text(f1)}; at half of GRPO's gain "
+                                     f"({100 * f5['target']:.1f}%): {_ratio_text(f5)}"))
+            continue
         m = (rr or {}).get('mean_curve') or {}
         t = lambda x: 'not reached' if x is None else f'{x:.0f}'
         tgt = 'not set' if (ratio or {}).get('target') is None else f"{100 * ratio['target']:.1f}%"
@@ -259,8 +319,9 @@ def main():
                                     callbacks=[_saver({steps // 2: 'mid'}, out)])
         return out
 
-    def second(arm, seed, lr, start_adapter):
-        out = work / f'seed{seed}' / f'{arm}-lr{lr:g}'
+    def second(arm, seed, lr, start_adapter, fine=0):
+        "The arm's last stage from `start_adapter`; `fine` > 0: a dev-only copy saving `fine` - 1 evenly spaced checkpoints."
+        out = work / f'seed{seed}' / f"{arm}-lr{lr:g}{'-fine' if fine else ''}"
         if _done(out): return out
         name = SECOND.get(arm, arm)
         if name == 'imitate-explore': return imitate_explore(arm, seed, lr, start_adapter, out)
@@ -269,13 +330,17 @@ def main():
         steps = steps_half * (2 if start_adapter is None else 1)
         c = {}
         if name in ('opd', 'opsd', 'gkd', 'tsd-kd'):
-            c = {'budget.tokens': half, 'rollout.max_new_tokens': a.rollout_tokens, 'budget.save_at': [half // 2]}   # mid point: OUT/tokens-N
+            saves = [half * k // fine for k in range(1, fine)] if fine else [half // 2]
+            c = {'budget.tokens': half, 'rollout.max_new_tokens': a.rollout_tokens, 'budget.save_at': saves}   # OUT/tokens-N
             if arm == 'sft-gkd-b0.9': c |= {'rollout.lmbda': 1.0, 'loss.beta': 0.9, 'rollout.temperature': 1.0}   # TSD-KD's own baseline
+            if arm == 'sft-gkd-onpolicy': c |= {'rollout.lmbda': 1.0}                                             # GKD's purely on-policy setting
+            if arm == 'sft-tsdkd-released': c |= {'tsd.pl_form': 'released', 'tsd.em_rule': 'released', 'tsd.opener_rule': 'released'}
             if name == 'opsd': c |= {'self_teacher.template': 'short', 'self_teacher.teacher': 'live'}
             steps *= 6
         else:
             c = {'num_generations': a.num_generations, 'max_new_tokens': a.rollout_tokens}
             if name == 'kepo-explore': c['num_enhanced'] = min(2, a.num_generations - 1)   # KEPO's 2, within a group
+            if arm == 'sft-kepo-all': c['gate'] = 'all'                                       # the paper's gate ablation: distil on every rollout
             if name == 'acereason':
                 r = a.rollout_tokens
                 c = {'num_generations': a.num_generations, 'stages': f'chain:{r // 3},chain:{2 * r // 3},chain:{r}'}
@@ -283,7 +348,8 @@ def main():
         data = refs if name in ('opd', 'opsd', 'kepo-explore', 'gar') else train_probs
         if name == 'opd': data = [dict(r, completion='') for r in refs]
         if name in ('gkd', 'tsd-kd'): data = ex                # GKD's off-policy half trains on the teacher's traces
-        cbs = [_saver({max(1, steps // 2): 'mid'}, out)]
+        at = {max(1, round(steps * k / fine)) for k in range(1, fine)} if fine and name not in ('opd', 'opsd', 'gkd', 'tsd-kd') else ()
+        cbs = [_saver({n: f'step-{n}' for n in at} if fine else {max(1, steps // 2): 'mid'}, out)]   # on-policy fine copies: OUT/tokens-N
         entry_point(name)(data, Run(str(out), spec, teacher=teacher), cfg, method=arm, callbacks=cbs)
         return out
 
@@ -326,6 +392,30 @@ def main():
 
     sel = DevSelection(sweep_from_args(a), train, score, seeds=a.test_seeds, dev_seeds=(0,))
     arms = a.methods
+    fdev = toy2_problems(a.fine_dev_per_level, 'dev', families=('chain',), levels=levels)
+    fine_arms = [x for x in a.fine_arms.split(',') if x in arms] if 'sft-grpo' in a.fine_arms.split(',') else []
+
+    def fscore(adapter) -> list:
+        "Per-problem dev accuracy on the fine-curve dev set (--fine-dev-per-level problems per level, 2 samples)."
+        d = Path(adapter)
+        r = evaluate_adapter(str(d), fdev, d.parent / f'eval-fdev-{d.name}', student=STUDENT, n_samples=2,
+                             max_new_tokens=a.max_new_tokens, name=f'{d.parent.name}/{d.name} (fine dev)')
+        return r['per_problem']['accuracy']
+
+    def fine_curve(arm, s) -> list:
+        "[(second-stage tokens, per-problem dev accuracy), ...] of a dev-only copy of the arm's last stage with --fine-points checkpoints."
+        if arm in STAGE1 or arm in ('sft', 'grpo'): raise ValueError(f'fine curves are for arms after the shared SFT stage, not {arm}')
+        s1 = work / f'seed{s}' / 'stage1-sft' / 'final'
+        if not _done(s1.parent): sft(s, steps_half, a.lr, 'stage1-sft')
+        run = second(arm, s, sel.chosen[arm]['lr'], s1, fine=a.fine_points)
+        ck = [(half * int(d.name[5:]) / steps_half, d) for d in run.glob('step-*')] + [(int(d.name[7:]), d) for d in run.glob('tokens-*')]
+        return [(0, fscore(s1)), *[(t, fscore(d)) for t, d in sorted(ck) if t < half], (half, fscore(run / 'final'))]
+
+    if a.fine_only:
+        for arm in fine_arms:
+            sel.select(arm)
+            for s in a.test_seeds: fine_curve(arm, s)
+        log(f'fine curves done: {fine_arms}, seeds {list(a.test_seeds)}'); return
     def curve(arm, s, base_dev):
         "Dev accuracy along a run: (0, base), the stage-1 mid point and end, the last stage's mid point and end."
         run = Path(train(arm, sel.chosen[arm], s)).parent
@@ -367,12 +457,15 @@ def main():
                            mean_curve=censored_ratio([stage2(arm, c) for c in curves[arm]], [stage2('sft-grpo', c) for c in curves['sft-grpo']],
                                                      target, half))
     ratio = dict(ratios.get('sft-opd', {}), target=target, opsd=ratios.get('sft-opsd'))
+    fine = {arm: [fine_curve(arm, s) for s in a.test_seeds] for arm in fine_arms}   # dev-only re-runs with --fine-points checkpoints
+    fine_ratio = {arm: {str(f): ratio_interval(fine, arm, half, f) for f in (0.5, 1.0)} for arm in fine if arm != 'sft-grpo'}
+    fine_mean = {arm: [[(t, sum(x) / len(x)) for t, x in c] for c in cs] for arm, cs in fine.items()}
     gen = {}
     for arm in arms:
         for s in a.test_seeds:
             g = _gen_share(Path(train(arm, sel.chosen[arm], s)).parent)
             if g is not None: gen.setdefault(arm, []).append(g)
-    verdicts = claims(runs, b_run, ratio)
+    verdicts = claims(runs, b_run, ratio, fine_ratio)
     ie = {}   # what the imitate-explore arm's stopping rule did, per seed
     for s in a.test_seeds if 'sft-imitate-explore' in arms else ():
         f = Path(train('sft-imitate-explore', sel.chosen['sft-imitate-explore'], s)).parent / 'run' / 'imitate_explore.json'
@@ -383,7 +476,8 @@ def main():
     res = dict(target=target, config={k: v for k, v in vars(a).items() if not k.startswith('_') and k not in ('t_start', 'load_start')},
                data=dict(dstats, mean_trace_tokens=mean_tok, steps_half=steps_half), selection=sel.record(),
                aggregate=aggregate_results([*runs, b_run], metrics=('accuracy', 'mean_tokens')), runs=[*runs, b_run], curves=curves, tokens_to_target=ttt, opd_over_grpo=ratio, gen_share=gen, verdicts=verdicts,
-               imitate_explore=ie)
+               imitate_explore=ie, fine_curves=fine_mean, fine_ratio=fine_ratio,
+               fine=dict(arms=fine_arms, points=a.fine_points, dev_problems=len(fdev), dev_samples=2))
     from reasondistill.eval.compare import plot_pass_curves, plot_token_curves
     stem = Path(a.out).name
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
@@ -393,6 +487,14 @@ def main():
     plot_token_curves([dict(method=arm, seed=i, curve=[dict(tokens=t, accuracy=x, point=t) for t, x in c])
                        for arm, cs in curves.items() for i, c in enumerate(cs)], methods=list(arms), path=f'{a.out}-curves.png',
                       title=f'dev accuracy against training tokens ({len(a.test_seeds)} seeds)')
+    if fine_mean:
+        from reasondistill.eval.plots import save_figure
+        fig = plot_token_curves([dict(method=arm, seed=i, curve=[dict(tokens=t, accuracy=x, point=t) for t, x in c])
+                                 for arm, cs in fine_mean.items() for i, c in enumerate(cs)], methods=list(fine_mean),
+                                title=f'fine dev curves: accuracy against second-stage tokens ({len(fdev)} dev problems)')
+        for f, r in next(iter(fine_ratio.values()), {}).items():   # the targets (GRPO's final, half its gain): dotted lines
+            fig.axes[0].axhline(100 * r['target'], color='grey', ls=':', lw=0.8)
+        save_figure(fig, f'{a.out}-fine.png')
     lines = [f'# RL with verifiable rewards vs distillation on toy world v2{tiny_note(a)}', '',
              f"Student {STUDENT} (QLoRA NF4, r = 16), teacher {TEACHER}; budget {a.token_budget} completion tokens per run; "
              f"seeds {list(a.test_seeds)}; test A: {len(test_a)} problems x {a.eval_samples} samples; test B (pass@k): "
@@ -409,6 +511,13 @@ def main():
                  f"{k} {_tokens(v['mean_curve']['arm_tokens'])}, sft-grpo {_tokens(v['mean_curve']['grpo_tokens'])}: ratio "
                  f"{'> ' + format(v['mean_curve']['lower_bound'], '.2f') if v['mean_curve']['lower_bound'] is not None else 'not measurable' if v['mean_curve']['ratio'] is None else format(v['mean_curve']['ratio'], '.2f')}"
                  for k, v in ratios.items()), '',
+             *([f"Fine curves (dev only, never scored on test): {', '.join(fine)} re-trained at their chosen learning rates from the same stage-1 "
+                f"checkpoints with {a.fine_points - 1} evenly spaced checkpoints each, scored on {len(fdev)} dev problems x 2 samples. "
+                "Second-stage tokens to reach a target, over sft-grpo's, on the seed-mean curves (95% hierarchical bootstrap over seeds and "
+                "dev problems; a replicate that never reaches the target is censored and counts as infinitely slow): " + '; '.join(
+                    f"{k}: GRPO's final ({100 * v['1.0']['target']:.1f}%) {_ratio_text(v['1.0'])}, half of GRPO's gain "
+                    f"({100 * v['0.5']['target']:.1f}%) {_ratio_text(v['0.5'])}" for k, v in fine_ratio.items()), '',
+                f'![fine dev curves]({Path(a.out).name}-fine.png)', ''] if fine_ratio else []),
              'Generation share of step time: ' + '; '.join(f"{k}: {sum(v) / len(v):.2f}" for k, v in gen.items()), '',
              *(['sft-imitate-explore, per seed (round 0 = the shared SFT checkpoint; round 1 = explore + self-improve): ' + '; '.join(
                  f"seed {s}: dev {[round(100 * x, 1) for x in v['dev_accuracy']]}%, kept round {v['best_round']}, "

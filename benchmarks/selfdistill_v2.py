@@ -12,12 +12,15 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
 2. Stage 1 (per seed): SFT of the QLoRA student (toy2:student, NF4, LoRA r = 16) on B/2 completion tokens, lr --lr.
 3. Stage 2 arms from the stage-1 adapter, B/2 trained tokens each: `sft` (continued), `opsd` (live self-teacher shown the
    reference, clipped forward KL), `atesd` (OPSD with the Beta controller's reveal ratio), `opsd-none` (the same
-   self-teacher shown nothing: isolates what the reference contributes).
+   self-teacher shown nothing: isolates what the reference contributes); ATESD's ablations: `atesd-a0`, `atesd-a0.5` (fixed
+   reveal ratios; `opsd` is ratio 1) and `atesd-random` (a random ratio per rollout).
 4. Selection: every arm's stage-2 learning rate from the declared sweep --sweep-lr, chosen on the dev split (chains at
    --eval-levels, --dev-per-level problems) with the runs of seed 0; test evaluated once per arm and seed at the chosen lr.
 5. Privileged gain (nats/token of the reference with it vs without it in the prompt) of the base, of each stage-1
    student and of each arm's final student, on held-out test references: whether SFT and self-distillation keep the
    premise alive.
+6. Verdicts: OPSD and ATESD against continued SFT; ATESD's adaptive reveal ratio against the fixed ratios 0, 0.5 and 1
+   (`opsd`) and a random one.
 Accuracy: avg@--eval-samples at T = 1; intervals: hierarchical bootstrap over seeds and problems, paired with `sft`.
 """
 import json, math, sys, time
@@ -25,8 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
+from common import verdict as _verdict
 
-ARMS = ('sft', 'opsd', 'atesd', 'opsd-none')
+ARMS = ('sft', 'opsd', 'atesd', 'opsd-none', 'atesd-a0', 'atesd-a0.5', 'atesd-random')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
 
 def parse():
@@ -58,7 +62,7 @@ def _done(out) -> dict|None:
 def main():
     a = parse()
     from reasondistill.toyworld2 import toy2_problems
-    from reasondistill.eval.compare import teacher_examples, evaluate_adapter, DevSelection, aggregate_results
+    from reasondistill.eval.compare import teacher_examples, evaluate_adapter, DevSelection, aggregate_results, paired_differences
     from reasondistill.train import TrainConfig, Run, default_student_spec
     from reasondistill.methods.sft import SFTConfig, train_sft
     from reasondistill.registry import make_config, entry_point
@@ -99,7 +103,8 @@ def main():
             c = {'budget.tokens': half_tokens, 'rollout.max_new_tokens': a.rollout_tokens, 'self_teacher.template': 'short',
                  'self_teacher.teacher': 'live'}
             if arm == 'opsd-none': c['self_teacher.privileged'] = 'none'
-            name = 'opsd' if arm == 'opsd-none' else arm
+            if arm.startswith('atesd-a'): c['exposure.reveal'] = float(arm[len('atesd-a'):])   # a fixed reveal ratio
+            name = 'opsd' if arm == 'opsd-none' else 'atesd-fixed' if arm.startswith('atesd-a') else arm
             cfg = make_config(name, c); cfg.train = replace(t, max_steps=max(1, math.ceil(half_steps * a.max_steps_factor)))
             entry_point(name)(refs, Run(str(out), spec), cfg, method=arm)
         return str(out / 'final')
@@ -132,10 +137,22 @@ def main():
     base = evaluate_adapter(None, test, work / 'base-eval-test', student=STUDENT, n_samples=a.eval_samples, max_new_tokens=a.max_new_tokens, name='base')
     s1 = [dict(score(stage1(s), 'test'), method='stage 1 (SFT)', seed=s) for s in a.test_seeds]
     agg = aggregate_results([*runs, *s1])
+    verdicts = []
+    for arm, bl, claim in (('opsd', 'sft', 'OPSD (self-teacher shown the reference) beats continued SFT at equal budget'),
+                           ('atesd', 'sft', 'ATESD beats continued SFT at equal budget'),
+                           ('atesd', 'opsd', "ATESD's adaptive reveal ratio beats the full reference (ratio 1, OPSD)"),
+                           ('atesd', 'atesd-a0.5', "ATESD's adaptive reveal ratio beats a fixed ratio of 0.5"),
+                           ('atesd', 'atesd-a0', "ATESD's adaptive reveal ratio beats a fixed ratio of 0 (no reference)"),
+                           ('atesd', 'atesd-random', "ATESD's adaptive reveal ratio beats a random one")):
+        if arm in arms and bl in arms:
+            c = paired_differences([r for r in runs if r['method'] in (arm, bl)], bl).get(arm)
+            ev = 'not measured' if c is None else f"{100 * c['mean']:+.1f} [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}] points"
+            verdicts.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline=bl, metric='accuracy', ci=c,
+                                 evidence=f'{arm} − {bl}, accuracy: {ev}'))
     res = dict(config={k: v for k, v in vars(a).items() if not k.startswith('_') and k not in ('t_start', 'load_start')},
                data=dict(dstats, mean_trace_tokens=mean_tok, half_steps=half_steps, n_train_problems=len(train_probs)),
                selection=sel.record(), base=dict(accuracy=base['accuracy'], accuracy_ci=base['accuracy_ci']),
-               aggregate=agg, privileged_gain=gains, runs=[*runs, *s1])
+               aggregate=agg, privileged_gain=gains, runs=[*runs, *s1], verdicts=verdicts)
     f = lambda c, k=100: f"{k * c['mean']:.1f} [{k * c['lo']:.1f}, {k * c['hi']:.1f}]"
     lines = [f'# OPSD and ATESD on toy world v2{tiny_note(a)}', '',
              f"Student toy2:student (QLoRA NF4, r = 16); stage-1 data: {dstats['kept']} verified traces of {TEACHER}; budget "
@@ -147,6 +164,9 @@ def main():
     lines += ['', '## Privileged gain on test references (nats/token; + = the reference in the prompt helps)', '',
               '| model | gain |', '|---|---:|'] + [f"| {k} | {v['mean']:+.2f} [{v['lo']:+.2f}, {v['hi']:+.2f}] |" for k, v in gains.items()]
     lines += ['', f"Base student (no training): accuracy {100 * base['accuracy']:.1f}%."]
+    if verdicts:
+        lines += ['', "## Verdicts on the seed papers' claims", '', '| claim | verdict | evidence |', '|---|---|---|']
+        lines += [f"| {v['claim']} | {v['verdict']} | {v['evidence']} |" for v in verdicts]
     write_report(a, lines, res, a.t_start)
 
 if __name__ == '__main__':

@@ -24,16 +24,24 @@ def test_toy_world_v2_tiny(tmp_path):
 @pytest.mark.slow
 def test_selfdistill_v2_tiny(tmp_path):
     res = _run('selfdistill_v2', tmp_path)
-    assert {r['method'] for r in res['runs']} == {'sft', 'opsd', 'atesd', 'opsd-none', 'stage 1 (SFT)'}
-    assert set(res['selection']['chosen']) == {'sft', 'opsd', 'atesd', 'opsd-none'} and 'base' in res['privileged_gain']
+    arms = {'sft', 'opsd', 'atesd', 'opsd-none', 'atesd-a0', 'atesd-a0.5', 'atesd-random'}
+    assert {r['method'] for r in res['runs']} == arms | {'stage 1 (SFT)'}
+    assert set(res['selection']['chosen']) == arms and 'base' in res['privileged_gain']
+    assert {v['baseline'] for v in res['verdicts'] if v['arm'] == 'atesd'} == {'sft', 'opsd', 'atesd-a0.5', 'atesd-a0', 'atesd-random'}
+    assert all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') and v['evidence'] for v in res['verdicts'])
 
 @pytest.mark.slow
 def test_rl_toy_tiny(tmp_path):
     res = _run('rl_toy', tmp_path)                 # every arm
     assert {r['method'] for r in res['runs']} == {'base', 'sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad',
                                                    'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason',
-                                                   'sft-imitate-explore', 'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9'}
+                                                   'sft-imitate-explore', 'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9',
+                                                   'sft-kepo-all', 'sft-gkd-onpolicy', 'sft-tsdkd-released'}
     assert (tmp_path / 'r-passk.png').stat().st_size > 0 and (tmp_path / 'r-curves.png').stat().st_size > 0
+    assert set(res['fine_curves']) == {'sft-grpo', 'sft-opd', 'sft-opsd'} and set(res['fine_ratio']) == {'sft-opd', 'sft-opsd'}
+    assert all(len(c) >= 2 and c[0][0] == 0 for cs in res['fine_curves'].values() for c in cs) and (tmp_path / 'r-fine.png').stat().st_size > 0
+    assert {v['baseline'] for v in res['verdicts'] if v['arm'] in ('sft-kepo', 'sft-gkd-onpolicy', 'sft-tsdkd')} >= {'sft-kepo-all', 'sft-gkd', 'sft-tsdkd-released'}
+    assert sum(v['metric'] == 'tokens to target (ratio)' and 'fine curves' in v['evidence'] for v in res['verdicts']) == 2
     assert any(v['claim'].startswith('GRPO from a CurioSFT checkpoint') for v in res['verdicts'])
     assert any(v['arm'] == 'sft-imitate-explore' and v['baseline'] == 'sft' for v in res['verdicts'])
     assert set(res['imitate_explore']) == {str(s) for s in res['config']['test_seeds']} and all(len(v['dev_accuracy']) in (1, 2) for v in res['imitate_explore'].values())
@@ -72,6 +80,25 @@ def test_rl_toy_tokens_to_target():
     never = rl_toy.censored_ratio([[(0, .2), (16000, .21)]], grpo, .29, 16000)   # censored: at least 16000 / 16000
     assert never['ratio'] is None and abs(never['lower_bound'] - 1) < 1e-6 and never['verdict'] == 'fails'
     assert rl_toy.censored_ratio(opd, [[(0, .3), (16000, .3)]], .29, 16000)['verdict'].startswith('inconclusive')
+
+def test_rl_toy_ratio_interval():
+    "The fine-curve ratio with its bootstrap interval: identical problems give a degenerate interval at the point value; a censored arm an infinite upper bound."
+    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    import rl_toy
+    same = lambda c, n=5: [(t, [x] * n) for t, x in c]          # every dev problem scores the same: resampling changes nothing
+    pp = {'sft-grpo': [same([(0, .2), (8000, .25), (16000, .3)])] * 2, 'sft-opd': [same([(0, .2), (4000, .4), (16000, .4)])] * 2}
+    r = rl_toy.ratio_interval(pp, 'sft-opd', 16000, 1.0, n_boot=50)
+    assert abs(r['target'] - .3) < 1e-9 and abs(r['point']['ratio'] - 2000 / 16000) < 1e-6     # .3 at 4000 * (.1 / .2) tokens
+    assert abs(r['lo'] - r['point']['ratio']) < 1e-9 and abs(r['hi'] - r['point']['ratio']) < 1e-9 and r['verdict'] == 'holds'
+    h = rl_toy.ratio_interval(pp, 'sft-opd', 16000, 0.5, n_boot=50)                          # target .25: GRPO at 8000, OPD at 1000
+    assert abs(h['target'] - .25) < 1e-9 and abs(h['point']['ratio'] - 1000 / 8000) < 1e-6
+    pp['sft-opsd'] = [same([(0, .2), (16000, .21)])] * 2
+    c = rl_toy.ratio_interval(pp, 'sft-opsd', 16000, 1.0, n_boot=50)
+    assert c['point']['ratio'] is None and c['hi'] == float('inf') and c['censored_share'] == 1 and c['verdict'] == 'fails'
+    assert rl_toy._ratio_text(c).startswith('> 1.00 (censored) [∞, ∞]')
+    mixed = {'sft-grpo': [[(0, [.2, .2]), (16000, [.3, .3])]], 'sft-opd': [[(0, [.2, .2]), (4000, [.5, .2]), (16000, [.5, .2])]]}
+    m = rl_toy.ratio_interval(mixed, 'sft-opd', 16000, 1.0, n_boot=400)   # problem 1 alone: never; problem 0 alone: early
+    assert m['lo'] < .25 and m['hi'] == float('inf') and 0 < m['censored_share'] < 1 and m['verdict'] == 'inconclusive'
 
 @pytest.mark.slow
 def test_recipes_v2_tiny(tmp_path):

@@ -20,14 +20,16 @@ from .grpo import GRPOMethodConfig, ProjectRollout, train_grpo
 from .gar import gar_examples
 
 # %% auto #0
-__all__ = ['HINT_TEMPLATES', 'KEPOExploreConfig', 'hint_prompt', 'HintedRollout', 'gated_kd', 'KEPOExploreTrainer',
-           'train_kepo_explore']
+__all__ = ['HINT_TEMPLATES', 'GATES', 'KEPOExploreConfig', 'hint_prompt', 'HintedRollout', 'gated_kd', 'gate_rows',
+           'KEPOExploreTrainer', 'train_kepo_explore']
 
 # %% ../../nbs/methods/23_kepo_explore.ipynb #b3e10007
 HINT_TEMPLATES = {
     'toy': '{question}\nPartial solution:\n{partial}',                         # toy world v2's partial-solution format
     'plain': '{question}\n\nHere is the beginning of a solution:\n{partial}\n\nWrite the complete solution.',
 }
+
+GATES = ('correct', 'all')
 
 @dataclass
 class KEPOExploreConfig(GRPOMethodConfig):
@@ -39,6 +41,7 @@ class KEPOExploreConfig(GRPOMethodConfig):
     hint_template: str = 'auto'           # 'auto' (toy for toy problems, else plain), a key of HINT_TEMPLATES, or a format string
     gate_weight: float = 1.0              # lambda: weight of the gated distillation term (needs a teacher; 0: exploration only)
     gate_beta: float = 0.5                # beta of the generalised JSD to the teacher
+    gate: str = 'correct'                 # rows the distillation term trains on: 'correct' (KEPO) or 'all' (the paper's ungated ablation)
     def __post_init__(self):
         if not 1 <= self.num_enhanced < self.num_generations:
             raise ValueError(f'num_enhanced must be in [1, num_generations), got {self.num_enhanced} with num_generations={self.num_generations}')
@@ -49,6 +52,7 @@ class KEPOExploreConfig(GRPOMethodConfig):
             raise ValueError(f'hint_template must be auto, one of {list(HINT_TEMPLATES)}, or contain {{question}} and {{partial}}')
         if self.gate_weight < 0: raise ValueError(f'gate_weight must be >= 0, got {self.gate_weight}')
         if not 0 < self.gate_beta < 1: raise ValueError(f'gate_beta must be in (0, 1), got {self.gate_beta}')
+        if self.gate not in GATES: raise ValueError(f'gate must be one of {GATES}, got {self.gate!r}')
         super().__post_init__()
 
 def hint_prompt(tokenizer, question:str, reference:str, fraction:float, template:str) -> str:
@@ -122,20 +126,26 @@ def gated_kd(model, teacher:ModelTeacher, prompt_ids, prompt_mask, completion_id
     sig = teacher.signal(ids, am, mask)
     return kd_loss(h, model.get_output_embeddings().weight, sig, 'jsd', temperature=1.0, beta=beta)
 
+def gate_rows(correct:list, rule:str='correct') -> torch.Tensor:
+    "The rows the distillation term trains on: those whose answer verifies (`correct`, KEPO's gate) or every row (`all`)."
+    if rule not in GATES: raise ValueError(f'gate must be one of {GATES}, got {rule!r}')
+    return torch.tensor([bool(c) or rule == 'all' for c in correct], dtype=torch.bool)
+
 class KEPOExploreTrainer(trl.GRPOTrainer):
     "TRL's GRPOTrainer whose batches come from `HintedRollout`, plus KEPO's gated distillation term."
-    def __init__(self, *args, teacher:ModelTeacher|None=None, gate_weight:float=0.0, gate_beta:float=0.5, verifier:str='toy', **kw):
+    def __init__(self, *args, teacher:ModelTeacher|None=None, gate_weight:float=0.0, gate_beta:float=0.5, verifier:str='toy',
+                 gate:str='correct', **kw):
         super().__init__(*args, **kw)
         if gate_weight > 0 and teacher is None: raise ValueError('the gated distillation term (gate_weight > 0) needs a teacher')
-        self.teacher, self.gate_weight, self.gate_beta, self.verify = teacher, gate_weight, gate_beta, get_verifier(verifier)
+        self.teacher, self.gate_weight, self.gate_beta, self.verify, self.gate = teacher, gate_weight, gate_beta, get_verifier(verifier), gate
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
         if self.gate_weight > 0:
             tok = self.processing_class
-            keep = [self.verify(decode_completion(tok, c[m.bool()].tolist()), x['answer']).correct
-                    for c, m, x in zip(out['completion_ids'], out['completion_mask'], inputs)]
-            out['kepo_keep'] = torch.tensor(keep, device=out['completion_ids'].device)
+            ok = [self.verify(decode_completion(tok, c[m.bool()].tolist()), x['answer']).correct
+                  for c, m, x in zip(out['completion_ids'], out['completion_mask'], inputs)]
+            out['kepo_keep'] = gate_rows(ok, self.gate).to(out['completion_ids'].device)
         return out
 
     def _compute_loss(self, model, inputs):
@@ -170,6 +180,6 @@ def train_kepo_explore(data:list,                 # reference examples (`traces.
         table = {e.get('prompt') or render_prompt(p.tokenizer, e['question']): dict(question=e['question'], answer=str(e['answer']),
                  reference=refs.get(e['id'])) for e in ex}
         t = ModelTeacher(p.teacher_model, kind='full', temperature=1.0, name=run.teacher_name) if cfg.gate_weight > 0 else None
-        return dict(teacher=t, gate_weight=cfg.gate_weight, gate_beta=cfg.gate_beta, verifier=cfg.verifier,
+        return dict(teacher=t, gate_weight=cfg.gate_weight, gate_beta=cfg.gate_beta, verifier=cfg.verifier, gate=cfg.gate,
                     rollout_func=HintedRollout(cfg, table, template))
     return train_grpo(ex, run, cfg, method, callbacks, trainer_cls=KEPOExploreTrainer, trainer_kw=kw, teacher=cfg.gate_weight > 0)
