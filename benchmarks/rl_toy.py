@@ -150,19 +150,25 @@ def ratio_interval(pp:dict, arm:str, budget:float, frac:float=1.0, n_boot:int=20
     def one(seeds, probs):
         g, o = curves('sft-grpo', seeds, probs), curves(arm, seeds, probs)
         mg = mean_curve(g)
-        return mg[0][1] + frac * (mg[-1][1] - mg[0][1]), censored_ratio(o, g, mg[0][1] + frac * (mg[-1][1] - mg[0][1]), budget)
+        gain = mg[-1][1] - mg[0][1]
+        return mg[0][1] + frac * gain, gain, censored_ratio(o, g, mg[0][1] + frac * gain, budget)
     ns, npb = len(pp['sft-grpo']), len(pp['sft-grpo'][0][0][1])
-    target, point = one(range(ns), range(npb))
-    rng, vals = random.Random(seed), []
+    target, gain, point = one(range(ns), range(npb))
+    rng, vals, gains = random.Random(seed), [], []
     for _ in range(n_boot):
-        r = one([rng.randrange(ns) for _ in range(ns)], [rng.randrange(npb) for _ in range(npb)])[1]
+        _, g, r = one([rng.randrange(ns) for _ in range(ns)], [rng.randrange(npb) for _ in range(npb)])
+        gains.append(g)
         vals.append(r['ratio'] if r['ratio'] is not None else math.inf if r['lower_bound'] is not None else math.nan)
-    v = sorted(x for x in vals if x == x)
-    q = lambda f: v[min(len(v) - 1, int(f * len(v)))] if v else None
-    lo, hi = q(0.025), q(0.975)
-    verdict = ('inconclusive (not measurable)' if lo is None else 'holds' if hi <= 0.25 else 'fails' if lo > 0.25 else 'inconclusive')
+    v, gs = sorted(x for x in vals if x == x), sorted(gains)
+    q = lambda xs, f: xs[min(len(xs) - 1, int(f * len(xs)))] if xs else None
+    lo, hi = q(v, 0.025), q(v, 0.975)
+    g_ci = dict(mean=gain, lo=q(gs, 0.025), hi=q(gs, 0.975), n_seeds=ns, n_problems=npb)
+    # a ratio to a target is only meaningful when GRPO gains: when its gain's interval reaches 0, the target is its start
+    verdict = ('inconclusive (not measurable)' if lo is None else
+               'inconclusive (GRPO does not gain on dev: the target is within noise of the shared start)' if g_ci['lo'] <= 0 else
+               'holds' if hi <= 0.25 else 'fails' if lo > 0.25 else 'inconclusive')
     return dict(frac=frac, target=target, point=point, lo=lo, hi=hi, verdict=verdict, n_boot=len(v), n_seeds=ns, n_problems=npb,
-                censored_share=sum(x == math.inf for x in v) / max(1, len(v)))
+                censored_share=sum(x == math.inf for x in v) / max(1, len(v)), grpo_gain=g_ci)
 
 def _ratio_text(r:dict) -> str:
     "ratio [lo, hi] of a `ratio_interval`, or its censored form."
@@ -258,9 +264,9 @@ def claims(runs:list, base:dict, ratio:dict|None, fine_ratio:dict|None=None) -> 
             f1, f5 = fr['1.0'], fr['0.5']
             out.append(dict(claim=f"{arm[4:].upper()} reaches GRPO's final dev accuracy with <= 1/4 of GRPO's second-stage tokens (OPSD's paper: 4-8x)",
                             verdict=f1['verdict'], arm=arm, baseline='sft-grpo', metric='tokens to target (ratio)', ci=dict(lo=f1['lo'], hi=f1['hi']),
-                            evidence=f"fine curves ({f1['n_seeds']} seeds x {f1['n_problems']} dev problems, 95% bootstrap over both), target "
-                                     f"{100 * f1['target']:.1f}% (GRPO's final): ratio {_ratio_text(f1)}; at half of GRPO's gain "
-                                     f"({100 * f5['target']:.1f}%): {_ratio_text(f5)}"))
+                            evidence=f"fine curves ({f1['n_seeds']} seeds x {f1['n_problems']} dev problems, 95% bootstrap over both); GRPO's "
+                                     f"second-stage gain on dev {_fmt(f1['grpo_gain'])}; target {100 * f1['target']:.1f}% (GRPO's final): "
+                                     f"ratio {_ratio_text(f1)}; at half of GRPO's gain ({100 * f5['target']:.1f}%): {_ratio_text(f5)}"))
             continue
         m = (rr or {}).get('mean_curve') or {}
         t = lambda x: 'not reached' if x is None else f'{x:.0f}'
@@ -516,7 +522,9 @@ def main():
                 "Second-stage tokens to reach a target, over sft-grpo's, on the seed-mean curves (95% hierarchical bootstrap over seeds and "
                 "dev problems; a replicate that never reaches the target is censored and counts as infinitely slow): " + '; '.join(
                     f"{k}: GRPO's final ({100 * v['1.0']['target']:.1f}%) {_ratio_text(v['1.0'])}, half of GRPO's gain "
-                    f"({100 * v['0.5']['target']:.1f}%) {_ratio_text(v['0.5'])}" for k, v in fine_ratio.items()), '',
+                    f"({100 * v['0.5']['target']:.1f}%) {_ratio_text(v['0.5'])}" for k, v in fine_ratio.items()) +
+                f". GRPO's second-stage gain on this dev set (final − start, same bootstrap): {_fmt(next(iter(fine_ratio.values()))['1.0']['grpo_gain'])}; "
+                "the ratios' verdicts are inconclusive whenever that interval reaches zero (the target is then within noise of the start).", '',
                 f'![fine dev curves]({Path(a.out).name}-fine.png)', ''] if fine_ratio else []),
              'Generation share of step time: ' + '; '.join(f"{k}: {sum(v) / len(v):.2f}" for k, v in gen.items()), '',
              *(['sft-imitate-explore, per seed (round 0 = the shared SFT checkpoint; round 1 = explore + self-improve): ' + '; '.join(

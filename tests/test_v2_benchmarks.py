@@ -99,6 +99,10 @@ def test_rl_toy_ratio_interval():
     mixed = {'sft-grpo': [[(0, [.2, .2]), (16000, [.3, .3])]], 'sft-opd': [[(0, [.2, .2]), (4000, [.5, .2]), (16000, [.5, .2])]]}
     m = rl_toy.ratio_interval(mixed, 'sft-opd', 16000, 1.0, n_boot=400)   # problem 1 alone: never; problem 0 alone: early
     assert m['lo'] < .25 and m['hi'] == float('inf') and 0 < m['censored_share'] < 1 and m['verdict'] == 'inconclusive'
+    assert abs(r['grpo_gain']['lo'] - .1) < 1e-9 and abs(r['grpo_gain']['hi'] - .1) < 1e-9
+    flat = {'sft-grpo': [[(0, [.2, .3]), (16000, [.3, .2])]], 'sft-opd': [[(0, [.2, .3]), (4000, [.5, .5]), (16000, [.5, .5])]]}
+    f = rl_toy.ratio_interval(flat, 'sft-opd', 16000, 1.0, n_boot=400)   # GRPO's gain is 0 on average, -.1 or +.1 per problem draw
+    assert f['grpo_gain']['lo'] < 0 < f['grpo_gain']['hi'] and f['verdict'].startswith('inconclusive (GRPO does not gain')
 
 @pytest.mark.slow
 def test_recipes_v2_tiny(tmp_path):
