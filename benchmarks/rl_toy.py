@@ -38,18 +38,19 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
    `sft-opd` / `sft-grpo` and `sft-opsd` / `sft-grpo`: per seed (over the seeds where the shared stage-1 start is below
    the target), and on the seed-mean curves, where an arm that does not reach the target within its budget is
    censored (its ratio is at least B/2 over GRPO's tokens) — the verdict reads the latter (the project's goal is
-   <= 0.25; OPSD's paper reports 4-8x).
+   <= 0.25; OPSD's paper reports 4-8x) unless the fine curves (7.) are present, which replace it.
 5. Accuracy vs capability by difficulty: accuracy (pass@1) and capability (pass@k at the largest k) per level.
+6. pass@k claims (RL narrows, distillation widens) at the largest k and at the largest informative k: the largest k at
+   which the base stays below pass@k = 0.99 on at least half of test B (toy answers are small integers, so at large k
+   an answer-only model reaches them by guessing; this second reading was added after the first record saturated).
 7. Fine curves (dev only): the --fine-arms (sft-grpo, sft-opd, sft-opsd) re-trained at their chosen learning rates from the
    same stage-1 checkpoints with --fine-points - 1 evenly spaced checkpoints, scored on --fine-dev-per-level dev problems
    per level; tokens-to-target ratios over sft-grpo on their seed-mean curves at GRPO's final accuracy (the claim's target)
    and at half of GRPO's gain, with a hierarchical bootstrap over seeds and dev problems (`ratio_interval`); the OPD/OPSD
-   verdicts read these when present. Shards: `--fine-only --only-seeds N`.
-6. pass@k claims (RL narrows, distillation widens) at the largest k and at the largest informative k: the largest k at
-   which the base stays below pass@k = 0.99 on at least half of test B (toy answers are small integers, so at large k
-   an answer-only model reaches them by guessing; this second reading was added after the first record saturated).
-Writes --out.json, --out.md and two figures: --out-passk.png (pass@k against k) and --out-curves.png (dev accuracy
-against training tokens).
+   verdicts read these when present, and stay inconclusive when the interval of GRPO's own second-stage dev gain reaches
+   zero (the target is then within noise of the shared start). Shards: `--fine-only --only-seeds N`.
+Writes --out.json, --out.md and three figures: --out-passk.png (pass@k against k), --out-curves.png (dev accuracy
+against training tokens) and --out-fine.png (the fine curves).
 """
 import json, math, sys, time
 from dataclasses import replace
