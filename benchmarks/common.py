@@ -118,12 +118,18 @@ def run_phase(a:argparse.Namespace, sel, arms, log):
     if a.phase == 'test' and a.only_seeds: log('test shard done'); return None
     return runs
 
-def verdict(ci:dict|None, direction:int=1) -> str:
+def verdict(ci:dict|None, direction:int=1, margin:float=0.0) -> str:
     """A claim's verdict from the interval of its paired difference: 'holds' when it excludes 0 on the claimed side
-    (`direction` +1: above 0, -1: below), 'fails' when it excludes 0 on the other side, 'inconclusive' otherwise."""
+    (`direction` +1: above 0, -1: below), 'fails' when it excludes 0 on the other side, 'inconclusive' otherwise.
+    `margin` > 0 reads a non-inferiority claim ("matches or beats"): 0 moves to -margin on the claimed side."""
     if not ci or ci.get('lo') is None or ci['lo'] != ci['lo']: return 'inconclusive (not measured)'
-    lo, hi = sorted((direction * ci['lo'], direction * ci['hi']))
+    lo, hi = sorted((direction * ci['lo'] + margin, direction * ci['hi'] + margin))
     return 'holds' if lo > 0 else 'fails' if hi < 0 else 'inconclusive'
+
+def pair_ci(runs:list, arm:str, baseline:str, metric:str='accuracy') -> dict|None:
+    "The paired interval of `arm` − `baseline` (`compare.paired_differences`) over the runs of these two arms only."
+    from reasondistill.eval.compare import paired_differences
+    return paired_differences([r for r in runs if r['method'] in (arm, baseline)], baseline, metric).get(arm)
 
 def write_report(a:argparse.Namespace, lines:list, result:dict, t_start:float|None=None) -> dict:
     """Write OUT.json (with provenance) and OUT.md rendered from it (`compare.write_benchmark`; `--strict` refuses a dirty

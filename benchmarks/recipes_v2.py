@@ -31,7 +31,7 @@ import argparse, json, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases,
-                    phase_seeds, run_phase, verdict as _verdict)
+                    phase_seeds, run_phase, verdict as _verdict, pair_ci)
 import recipes_toy as R
 
 MAIN = ('sft', 'rsd', 'rsd-base', 'gen-ssd', 'dasd', 'deepdistill')
@@ -133,7 +133,7 @@ def main():
     verdicts = []
     for arm, bl, claim in CLAIMS:
         if arm not in arms or bl not in arms: continue
-        d = paired_differences([r for r in runs if r['method'] in (arm, bl)], bl).get(arm)
+        d = pair_ci(runs, arm, bl)
         c = {k: d.get(k) for k in ('mean', 'lo', 'hi', 'n_seeds', 'n_problems')} if d else None
         o = v1.get((arm, bl))
         verdicts.append(dict(claim=claim, arm=arm, baseline=bl, metric='accuracy', verdict=_verdict(c), ci=c, v1=o,

@@ -57,7 +57,7 @@ from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
-from common import verdict as _verdict
+from common import verdict as _verdict, pair_ci
 
 ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason', 'sft-imitate-explore',
         'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9', 'sft-kepo-all', 'sft-gkd-onpolicy', 'sft-tsdkd-released')
@@ -145,7 +145,7 @@ def ratio_interval(pp:dict, arm:str, budget:float, frac:float=1.0, n_boot:int=20
     curve [(second-stage tokens, [per-problem dev accuracy]), ...]. The target is GRPO's start plus `frac` of its mean gain (1:
     its final accuracy). A replicate in which the arm never reaches the target is censored (ratio > budget / GRPO's tokens):
     it counts as infinitely slow, so an upper bound of inf means "not bounded within the budget"."""
-    import random
+    from reasondistill.eval.metrics import hierarchical_draws
     def curves(a, seeds, probs):
         return [[(t, sum(x[j] for j in probs) / len(probs)) for t, x in pp[a][s]] for s in seeds]
     def one(seeds, probs):
@@ -155,9 +155,9 @@ def ratio_interval(pp:dict, arm:str, budget:float, frac:float=1.0, n_boot:int=20
         return mg[0][1] + frac * gain, gain, censored_ratio(o, g, mg[0][1] + frac * gain, budget)
     ns, npb = len(pp['sft-grpo']), len(pp['sft-grpo'][0][0][1])
     target, gain, point = one(range(ns), range(npb))
-    rng, vals, gains = random.Random(seed), [], []
-    for _ in range(n_boot):
-        _, g, r = one([rng.randrange(ns) for _ in range(ns)], [rng.randrange(npb) for _ in range(npb)])
+    vals, gains = [], []
+    for si, pi in zip(*hierarchical_draws(ns, npb, n_boot, seed)):   # the project's draws of seeds and problems
+        _, g, r = one(si, pi)
         gains.append(g)
         vals.append(r['ratio'] if r['ratio'] is not None else math.inf if r['lower_bound'] is not None else math.nan)
     v, gs = sorted(x for x in vals if x == x), sorted(gains)
@@ -238,13 +238,12 @@ def claims(runs:list, base:dict, ratio:dict|None, fine_ratio:dict|None=None) -> 
                            ('sft-kepo', 'sft-kepo-all', "KEPO's gate: distilling only on verified rollouts beats distilling on all of them (the paper's ablation)"),
                            ('sft-tsdkd', 'sft-tsdkd-released', "TSD-KD as written (standard PL, top-entropy EM, per-sequence opener) beats its released code's rules (the project's check)")):
         if arm in by and bl in by:
-            c = paired_differences([r for r in runs if r['method'] in (arm, bl)], bl).get(arm)
+            c = pair_ci(runs, arm, bl)
             out.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline=bl, metric='accuracy', ci=c,
                             evidence=f'{arm} − {bl}, accuracy: {_fmt(c)}'))
     if 'sft-gkd-onpolicy' in by and 'sft-gkd' in by:   # GKD's paper: purely on-policy matched or beat mixtures (non-inferiority; margin 5 points, the project's choice)
-        c = paired_differences([r for r in runs if r['method'] in ('sft-gkd-onpolicy', 'sft-gkd')], 'sft-gkd').get('sft-gkd-onpolicy')
-        v = 'inconclusive (not measured)' if c is None else 'holds' if c['lo'] > -0.05 else 'fails' if c['hi'] < -0.05 else 'inconclusive'
-        out.append(dict(claim='purely on-policy GKD (lambda 1) matches or beats the lambda 0.5 mixture (margin 5 points)', verdict=v,
+        c = pair_ci(runs, 'sft-gkd-onpolicy', 'sft-gkd')
+        out.append(dict(claim='purely on-policy GKD (lambda 1) matches or beats the lambda 0.5 mixture (margin 5 points)', verdict=_verdict(c, 1, 0.05),
                         arm='sft-gkd-onpolicy', baseline='sft-gkd', metric='accuracy', ci=c, evidence=f'sft-gkd-onpolicy − sft-gkd, accuracy: {_fmt(c)}'))
     if 'sft-imitate-explore' in by and 'sft' in by:   # STILL-2: self-improvement on verified own rollouts beats imitation alone
         c = paired_differences(runs, 'sft').get('sft-imitate-explore')
@@ -412,8 +411,7 @@ def main():
     def fine_curve(arm, s) -> list:
         "[(second-stage tokens, per-problem dev accuracy), ...] of a dev-only copy of the arm's last stage with --fine-points checkpoints."
         if arm in STAGE1 or arm in ('sft', 'grpo'): raise ValueError(f'fine curves are for arms after the shared SFT stage, not {arm}')
-        s1 = work / f'seed{s}' / 'stage1-sft' / 'final'
-        if not _done(s1.parent): sft(s, steps_half, a.lr, 'stage1-sft')
+        s1 = sft(s, steps_half, a.lr, 'stage1-sft') / 'final'   # the arms' shared stage 1 (trained only if missing)
         run = second(arm, s, sel.chosen[arm]['lr'], s1, fine=a.fine_points)
         ck = [(half * int(d.name[5:]) / steps_half, d) for d in run.glob('step-*')] + [(int(d.name[7:]), d) for d in run.glob('tokens-*')]
         return [(0, fscore(s1)), *[(t, fscore(d)) for t, d in sorted(ck) if t < half], (half, fscore(run / 'final'))]

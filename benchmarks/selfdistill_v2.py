@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
-from common import verdict as _verdict
+from common import verdict as _verdict, pair_ci
 
 ARMS = ('sft', 'opsd', 'atesd', 'opsd-none', 'atesd-a0', 'atesd-a0.5', 'atesd-random')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
@@ -62,7 +62,7 @@ def _done(out) -> dict|None:
 def main():
     a = parse()
     from reasondistill.toyworld2 import toy2_problems
-    from reasondistill.eval.compare import teacher_examples, evaluate_adapter, DevSelection, aggregate_results, paired_differences
+    from reasondistill.eval.compare import teacher_examples, evaluate_adapter, DevSelection, aggregate_results
     from reasondistill.train import TrainConfig, Run, default_student_spec
     from reasondistill.methods.sft import SFTConfig, train_sft
     from reasondistill.registry import make_config, entry_point
@@ -145,7 +145,7 @@ def main():
                            ('atesd', 'atesd-a0', "ATESD's adaptive reveal ratio beats a fixed ratio of 0 (no reference)"),
                            ('atesd', 'atesd-random', "ATESD's adaptive reveal ratio beats a random one")):
         if arm in arms and bl in arms:
-            c = paired_differences([r for r in runs if r['method'] in (arm, bl)], bl).get(arm)
+            c = pair_ci(runs, arm, bl)
             ev = 'not measured' if c is None else f"{100 * c['mean']:+.1f} [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}] points"
             verdicts.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline=bl, metric='accuracy', ci=c,
                                  evidence=f'{arm} − {bl}, accuracy: {ev}'))

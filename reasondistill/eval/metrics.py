@@ -14,8 +14,8 @@ from ..records import VERDICTS
 # %% auto #0
 __all__ = ['DEFAULT_KS', 'pass_at_k', 'avg_at_n', 'pass_at_k_mean', 'majority_votes', 'maj_at_k', 'maj_at_k_mean',
            'majority_vote', 'bootstrap_ci', 'paired_bootstrap_diff', 't_quantile', 'mean_ci_over_seeds',
-           'hierarchical_bootstrap', 'hierarchical_bootstrap_diff', 'sort_levels', 'summarize', 'get_metric',
-           'results_table']
+           'hierarchical_draws', 'hierarchical_bootstrap', 'hierarchical_bootstrap_diff', 'sort_levels', 'summarize',
+           'get_metric', 'results_table']
 
 # %% ../../nbs/eval/00_metrics.ipynb #1623b9bc
 def pass_at_k(n:int,  # samples drawn for the problem
@@ -240,7 +240,7 @@ def _hb_matrix(values, name:str='values') -> np.ndarray:
     if not np.isfinite(v).all(): raise ValueError(f'{name} has missing (nan) or infinite values: score every problem of every seed')
     return v
 
-def _hb_draws(n_seeds:int, n_problems:int, n_boot:int, seed:int) -> tuple[np.ndarray, np.ndarray]:
+def hierarchical_draws(n_seeds:int, n_problems:int, n_boot:int, seed:int) -> tuple[np.ndarray, np.ndarray]:
     "The replicate draws: seed indices [n_boot, S], then problem indices [n_boot, P], from one generator."
     rng = np.random.default_rng(seed)
     return rng.integers(0, n_seeds, size=(n_boot, n_seeds)), rng.integers(0, n_problems, size=(n_boot, n_problems))
@@ -261,7 +261,7 @@ def hierarchical_bootstrap(values,                # values[seed][problem]: every
     if not 0 < alpha < 1: raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     v = _hb_matrix(values)
     S, P = v.shape
-    si, pi = _hb_draws(S, P, n_boot, seed)
+    si, pi = hierarchical_draws(S, P, n_boot, seed)
     boots = np.einsum('bs,sp,bp->b', _counts(si, S).astype(float), v, _counts(pi, P).astype(float)) / (S * P)
     lo, hi = (float(x) for x in np.quantile(boots, [alpha / 2, 1 - alpha / 2]))
     m = float(v.mean())
