@@ -16,7 +16,7 @@ The protocol every method benchmark follows (`reasondistill.eval.compare`): hype
 all arms and chosen on the dev split (`compare.Sweep`, `compare.DevSelection`, `sweep_from_args` below), test evaluated
 once; result files carry per-problem scores (`evaluate_adapter`), so tables get hierarchical intervals over seeds and
 problems; `write_benchmark` records provenance and renders the .md from the JSON."""
-import argparse, os, sys, time
+import argparse, json, os, sys, time
 from pathlib import Path
 
 GROUPS = {
@@ -130,6 +130,27 @@ def pair_ci(runs:list, arm:str, baseline:str, metric:str='accuracy') -> dict|Non
     "The paired interval of `arm` − `baseline` (`compare.paired_differences`) over the runs of these two arms only."
     from reasondistill.eval.compare import paired_differences
     return paired_differences([r for r in runs if r['method'] in (arm, baseline)], baseline, metric).get(arm)
+
+def v1_pair(record:str, arm:str, baseline:str, direction:int=1, margin:float=0.0) -> dict|None:
+    """`arm` − `baseline` accuracy on a toy world v1 record (`results/RECORD.json`): the seed-paired differences of its runs
+    with v1's Student-t interval over seeds, and the verdict `verdict` reads from it; None when the record or either arm
+    is not there (the claim was not run on v1). Quoted beside a v2 verdict, never mixed into it."""
+    f = Path(__file__).parent / 'results' / f'{record}.json'
+    if not f.exists(): return None
+    from reasondistill.eval.metrics import mean_ci_over_seeds
+    acc = {}
+    for r in json.loads(f.read_text()).get('runs') or []:
+        if r.get('accuracy') is not None: acc.setdefault(r['method'], {})[r['seed']] = r['accuracy']
+    seeds = sorted(set(acc.get(arm, {})) & set(acc.get(baseline, {})))
+    if len(seeds) < 2: return None
+    m, lo, hi = mean_ci_over_seeds([acc[arm][s] - acc[baseline][s] for s in seeds])
+    return dict(record=record, arm=arm, baseline=baseline, mean=m, lo=lo, hi=hi, n_seeds=len(seeds),
+                verdict=verdict(dict(lo=lo, hi=hi), direction, margin))
+
+def v1_text(w:dict|None) -> str:
+    "A `v1_pair` as 'verdict, mean [lo, hi] points', or 'not run on v1'."
+    if not w: return 'not run on v1'
+    return f"{w['verdict']}, {100 * w['mean']:+.1f} [{100 * w['lo']:+.1f}, {100 * w['hi']:+.1f}] points ({w['arm']} − {w['baseline']})"
 
 def write_report(a:argparse.Namespace, lines:list, result:dict, t_start:float|None=None) -> dict:
     """Write OUT.json (with provenance) and OUT.md rendered from it (`compare.write_benchmark`; `--strict` refuses a dirty

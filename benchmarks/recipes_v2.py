@@ -31,7 +31,7 @@ import argparse, json, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import (bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases,
-                    phase_seeds, run_phase, verdict as _verdict, pair_ci)
+                    phase_seeds, run_phase, verdict as _verdict, pair_ci, v1_pair)
 import recipes_toy as R
 
 MAIN = ('sft', 'rsd', 'rsd-base', 'gen-ssd', 'dasd', 'deepdistill')
@@ -71,17 +71,7 @@ def parse():
 
 def v1_verdicts() -> dict:
     "Each claim's v1 verdict (`recipes_toy.json`: one fixed learning rate; Student-t over the seed-paired differences), if recorded."
-    from reasondistill.eval.metrics import mean_ci_over_seeds
-    f = Path(__file__).parent / 'results' / 'recipes_toy.json'
-    if not f.exists(): return {}
-    runs, out = json.loads(f.read_text()).get('runs') or [], {}
-    for arm, bl, _ in CLAIMS:
-        acc = {m: {r['seed']: r['accuracy'] for r in runs if r['method'] == m} for m in (arm, bl)}
-        seeds = sorted(set(acc[arm]) & set(acc[bl]))
-        if len(seeds) < 2: continue
-        m, lo, hi = mean_ci_over_seeds([acc[arm][s] - acc[bl][s] for s in seeds])
-        out[(arm, bl)] = dict(mean=m, lo=lo, hi=hi, n_seeds=len(seeds), verdict=_verdict(dict(lo=lo, hi=hi)))
-    return out
+    return {(arm, bl): w for arm, bl, _ in CLAIMS if (w := v1_pair('recipes_toy', arm, bl)) is not None}
 
 def _data_key(arm:str) -> str:
     "The kept set an arm trains on (DASD: its stage-2 selection; the check's arms: `recipes_toy.CHECK`)."

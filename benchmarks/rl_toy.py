@@ -57,16 +57,21 @@ from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
-from common import verdict as _verdict, pair_ci
+from common import verdict as _verdict, pair_ci, v1_pair, v1_text
 
 ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason', 'sft-imitate-explore',
-        'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9', 'sft-kepo-all', 'sft-gkd-onpolicy', 'sft-tsdkd-released')
+        'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9', 'sft-kepo-all', 'sft-gkd-onpolicy', 'sft-tsdkd-released',
+        'sft-curiosft', 'sft-curiosft-fixed')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
 SECOND = {'sft-grpo': 'grpo', 'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher',
           'sft-kepo': 'kepo-explore', 'sft-autothink': 'autothink', 'sft-gar': 'gar',
           'curio-grpo': 'grpo', 'curio1-grpo': 'grpo', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore',
           'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd', 'sft-gkd-b0.9': 'gkd', 'sft-kepo-all': 'kepo-explore', 'sft-gkd-onpolicy': 'gkd',
-          'sft-tsdkd-released': 'tsd-kd'}
+          'sft-tsdkd-released': 'tsd-kd', 'sft-curiosft': 'curiosft', 'sft-curiosft-fixed': 'curiosft-fixed-tau'}
+V1 = {'sft': 'sft', 'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd', 'sft-gkd-b0.9': 'gkd-b0.9', 'sft-kepo': 'kepo', 'sft-kepo-all': 'kepo-all',
+      'sft-tsdkd-released': 'tsd-kd-released', 'sft-gkd-onpolicy': 'gkd-onpolicy', 'sft-curiosft': 'curiosft',
+      'sft-curiosft-fixed': 'curiosft-fixed-tau'}   # this benchmark's arms as named in v1's on-policy table (`onpolicy_toy.json`)
+OFFLINE = ('curiosft', 'curiosft-fixed-tau')   # second stages that train on the teacher's traces, like SFT (no rollouts)
 STAGE1 = {'curio-grpo': 'stage1-curiosft', 'curio1-grpo': 'stage1-curiosft-sync1'}   # arms whose first stage is not the shared SFT run
 CURIO = {'stage1-curiosft': {}, 'stage1-curiosft-sync1': {'sync_every': 1}}           # their CurioSFT settings
 
@@ -202,11 +207,13 @@ def claims(runs:list, base:dict, ratio:dict|None, fine_ratio:dict|None=None) -> 
     for r in runs: by.setdefault(r['method'], []).append(r)
     kmax = max((int(k) for r in runs for k in (r.get('pass_at_k') or {})), default=None)
     out = []
-    def passk_diff(arm, k=None):   # per-problem pass@k (default: the largest k) of the arm minus the base's (one untrained model), over seeds and problems
-        if arm not in by or kmax is None: return None
+    def passk_diff(arm, k=None, against=None):   # per-problem pass@k (default: the largest k) of the arm minus the base's (one
+        # untrained model) or, with `against`, minus that arm's run of the same seed; over seeds and problems
+        if arm not in by or kmax is None or (against is not None and against not in by): return None
         from reasondistill.eval.metrics import pass_at_k
         pk = lambda r: [pass_at_k(r['passk_n'], c, k or kmax) for c in r['passk_correct']]
-        d = [[x - y for x, y in zip(pk(r), pk(base))] for r in by[arm]]
+        ref = {r['seed']: r for r in by[against]} if against else None
+        d = [[x - y for x, y in zip(pk(r), pk(ref[r['seed']] if ref else base))] for r in by[arm] if ref is None or r['seed'] in ref]
         c = hierarchical_bootstrap(d, bounds=(-1.0, 1.0))
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in c.items() if k in ('mean', 'lo', 'hi', 'n_seeds', 'n_problems')}
     for arm, direction, claim in (('grpo', -1, 'RL narrows the pass@k boundary (pass@k at the largest k below the base\'s)'),
@@ -236,7 +243,9 @@ def claims(runs:list, base:dict, ratio:dict|None, fine_ratio:dict|None=None) -> 
                            ('sft-tsdkd', 'sft-gkd', 'TSD-KD beats GKD at equal budget'),
                            ('sft-tsdkd', 'sft-gkd-b0.9', "TSD-KD beats its paper's GKD baseline (on-policy, beta 0.9, T 1) at equal budget"),
                            ('sft-kepo', 'sft-kepo-all', "KEPO's gate: distilling only on verified rollouts beats distilling on all of them (the paper's ablation)"),
-                           ('sft-tsdkd', 'sft-tsdkd-released', "TSD-KD as written (standard PL, top-entropy EM, per-sequence opener) beats its released code's rules (the project's check)")):
+                           ('sft-tsdkd', 'sft-tsdkd-released', "TSD-KD as written (standard PL, top-entropy EM, per-sequence opener) beats its released code's rules (the project's check)"),
+                           ('sft-curiosft', 'sft', 'CurioSFT beats continued SFT at equal budget (its paper: +2.5 points in-distribution)'),
+                           ('sft-curiosft', 'sft-curiosft-fixed', "CurioSFT's entropy-guided temperature beats a fixed tau = 1.3 (the paper's ablation)")):
         if arm in by and bl in by:
             c = pair_ci(runs, arm, bl)
             out.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline=bl, metric='accuracy', ci=c,
@@ -245,6 +254,16 @@ def claims(runs:list, base:dict, ratio:dict|None, fine_ratio:dict|None=None) -> 
         c = pair_ci(runs, 'sft-gkd-onpolicy', 'sft-gkd')
         out.append(dict(claim='purely on-policy GKD (lambda 1) matches or beats the lambda 0.5 mixture (margin 5 points)', verdict=_verdict(c, 1, 0.05),
                         arm='sft-gkd-onpolicy', baseline='sft-gkd', metric='accuracy', ci=c, evidence=f'sft-gkd-onpolicy − sft-gkd, accuracy: {_fmt(c)}'))
+    if 'sft-curiosft' in by and 'sft' in by:   # CurioSFT: higher pass@k at similar pass@1 (margin 5 points, the project's choice)
+        p1 = pair_ci(runs, 'sft-curiosft', 'sft')
+        for k in dict.fromkeys(x for x in (ki, kmax) if x):
+            c = passk_diff('sft-curiosft', k, against='sft')
+            wide, similar = _verdict(c, 1), _verdict(p1, 1, 0.05)
+            v = 'holds' if wide == 'holds' and similar == 'holds' else 'fails' if wide == 'fails' or similar == 'fails' else 'inconclusive'
+            out.append(dict(claim=f"CurioSFT keeps a higher pass@{k} than continued SFT at a similar pass@1 (not worse by 5 points)"
+                                  + (' (the largest informative k)' if k == ki else ' (the largest k)'), verdict=v,
+                            arm='sft-curiosft', baseline='sft', metric=f'pass@{k}, accuracy', ci={f'pass@{k}': c, 'accuracy': p1},
+                            evidence=f"sft-curiosft − sft, pass@{k} (test B): {_fmt(c)}; accuracy (test A): {_fmt(p1)}"))
     if 'sft-imitate-explore' in by and 'sft' in by:   # STILL-2: self-improvement on verified own rollouts beats imitation alone
         c = paired_differences(runs, 'sft').get('sft-imitate-explore')
         out.append(dict(claim='exploring and self-improving beats imitation alone (SFT on the teacher traces for the whole budget)',
@@ -278,6 +297,10 @@ def claims(runs:list, base:dict, ratio:dict|None, fine_ratio:dict|None=None) -> 
                         evidence=f"seed-mean dev curves, target {tgt}: {arm} {t(m.get('arm_tokens'))}, "
                                  f"sft-grpo {t(m.get('grpo_tokens'))} second-stage tokens; {what}. Per seed: {[None if x is None else round(x) for x in (rr or {}).get('arm') or []]} "
                                  f"vs {[None if x is None else round(x) for x in (rr or {}).get('grpo') or []]}"))
+    for c in out:   # v1's verdict beside each claim that v1's on-policy table ran (accuracy claims; v1 had no RL and k <= 2)
+        arm, bl = V1.get(c['arm']), V1.get(c['baseline'])
+        margin = 0.05 if c['arm'] == 'sft-gkd-onpolicy' else 0.0   # the non-inferiority claim keeps its margin
+        c['v1'] = v1_pair('onpolicy_toy', arm, bl, 1, margin) if c['metric'] == 'accuracy' and arm and bl else None
     return out
 
 def main():
@@ -343,6 +366,7 @@ def main():
             if arm == 'sft-tsdkd-released': c |= {'tsd.pl_form': 'released', 'tsd.em_rule': 'released', 'tsd.opener_rule': 'released'}
             if name == 'opsd': c |= {'self_teacher.template': 'short', 'self_teacher.teacher': 'live'}
             steps *= 6
+        elif name in OFFLINE: c = {}
         else:
             c = {'num_generations': a.num_generations, 'max_new_tokens': a.rollout_tokens}
             if name == 'kepo-explore': c['num_enhanced'] = min(2, a.num_generations - 1)   # KEPO's 2, within a group
@@ -353,7 +377,7 @@ def main():
         cfg = make_config(name, c); cfg.train = tc(lr, seed, steps)
         data = refs if name in ('opd', 'opsd', 'kepo-explore', 'gar') else train_probs
         if name == 'opd': data = [dict(r, completion='') for r in refs]
-        if name in ('gkd', 'tsd-kd'): data = ex                # GKD's off-policy half trains on the teacher's traces
+        if name in ('gkd', 'tsd-kd', *OFFLINE): data = ex      # GKD's off-policy half and CurioSFT train on the teacher's traces
         at = {max(1, round(steps * k / fine)) for k in range(1, fine)} if fine and name not in ('opd', 'opsd', 'gkd', 'tsd-kd') else ()
         cbs = [_saver({n: f'step-{n}' for n in at} if fine else {max(1, steps // 2): 'mid'}, out)]   # on-policy fine copies: OUT/tokens-N
         entry_point(name)(data, Run(str(out), spec, teacher=teacher), cfg, method=arm, callbacks=cbs)
@@ -538,8 +562,10 @@ def main():
         cell = lambda l: (f"{100 * sum(r['passk_accuracy_by_level'].get(str(l), 0) for r in rs) / len(rs):.0f} / "
                           f"{100 * sum(r['capability_by_level'].get(str(l), 0) for r in rs) / len(rs):.0f}")
         lines.append(f'| {arm} | ' + ' | '.join(cell(l) for l in levels) + ' |')
-    lines += ['', '## Verdicts on the seed papers\' claims', '', '| claim | verdict | evidence |', '|---|---|---|']
-    lines += [f"| {v['claim']} | {v['verdict']} | {v['evidence']} |" for v in verdicts]
+    lines += ['', '## Verdicts on the seed papers\' claims', '', "v1: the same claim on toy world v1's on-policy table (`onpolicy_toy.json`: "
+              'one fixed learning rate, continued SFT from the same start, 95% Student-t over 3 seeds); v1 had no RL arm and two samples per problem.', '',
+              '| claim | verdict | evidence | v1 |', '|---|---|---|---|']
+    lines += [f"| {v['claim']} | {v['verdict']} | {v['evidence']} | {v1_text(v.get('v1'))} |" for v in verdicts]
     write_report(a, lines, res, a.t_start)
 
 if __name__ == '__main__':

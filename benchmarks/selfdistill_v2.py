@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, add_sweep, sweep_from_args, write_report, add_phases, phase_seeds, run_phase
-from common import verdict as _verdict, pair_ci
+from common import verdict as _verdict, pair_ci, v1_pair, v1_text
 
 ARMS = ('sft', 'opsd', 'atesd', 'opsd-none', 'atesd-a0', 'atesd-a0.5', 'atesd-random')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
@@ -148,7 +148,7 @@ def main():
             c = pair_ci(runs, arm, bl)
             ev = 'not measured' if c is None else f"{100 * c['mean']:+.1f} [{100 * c['lo']:+.1f}, {100 * c['hi']:+.1f}] points"
             verdicts.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline=bl, metric='accuracy', ci=c,
-                                 evidence=f'{arm} − {bl}, accuracy: {ev}'))
+                                 evidence=f'{arm} − {bl}, accuracy: {ev}', v1=v1_pair('onpolicy_toy', arm, bl)))   # v1 used the same arm names
     res = dict(config={k: v for k, v in vars(a).items() if not k.startswith('_') and k not in ('t_start', 'load_start')},
                data=dict(dstats, mean_trace_tokens=mean_tok, half_steps=half_steps, n_train_problems=len(train_probs)),
                selection=sel.record(), base=dict(accuracy=base['accuracy'], accuracy_ci=base['accuracy_ci']),
@@ -165,8 +165,10 @@ def main():
               '| model | gain |', '|---|---:|'] + [f"| {k} | {v['mean']:+.2f} [{v['lo']:+.2f}, {v['hi']:+.2f}] |" for k, v in gains.items()]
     lines += ['', f"Base student (no training): accuracy {100 * base['accuracy']:.1f}%."]
     if verdicts:
-        lines += ['', "## Verdicts on the seed papers' claims", '', '| claim | verdict | evidence |', '|---|---|---|']
-        lines += [f"| {v['claim']} | {v['verdict']} | {v['evidence']} |" for v in verdicts]
+        lines += ['', "## Verdicts on the seed papers' claims", '', "v1: the same claim on toy world v1's on-policy table (`onpolicy_toy.json`: "
+                  "one fixed learning rate, 95% Student-t over 3 seeds), where every OPSD and ATESD run collapsed.", '',
+                  '| claim | verdict | evidence | v1 |', '|---|---|---|---|']
+        lines += [f"| {v['claim']} | {v['verdict']} | {v['evidence']} | {v1_text(v.get('v1'))} |" for v in verdicts]
     write_report(a, lines, res, a.t_start)
 
 if __name__ == '__main__':

@@ -36,7 +36,7 @@ def test_rl_toy_tiny(tmp_path):
     assert {r['method'] for r in res['runs']} == {'base', 'sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad',
                                                    'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason',
                                                    'sft-imitate-explore', 'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9',
-                                                   'sft-kepo-all', 'sft-gkd-onpolicy', 'sft-tsdkd-released'}
+                                                   'sft-kepo-all', 'sft-gkd-onpolicy', 'sft-tsdkd-released', 'sft-curiosft', 'sft-curiosft-fixed'}
     assert (tmp_path / 'r-passk.png').stat().st_size > 0 and (tmp_path / 'r-curves.png').stat().st_size > 0
     assert set(res['fine_curves']) == {'sft-grpo', 'sft-opd', 'sft-opsd'} and set(res['fine_ratio']) == {'sft-opd', 'sft-opsd'}
     assert all(len(c) >= 2 and c[0][0] == 0 for cs in res['fine_curves'].values() for c in cs) and (tmp_path / 'r-fine.png').stat().st_size > 0
@@ -46,6 +46,32 @@ def test_rl_toy_tiny(tmp_path):
     assert any(v['arm'] == 'sft-imitate-explore' and v['baseline'] == 'sft' for v in res['verdicts'])
     assert set(res['imitate_explore']) == {str(s) for s in res['config']['test_seeds']} and all(len(v['dev_accuracy']) in (1, 2) for v in res['imitate_explore'].values())
     assert res['verdicts'] and all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') for v in res['verdicts'])
+    cu = [v for v in res['verdicts'] if v['arm'] == 'sft-curiosft']
+    assert {v['baseline'] for v in cu} == {'sft', 'sft-curiosft-fixed'} and any(v['metric'].startswith('pass@') for v in cu)
+    v1 = {(v['arm'], v['baseline']): v['v1'] for v in res['verdicts']}   # v1's verdict beside the claims v1's table ran, not elsewhere
+    assert v1[('sft-curiosft', 'sft')]['arm'] == 'curiosft' and v1[('sft-gkd-onpolicy', 'sft-gkd')]['baseline'] == 'gkd'
+    assert v1[('sft-rlad', 'sft-grpo')] is None and '| v1 |' in (tmp_path / 'r.md').read_text()
+    # CurioSFT's entropy check reads this record and its runs
+    env = {**os.environ, 'RD_PROGRESS': '0', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
+    p = subprocess.run([sys.executable, 'benchmarks/curiosft_entropy_v2.py', '--tiny', '--threads', '1', '--work', str(tmp_path / 'w'),
+                        '--bench-json', str(tmp_path / 'r.json'), '--out', str(tmp_path / 'e')], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    e = json.loads((tmp_path / 'e.json').read_text())
+    assert set(e['summary']) == {'stage1', 'sft', 'sft-curiosft', 'sft-curiosft-fixed'} and e['n_kept'] >= 1
+    assert e['summary']['sft']['selectivity'] is None and [v['metric'] for v in e['verdicts']] == ['entropy at high positions (nats)', 'selectivity', 'selectivity']
+    assert (tmp_path / 'e.png').stat().st_size > 0
+
+def test_curiosft_entropy_v2_helpers():
+    "The entropy check's position split and per-trace means, by hand."
+    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    import curiosft_entropy_v2 as C
+    assert C.high_positions([0.1, 0.9, 0.5, 0.9, 0.2], 0.4) == [False, True, False, True, False]
+    assert C.high_positions([0.3, 0.3, 0.3], 0.2) == [True, False, False]         # at least one; ties: the earlier position
+    prof = dict(entropy=[1.0, 3.0, 0.2, 0.4, 2.0], example=[0, 0, 0, 1, 1])
+    h, l = C.per_trace(prof, [False, True, False, False, True])
+    assert h == [3.0, 2.0] and l == [0.6, 0.4]
+    h, l = C.per_trace(prof, [False] * 5)
+    assert all(x != x for x in h) and l == pytest.approx([4.2 / 3, 1.2])       # no high positions: NaN; every position is low
 
 @pytest.mark.slow
 def test_kd_v2_tiny(tmp_path):

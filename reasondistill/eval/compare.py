@@ -29,8 +29,8 @@ __all__ = ['RESULT_FILE', 'DEFAULT_METRICS', 'BOUNDED', 'NONNEGATIVE', 'N_BOOT',
            'per_problem_accuracy', 'evaluate_adapter', 'DirtyTreeError', 'provenance', 'save_result', 'collect_results',
            'aggregate_results', 'paired_differences', 'Sweep', 'SplitReuseError', 'DevSelection', 'format_ci',
            'results_markdown', 'plot_by_level', 'plot_pass_curves', 'plot_token_curves', 'interval_note',
-           'benchmark_results', 'show_benchmark', 'show_verdicts', 'teacher_examples', 'write_benchmark',
-           'provenance_line', 'render_benchmark', 'method_results', 'format_method_result']
+           'benchmark_results', 'show_benchmark', 'verdict_lines', 'show_verdicts', 'teacher_examples',
+           'write_benchmark', 'provenance_line', 'render_benchmark', 'method_results', 'format_method_result']
 
 # %% ../../nbs/eval/03_compare.ipynb #659c8fa1
 def per_problem_accuracy(out_dir,            # a finished EvalRun folder
@@ -436,14 +436,25 @@ def show_benchmark(name:str,                 # a committed benchmark's name (e.g
     return agg
 
 # %% ../../nbs/eval/03_compare.ipynb #49d8a302
+def verdict_lines(verdicts:list) -> list:
+    "Text lines of verdict records: verdict and claim, the evidence, and v1's verdict when the record keeps it apart."
+    out = []
+    for v in verdicts:
+        out += [f"{v['verdict']:>12}: {v['claim']}", f"{'':>14}{v['evidence']}"]
+        w = v.get('v1')
+        if w and w.get('verdict') and 'v1:' not in v['evidence']:
+            out.append(f"{'':>14}v1: {w['verdict']}, {100 * w['mean']:+.1f} [{100 * w['lo']:+.1f}, {100 * w['hi']:+.1f}] points"
+                       + (f" ({w['arm']} − {w['baseline']})" if w.get('arm') else ''))
+    return out
+
 def show_verdicts(name:str,                  # a committed benchmark's name (e.g. 'rl_toy')
                   arms=None,                 # only the claims about these arms (default: all)
                  ) -> list|None:             # the verdict records shown
-    "Print a committed benchmark's verdicts on the seed papers' claims; None when the benchmark is not in this checkout."
+    "Print a committed benchmark's verdicts on the seed papers' claims (`verdict_lines`); None when the benchmark is not in this checkout."
     res = benchmark_results(name)
     if res is None: return None
     vs = [v for v in res.get('verdicts') or [] if arms is None or v.get('arm') in arms]
-    for v in vs: print(f"{v['verdict']:>12}: {v['claim']}\n{'':>14}{v['evidence']}")
+    print('\n'.join(verdict_lines(vs)))
     return vs
 
 # %% ../../nbs/eval/03_compare.ipynb #c206e0b9
@@ -618,7 +629,8 @@ ARM_ALIASES = {'kepo': 'kepo-gate', 'redi-a0.8': 'redi', 'atesd-a0.5': 'atesd-fi
                # rl_toy: a method's arm is its second stage after the shared SFT stage
                'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher', 'sft-kepo': 'kepo-explore',
                'sft-autothink': 'autothink', 'sft-gar': 'gar', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore',
-               'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd'}
+               'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd', 'sft-gkd-onpolicy': 'gkd-onpolicy', 'sft-tsdkd-released': 'tsd-kd-released',
+               'sft-curiosft': 'curiosft', 'sft-curiosft-fixed': 'curiosft-fixed-tau'}
 
 def method_results(benchmarks=TOY_BENCHMARKS,   # committed benchmarks to read
                   ) -> dict:
