@@ -5,13 +5,13 @@ and is the entropy-guided temperature more selective than a fixed one?
     nice -n 19 python benchmarks/curiosft_entropy_v2.py [--work runs/rl_toy] [--strict]
     python benchmarks/curiosft_entropy_v2.py --tiny --work /tmp/rl --bench-json /tmp/rl/res.json --out /tmp/rl/ent   # on a --tiny rl_toy run
 
-For every seed of rl_toy's record: the shared stage-1 SFT adapter, `sft` (SFT for the whole budget), `sft-curiosft` and
-`sft-curiosft-fixed` (CurioSFT with the entropy-guided or a fixed tau = 1.3 for the second half), each at the learning
-rate rl_toy chose on dev. Per-position entropy (nats) of each model on the completion tokens of held-out verified teacher
+For every seed of rl_toy's record: the shared stage-1 SFT adapter, `sft` (SFT for the whole budget at one learning rate),
+`sft-sft` (continued SFT: the second half from the stage-1 adapter, the control), `sft-curiosft` and `sft-curiosft-fixed`
+(CurioSFT with the entropy-guided or a fixed tau = 1.3 for the second half), each at the learning rate rl_toy chose on dev. Per-position entropy (nats) of each model on the completion tokens of held-out verified teacher
 traces (the teacher's samples on --heldout-per-level dev problems per level, never trained on), with the positions
 split per seed into the top 20% and the rest as ranked by that seed's stage-1 model (the arms' common start), so that
 every model is measured on the same positions. Per trace: the mean entropy at its high and at its low positions; a
-model's selectivity against `sft` is log(high / high_sft) − log(low / low_sft) per trace (> 0: the entropy it keeps rises
+model's selectivity against `sft-sft` is log(high / high_base) − log(low / low_base) per trace (> 0: the entropy it keeps rises
 relatively more at the forks than elsewhere). Intervals: 95% hierarchical bootstrap over seeds and traces (paired: the
 same traces and draws for every model). pass@k is rl_toy's (its verdicts). Writes --out.md/.json and a histogram of
 seed 0 (--out.png).
@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, write_report, verdict as _verdict
 
-MODELS = ('stage1', 'sft', 'sft-curiosft', 'sft-curiosft-fixed')
+MODELS = ('stage1', 'sft', 'sft-sft', 'sft-curiosft', 'sft-curiosft-fixed')
+BASE = 'sft-sft'   # continued SFT from the same start at its own dev-chosen lr: the CurioSFT arms' control
 
 def per_trace(profile:dict, high:list) -> tuple:
     "Per trace of an `entropy_profile`: (mean entropy at its high positions, at its low ones); NaN where it has none."
@@ -87,21 +88,21 @@ def main():
     sub = lambda v: [[row[j] for j in keep] for row in v]
     ci = lambda v: hierarchical_bootstrap(sub(v), bounds=None)
     diff = lambda x, y: [[p - q for p, q in zip(r, t)] for r, t in zip(x, y)]
-    def sel(m, against='sft'):   # per trace: log(high_m / high_against) − log(low_m / low_against)
+    def sel(m, against=BASE):   # per trace: log(high_m / high_against) − log(low_m / low_against)
         return [[math.log(hm / ha) - math.log(lm / la) for hm, ha, lm, la in zip(*rows)]
                 for rows in zip(hi[m], hi[against], lo[m], lo[against])]
-    summary = {m: dict(high=ci(hi[m]), low=ci(lo[m]), d_high=ci(diff(hi[m], hi['sft'])), d_low=ci(diff(lo[m], lo['sft'])),
-                       selectivity=ci(sel(m)) if m != 'sft' else None) for m in MODELS}
+    summary = {m: dict(high=ci(hi[m]), low=ci(lo[m]), d_high=ci(diff(hi[m], hi[BASE])), d_low=ci(diff(lo[m], lo[BASE])),
+                       selectivity=ci(sel(m)) if m != BASE else None) for m in MODELS}
     adaptive_vs_fixed = ci(diff(sel('sft-curiosft'), sel('sft-curiosft-fixed')))
     num = lambda c, d=3: f"{c['mean']:+.{d}f} [{c['lo']:+.{d}f}, {c['hi']:+.{d}f}]"
     cu = summary['sft-curiosft']
     verdicts = [
-        dict(claim='CurioSFT keeps a higher entropy than continued SFT at high-entropy positions', arm='sft-curiosft', baseline='sft',
+        dict(claim='CurioSFT keeps a higher entropy than continued SFT at high-entropy positions', arm='sft-curiosft', baseline=BASE,
              metric='entropy at high positions (nats)', ci=cu['d_high'], verdict=_verdict(cu['d_high'], 1),
-             evidence=f"sft-curiosft − sft at high positions: {num(cu['d_high'])} nats"),
+             evidence=f"sft-curiosft − {BASE} at high positions: {num(cu['d_high'])} nats"),
         dict(claim="CurioSFT's entropy rise is selective: relatively larger at high- than at low-entropy positions (selectivity > 0)", arm='sft-curiosft',
-             baseline='sft', metric='selectivity', ci=cu['selectivity'], verdict=_verdict(cu['selectivity'], 1),
-             evidence=f"selectivity of sft-curiosft against sft: {num(cu['selectivity'])}; at low positions Δ {num(cu['d_low'], 4)} nats"),
+             baseline=BASE, metric='selectivity', ci=cu['selectivity'], verdict=_verdict(cu['selectivity'], 1),
+             evidence=f"selectivity of sft-curiosft against {BASE}: {num(cu['selectivity'])}; at low positions Δ {num(cu['d_low'], 4)} nats"),
         dict(claim="the entropy-guided temperature is more selective than a fixed tau = 1.3 (the mechanism behind the paper's ablation)",
              arm='sft-curiosft', baseline='sft-curiosft-fixed', metric='selectivity', ci=adaptive_vs_fixed,
              verdict=_verdict(adaptive_vs_fixed, 1), evidence=f"selectivity, sft-curiosft − sft-curiosft-fixed: {num(adaptive_vs_fixed)}")]
@@ -113,14 +114,15 @@ def main():
              + ', '.join(f"{m} {chosen[m]['lr']:g}" for m in MODELS[1:]) + '). Entropy (nats) of each model at the completion '
              f"positions of {len(keep)} held-out verified teacher traces on dev problems ({len(held)} verified; kept: those with "
              f"high and low positions in every seed); \"high\" = the {a.high_frac:.0%} of positions where the seed's stage-1 model "
-             'is most uncertain. Means over traces and seeds; 95% hierarchical bootstrap over seeds and traces; Δ is paired.', '',
-             '| model | entropy, high positions | Δ vs sft | entropy, low positions | Δ vs sft | selectivity vs sft |',
+             f'is most uncertain. Means over traces and seeds; 95% hierarchical bootstrap over seeds and traces; Δ and selectivity are '
+             f'paired against {BASE} (continued SFT from the same start).', '',
+             f'| model | entropy, high positions | Δ vs {BASE} | entropy, low positions | Δ vs {BASE} | selectivity vs {BASE} |',
              '|---|---|---|---|---|---|']
     fmt = lambda c, d=3: f"{c['mean']:.{d}f} [{c['lo']:.{d}f}, {c['hi']:.{d}f}]"
     for m in MODELS:
         c = summary[m]
-        lines.append(f"| {m} | {fmt(c['high'])} | {'—' if m == 'sft' else num(c['d_high'])} | {fmt(c['low'], 4)} | "
-                     f"{'—' if m == 'sft' else num(c['d_low'], 4)} | {'—' if c['selectivity'] is None else num(c['selectivity'])} |")
+        lines.append(f"| {m} | {fmt(c['high'])} | {'—' if m == BASE else num(c['d_high'])} | {fmt(c['low'], 4)} | "
+                     f"{'—' if m == BASE else num(c['d_low'], 4)} | {'—' if c['selectivity'] is None else num(c['selectivity'])} |")
     lines += ['', "## Verdicts on CurioSFT's entropy claim", '', '| claim | verdict | evidence |', '|---|---|---|']
     lines += [f"| {v['claim']} | {v['verdict']} | {v['evidence']} |" for v in verdicts]
     lines += ['', f'![entropy histograms]({png.name})', '',

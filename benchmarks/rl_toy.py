@@ -21,7 +21,10 @@ Protocol (`reasondistill.eval.compare`; resumable: finished runs and evaluations
    from the teacher, stopped at B/2 trained tokens like on-policy distillation; `sft-gkd-b0.9` is TSD-KD's own GKD
    baseline (on-policy, beta 0.9, T = 1); ablations: `sft-gkd-onpolicy` (GKD with lambda 1, the GKD paper's purely on-policy
    setting), `sft-kepo-all` (KEPO distilling on every rollout, the paper's gate ablation), `sft-tsdkd-released` (TSD-KD with
-   the released code's PL sign, EM rule and opener cut);
+   the released code's PL sign, EM rule and opener cut); `sft-sft` is continued SFT: the second half on SFT from the shared
+   start at its own dev-chosen learning rate (the baseline of every "beats continued SFT" claim; `sft` restarts nothing
+   but runs the whole budget at one learning rate); `sft-curiosft` and `sft-curiosft-fixed` spend the second half on CurioSFT
+   with the entropy-guided or a fixed tau = 1.3 (the paper's ablation); its entropy check is `curiosft_entropy_v2.py`;
    `sft-imitate-explore` is one explore + self-improve round from the shared SFT checkpoint (the imitation round):
    --num-generations rollouts per training problem at --rollout-tokens, the shortest verified one per problem joins the
    teacher traces, SFT continues from the checkpoint for the second half's steps, and the method's own stopping rule
@@ -61,17 +64,17 @@ from common import verdict as _verdict, pair_ci, v1_pair, v1_text
 
 ARMS = ('sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad', 'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason', 'sft-imitate-explore',
         'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9', 'sft-kepo-all', 'sft-gkd-onpolicy', 'sft-tsdkd-released',
-        'sft-curiosft', 'sft-curiosft-fixed')
+        'sft-curiosft', 'sft-curiosft-fixed', 'sft-sft')
 STUDENT, TEACHER = 'toy2:student', 'toy2:teacher-small'
 SECOND = {'sft-grpo': 'grpo', 'sft-opd': 'opd', 'sft-opsd': 'opsd', 'sft-rlad': 'rlad', 'sft-grpo-kl': 'grpo-kl-teacher',
           'sft-kepo': 'kepo-explore', 'sft-autothink': 'autothink', 'sft-gar': 'gar',
           'curio-grpo': 'grpo', 'curio1-grpo': 'grpo', 'sft-acereason': 'acereason', 'sft-imitate-explore': 'imitate-explore',
           'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd', 'sft-gkd-b0.9': 'gkd', 'sft-kepo-all': 'kepo-explore', 'sft-gkd-onpolicy': 'gkd',
-          'sft-tsdkd-released': 'tsd-kd', 'sft-curiosft': 'curiosft', 'sft-curiosft-fixed': 'curiosft-fixed-tau'}
-V1 = {'sft': 'sft', 'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd', 'sft-gkd-b0.9': 'gkd-b0.9', 'sft-kepo': 'kepo', 'sft-kepo-all': 'kepo-all',
+          'sft-tsdkd-released': 'tsd-kd', 'sft-curiosft': 'curiosft', 'sft-curiosft-fixed': 'curiosft-fixed-tau', 'sft-sft': 'sft'}
+V1 = {'sft': 'sft', 'sft-sft': 'sft', 'sft-gkd': 'gkd', 'sft-tsdkd': 'tsd-kd', 'sft-gkd-b0.9': 'gkd-b0.9', 'sft-kepo': 'kepo', 'sft-kepo-all': 'kepo-all',
       'sft-tsdkd-released': 'tsd-kd-released', 'sft-gkd-onpolicy': 'gkd-onpolicy', 'sft-curiosft': 'curiosft',
       'sft-curiosft-fixed': 'curiosft-fixed-tau'}   # this benchmark's arms as named in v1's on-policy table (`onpolicy_toy.json`)
-OFFLINE = ('curiosft', 'curiosft-fixed-tau')   # second stages that train on the teacher's traces, like SFT (no rollouts)
+OFFLINE = ('sft', 'curiosft', 'curiosft-fixed-tau')   # second stages that train on the teacher's traces (no rollouts)
 STAGE1 = {'curio-grpo': 'stage1-curiosft', 'curio1-grpo': 'stage1-curiosft-sync1'}   # arms whose first stage is not the shared SFT run
 CURIO = {'stage1-curiosft': {}, 'stage1-curiosft-sync1': {'sync_every': 1}}           # their CurioSFT settings
 
@@ -238,13 +241,14 @@ def claims(runs:list, base:dict, ratio:dict|None, fine_ratio:dict|None=None) -> 
         c = diffs.get(arm)
         out.append(dict(claim=claim, verdict=_verdict(c, 1), arm=arm, baseline='sft-grpo', metric='accuracy', ci=c,
                         evidence=f'{arm} − sft-grpo, accuracy: {_fmt(c)}'))
-    for arm, bl, claim in (('sft-gkd', 'sft', 'GKD (JSD on a mix of teacher traces and student samples) beats continued SFT at equal budget'),
-                           ('sft-tsdkd', 'sft', 'TSD-KD beats continued SFT at equal budget'),
+    cont = 'sft-sft' if 'sft-sft' in by else 'sft'   # continued SFT: the shared start plus SFT at its own dev-chosen lr (records before it: sft)
+    for arm, bl, claim in (('sft-gkd', cont, 'GKD (JSD on a mix of teacher traces and student samples) beats continued SFT at equal budget'),
+                           ('sft-tsdkd', cont, 'TSD-KD beats continued SFT at equal budget'),
                            ('sft-tsdkd', 'sft-gkd', 'TSD-KD beats GKD at equal budget'),
                            ('sft-tsdkd', 'sft-gkd-b0.9', "TSD-KD beats its paper's GKD baseline (on-policy, beta 0.9, T 1) at equal budget"),
                            ('sft-kepo', 'sft-kepo-all', "KEPO's gate: distilling only on verified rollouts beats distilling on all of them (the paper's ablation)"),
                            ('sft-tsdkd', 'sft-tsdkd-released', "TSD-KD as written (standard PL, top-entropy EM, per-sequence opener) beats its released code's rules (the project's check)"),
-                           ('sft-curiosft', 'sft', 'CurioSFT beats continued SFT at equal budget (its paper: +2.5 points in-distribution)'),
+                           ('sft-curiosft', cont, 'CurioSFT beats continued SFT at equal budget (its paper: +2.5 points in-distribution)'),
                            ('sft-curiosft', 'sft-curiosft-fixed', "CurioSFT's entropy-guided temperature beats a fixed tau = 1.3 (the paper's ablation)")):
         if arm in by and bl in by:
             c = pair_ci(runs, arm, bl)
@@ -254,16 +258,16 @@ def claims(runs:list, base:dict, ratio:dict|None, fine_ratio:dict|None=None) -> 
         c = pair_ci(runs, 'sft-gkd-onpolicy', 'sft-gkd')
         out.append(dict(claim='purely on-policy GKD (lambda 1) matches or beats the lambda 0.5 mixture (margin 5 points)', verdict=_verdict(c, 1, 0.05),
                         arm='sft-gkd-onpolicy', baseline='sft-gkd', metric='accuracy', ci=c, evidence=f'sft-gkd-onpolicy − sft-gkd, accuracy: {_fmt(c)}'))
-    if 'sft-curiosft' in by and 'sft' in by:   # CurioSFT: higher pass@k at similar pass@1 (margin 5 points, the project's choice)
-        p1 = pair_ci(runs, 'sft-curiosft', 'sft')
+    if 'sft-curiosft' in by and cont in by:   # CurioSFT: higher pass@k at similar pass@1 (margin 5 points, the project's choice)
+        p1 = pair_ci(runs, 'sft-curiosft', cont)
         for k in dict.fromkeys(x for x in (ki, kmax) if x):
-            c = passk_diff('sft-curiosft', k, against='sft')
+            c = passk_diff('sft-curiosft', k, against=cont)
             wide, similar = _verdict(c, 1), _verdict(p1, 1, 0.05)
             v = 'holds' if wide == 'holds' and similar == 'holds' else 'fails' if wide == 'fails' or similar == 'fails' else 'inconclusive'
             out.append(dict(claim=f"CurioSFT keeps a higher pass@{k} than continued SFT at a similar pass@1 (not worse by 5 points)"
                                   + (' (the largest informative k)' if k == ki else ' (the largest k)'), verdict=v,
-                            arm='sft-curiosft', baseline='sft', metric=f'pass@{k}, accuracy', ci={f'pass@{k}': c, 'accuracy': p1},
-                            evidence=f"sft-curiosft − sft, pass@{k} (test B): {_fmt(c)}; accuracy (test A): {_fmt(p1)}"))
+                            arm='sft-curiosft', baseline=cont, metric=f'pass@{k}, accuracy', ci={f'pass@{k}': c, 'accuracy': p1},
+                            evidence=f"sft-curiosft − {cont}, pass@{k} (test B): {_fmt(c)}; accuracy (test A): {_fmt(p1)}"))
     if 'sft-imitate-explore' in by and 'sft' in by:   # STILL-2: self-improvement on verified own rollouts beats imitation alone
         c = paired_differences(runs, 'sft').get('sft-imitate-explore')
         out.append(dict(claim='exploring and self-improving beats imitation alone (SFT on the teacher traces for the whole budget)',
@@ -377,7 +381,7 @@ def main():
         cfg = make_config(name, c); cfg.train = tc(lr, seed, steps)
         data = refs if name in ('opd', 'opsd', 'kepo-explore', 'gar') else train_probs
         if name == 'opd': data = [dict(r, completion='') for r in refs]
-        if name in ('gkd', 'tsd-kd', *OFFLINE): data = ex      # GKD's off-policy half and CurioSFT train on the teacher's traces
+        if name in ('gkd', 'tsd-kd', *OFFLINE): data = ex      # GKD's off-policy half, continued SFT and CurioSFT train on the teacher's traces
         at = {max(1, round(steps * k / fine)) for k in range(1, fine)} if fine and name not in ('opd', 'opsd', 'gkd', 'tsd-kd') else ()
         cbs = [_saver({n: f'step-{n}' for n in at} if fine else {max(1, steps // 2): 'mid'}, out)]   # on-policy fine copies: OUT/tokens-N
         entry_point(name)(data, Run(str(out), spec, teacher=teacher), cfg, method=arm, callbacks=cbs)

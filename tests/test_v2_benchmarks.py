@@ -36,7 +36,8 @@ def test_rl_toy_tiny(tmp_path):
     assert {r['method'] for r in res['runs']} == {'base', 'sft', 'grpo', 'sft-grpo', 'sft-opd', 'sft-opsd', 'sft-rlad',
                                                    'sft-grpo-kl', 'sft-kepo', 'sft-autothink', 'sft-gar', 'curio-grpo', 'sft-acereason',
                                                    'sft-imitate-explore', 'curio1-grpo', 'sft-gkd', 'sft-tsdkd', 'sft-gkd-b0.9',
-                                                   'sft-kepo-all', 'sft-gkd-onpolicy', 'sft-tsdkd-released', 'sft-curiosft', 'sft-curiosft-fixed'}
+                                                   'sft-kepo-all', 'sft-gkd-onpolicy', 'sft-tsdkd-released', 'sft-curiosft', 'sft-curiosft-fixed',
+                                                   'sft-sft'}
     assert (tmp_path / 'r-passk.png').stat().st_size > 0 and (tmp_path / 'r-curves.png').stat().st_size > 0
     assert set(res['fine_curves']) == {'sft-grpo', 'sft-opd', 'sft-opsd'} and set(res['fine_ratio']) == {'sft-opd', 'sft-opsd'}
     assert all(len(c) >= 2 and c[0][0] == 0 for cs in res['fine_curves'].values() for c in cs) and (tmp_path / 'r-fine.png').stat().st_size > 0
@@ -47,9 +48,9 @@ def test_rl_toy_tiny(tmp_path):
     assert set(res['imitate_explore']) == {str(s) for s in res['config']['test_seeds']} and all(len(v['dev_accuracy']) in (1, 2) for v in res['imitate_explore'].values())
     assert res['verdicts'] and all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') for v in res['verdicts'])
     cu = [v for v in res['verdicts'] if v['arm'] == 'sft-curiosft']
-    assert {v['baseline'] for v in cu} == {'sft', 'sft-curiosft-fixed'} and any(v['metric'].startswith('pass@') for v in cu)
+    assert {v['baseline'] for v in cu} == {'sft-sft', 'sft-curiosft-fixed'} and any(v['metric'].startswith('pass@') for v in cu)
     v1 = {(v['arm'], v['baseline']): v['v1'] for v in res['verdicts']}   # v1's verdict beside the claims v1's table ran, not elsewhere
-    assert v1[('sft-curiosft', 'sft')]['arm'] == 'curiosft' and v1[('sft-gkd-onpolicy', 'sft-gkd')]['baseline'] == 'gkd'
+    assert v1[('sft-curiosft', 'sft-sft')]['arm'] == 'curiosft' and v1[('sft-gkd', 'sft-sft')]['baseline'] == 'sft' and v1[('sft-gkd-onpolicy', 'sft-gkd')]['baseline'] == 'gkd'
     assert v1[('sft-rlad', 'sft-grpo')] is None and '| v1 |' in (tmp_path / 'r.md').read_text()
     # CurioSFT's entropy check reads this record and its runs
     env = {**os.environ, 'RD_PROGRESS': '0', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
@@ -57,8 +58,8 @@ def test_rl_toy_tiny(tmp_path):
                         '--bench-json', str(tmp_path / 'r.json'), '--out', str(tmp_path / 'e')], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     e = json.loads((tmp_path / 'e.json').read_text())
-    assert set(e['summary']) == {'stage1', 'sft', 'sft-curiosft', 'sft-curiosft-fixed'} and e['n_kept'] >= 1
-    assert e['summary']['sft']['selectivity'] is None and [v['metric'] for v in e['verdicts']] == ['entropy at high positions (nats)', 'selectivity', 'selectivity']
+    assert set(e['summary']) == {'stage1', 'sft', 'sft-sft', 'sft-curiosft', 'sft-curiosft-fixed'} and e['n_kept'] >= 1
+    assert e['summary']['sft-sft']['selectivity'] is None and [v['metric'] for v in e['verdicts']] == ['entropy at high positions (nats)', 'selectivity', 'selectivity']
     assert (tmp_path / 'e.png').stat().st_size > 0
 
 def test_curiosft_entropy_v2_helpers():
