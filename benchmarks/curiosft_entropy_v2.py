@@ -6,12 +6,15 @@ and is the entropy-guided temperature more selective than a fixed one?
     python benchmarks/curiosft_entropy_v2.py --tiny --work /tmp/rl --bench-json /tmp/rl/res.json --out /tmp/rl/ent   # on a --tiny rl_toy run
 
 For every seed of rl_toy's record: the shared stage-1 SFT adapter, `sft` (SFT for the whole budget at one learning rate),
-`sft-sft` (continued SFT: the second half from the stage-1 adapter, the control), `sft-curiosft` and `sft-curiosft-fixed`
-(CurioSFT with the entropy-guided or a fixed tau = 1.3 for the second half), each at the learning rate rl_toy chose on dev. Per-position entropy (nats) of each model on the completion tokens of held-out verified teacher
+`sft-sft` (continued SFT: the second half from the stage-1 adapter), `sft-curiosft` and `sft-curiosft-fixed` (CurioSFT with
+the entropy-guided or a fixed tau = 1.3 for the second half), each at the learning rate rl_toy chose on dev; and the control,
+`sft-sft-same-lr`: continued SFT trained exactly as rl_toy trains `sft-sft` but at CurioSFT's chosen learning rate (a
+lower learning rate alone sharpens the student less, so only this control isolates CurioSFT's loss; dev-only runs, trained
+here when missing, never scored on test). Per-position entropy (nats) of each model on the completion tokens of held-out verified teacher
 traces (the teacher's samples on --heldout-per-level dev problems per level, never trained on), with the positions
 split per seed into the top 20% and the rest as ranked by that seed's stage-1 model (the arms' common start), so that
 every model is measured on the same positions. Per trace: the mean entropy at its high and at its low positions; a
-model's selectivity against `sft-sft` is log(high / high_base) − log(low / low_base) per trace (> 0: the entropy it keeps rises
+model's selectivity against the control is log(high / high_control) − log(low / low_control) per trace (> 0: the entropy it keeps rises
 relatively more at the forks than elsewhere). Intervals: 95% hierarchical bootstrap over seeds and traces (paired: the
 same traces and draws for every model). pass@k is rl_toy's (its verdicts). Writes --out.md/.json and a histogram of
 seed 0 (--out.png).
@@ -21,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import bench_parser, parse_args, start, tiny_note, write_report, verdict as _verdict
 
-MODELS = ('stage1', 'sft', 'sft-sft', 'sft-curiosft', 'sft-curiosft-fixed')
-BASE = 'sft-sft'   # continued SFT from the same start at its own dev-chosen lr: the CurioSFT arms' control
+MODELS = ('stage1', 'sft', 'sft-sft', 'sft-sft-same-lr', 'sft-curiosft', 'sft-curiosft-fixed')
+BASE = 'sft-sft-same-lr'   # continued SFT from the same start at CurioSFT's learning rate: the control that changes only the loss
 
 def per_trace(profile:dict, high:list) -> tuple:
     "Per trace of an `entropy_profile`: (mean entropy at its high positions, at its low ones); NaN where it has none."
@@ -54,10 +57,12 @@ def main():
     from reasondistill.eval.compare import teacher_examples
     from reasondistill.eval.diagnostics import entropy_profile, plot_entropy_profiles
     from reasondistill.eval.metrics import hierarchical_bootstrap
+    from reasondistill.train import TrainConfig, Run
+    from reasondistill.registry import make_config, entry_point
     work, log = start(a)
     rec = read_json(a.bench_json)
     cfg, chosen = rec['config'], rec['selection']['chosen']
-    missing = [m for m in MODELS[1:] if m not in chosen]
+    missing = [m for m in MODELS[1:] if m not in chosen and m != BASE]
     if missing: raise SystemExit(f'{a.bench_json} has no dev choice for {missing}: run benchmarks/rl_toy.py with these arms first')
     student, teacher = 'toy2:student', 'toy2:teacher-small'
     tok = load_tokenizer(student)
@@ -66,7 +71,21 @@ def main():
                                     max_new_tokens=cfg['max_new_tokens'])
     if not held: raise SystemExit('the teacher verified none of the held-out problems: raise --heldout-per-level')
     seeds = sorted(r['seed'] for r in rec['runs'] if r['method'] == 'sft-curiosft')
-    path = lambda s, m: work / f'seed{s}' / ('stage1-sft' if m == 'stage1' else f"{m}-lr{chosen[m]['lr']:g}") / 'final'
+    lr_c = chosen['sft-curiosft']['lr']
+    path = lambda s, m: work / f'seed{s}' / ('stage1-sft' if m == 'stage1' else f'sft-sft-lr{lr_c:g}' if m == BASE else
+                                             f"{m}-lr{chosen[m]['lr']:g}") / 'final'
+    train_ex = []
+    for s in seeds:   # the control: rl_toy's continued-SFT stage (its TrainConfig, data and start) at CurioSFT's learning rate
+        if (path(s, BASE) / 'adapter_config.json').exists(): continue
+        if not train_ex:
+            probs = toy2_problems(cfg['train_per_level'], 'train', families=('chain',))
+            train_ex, _ = teacher_examples(probs, work / 'traces', cfg['samples'], teacher=teacher, student=student, max_new_tokens=cfg['max_new_tokens'])
+        c = make_config('sft', {})
+        c.train = TrainConfig(lr=lr_c, max_steps=rec['data']['steps_half'], batch_size=cfg['batch_size'], max_length=cfg['max_length'],
+                              logging_steps=5, save_steps=10 ** 6, seed=s, scheduler='constant_with_warmup')
+        spec = replace(default_student_spec(student), lora=None, adapter=str(path(s, 'stage1')))
+        entry_point('sft')(train_ex, Run(str(path(s, BASE).parent), spec), c, method='sft-sft')
+        log(f'seed {s}: control trained ({path(s, BASE).parent.name})')
     absent = [str(path(s, m)) for s in seeds for m in MODELS if not (path(s, m) / 'adapter_config.json').exists()]
     if absent: raise SystemExit(f'missing adapters (run rl_toy first): {absent[:3]}')
     log(f'{len(held)} held-out verified traces ({hstats["kept"]} kept of {len(held_probs)} problems); seeds {seeds}')
@@ -97,7 +116,7 @@ def main():
     num = lambda c, d=3: f"{c['mean']:+.{d}f} [{c['lo']:+.{d}f}, {c['hi']:+.{d}f}]"
     cu = summary['sft-curiosft']
     verdicts = [
-        dict(claim='CurioSFT keeps a higher entropy than continued SFT at high-entropy positions', arm='sft-curiosft', baseline=BASE,
+        dict(claim='CurioSFT keeps a higher entropy than continued SFT (same start and learning rate) at high-entropy positions', arm='sft-curiosft', baseline=BASE,
              metric='entropy at high positions (nats)', ci=cu['d_high'], verdict=_verdict(cu['d_high'], 1),
              evidence=f"sft-curiosft − {BASE} at high positions: {num(cu['d_high'])} nats"),
         dict(claim="CurioSFT's entropy rise is selective: relatively larger at high- than at low-entropy positions (selectivity > 0)", arm='sft-curiosft',
@@ -111,11 +130,11 @@ def main():
                           title=f'Student entropy on held-out teacher traces (toy world v2), seed {seeds[0]}')
     lines = [f'# CurioSFT entropy check on toy world v2{tiny_note(a)}', '',
              f"Runs of `benchmarks/rl_toy.py` ({len(seeds)} seeds; its record's learning rates: "
-             + ', '.join(f"{m} {chosen[m]['lr']:g}" for m in MODELS[1:]) + '). Entropy (nats) of each model at the completion '
+             + ', '.join(f"{m} {chosen[m]['lr']:g}" for m in MODELS[1:] if m != BASE) + '). Entropy (nats) of each model at the completion '
              f"positions of {len(keep)} held-out verified teacher traces on dev problems ({len(held)} verified; kept: those with "
              f"high and low positions in every seed); \"high\" = the {a.high_frac:.0%} of positions where the seed's stage-1 model "
              f'is most uncertain. Means over traces and seeds; 95% hierarchical bootstrap over seeds and traces; Δ and selectivity are '
-             f'paired against {BASE} (continued SFT from the same start).', '',
+             f'paired against the control {BASE} (continued SFT from the same start at lr {lr_c:g}, CurioSFT\'s).', '',
              f'| model | entropy, high positions | Δ vs {BASE} | entropy, low positions | Δ vs {BASE} | selectivity vs {BASE} |',
              '|---|---|---|---|---|---|']
     fmt = lambda c, d=3: f"{c['mean']:.{d}f} [{c['lo']:.{d}f}, {c['hi']:.{d}f}]"
@@ -128,7 +147,7 @@ def main():
     lines += ['', f'![entropy histograms]({png.name})', '',
               'pass@k and accuracy of these arms, with their verdicts, are in `rl_toy.md`.', '']
     res = dict(seeds=seeds, n_heldout=len(held), n_kept=len(keep), heldout=dict(problems=len(held_probs), **hstats),
-               chosen={m: chosen[m] for m in MODELS[1:]}, summary=summary, adaptive_vs_fixed=adaptive_vs_fixed, verdicts=verdicts,
+               chosen={m: chosen[m] for m in MODELS[1:] if m != BASE}, control=dict(name=BASE, lr=lr_c), summary=summary, adaptive_vs_fixed=adaptive_vs_fixed, verdicts=verdicts,
                mean_entropy={m: v for m, v in means.items()}, bench_json=a.bench_json)
     write_report(a, lines, res, a.t_start)
     return 0

@@ -52,15 +52,17 @@ def test_rl_toy_tiny(tmp_path):
     v1 = {(v['arm'], v['baseline']): v['v1'] for v in res['verdicts']}   # v1's verdict beside the claims v1's table ran, not elsewhere
     assert v1[('sft-curiosft', 'sft-sft')]['arm'] == 'curiosft' and v1[('sft-gkd', 'sft-sft')]['baseline'] == 'sft' and v1[('sft-gkd-onpolicy', 'sft-gkd')]['baseline'] == 'gkd'
     assert v1[('sft-rlad', 'sft-grpo')] is None and '| v1 |' in (tmp_path / 'r.md').read_text()
-    # CurioSFT's entropy check reads this record and its runs
+    # CurioSFT's entropy check reads this record and its runs; its control (continued SFT at CurioSFT's lr) is trained when missing
+    import shutil
+    shutil.rmtree(tmp_path / 'w' / 'seed0' / f"sft-sft-lr{res['selection']['chosen']['sft-curiosft']['lr']:g}")
     env = {**os.environ, 'RD_PROGRESS': '0', 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
     p = subprocess.run([sys.executable, 'benchmarks/curiosft_entropy_v2.py', '--tiny', '--threads', '1', '--work', str(tmp_path / 'w'),
                         '--bench-json', str(tmp_path / 'r.json'), '--out', str(tmp_path / 'e')], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
     e = json.loads((tmp_path / 'e.json').read_text())
-    assert set(e['summary']) == {'stage1', 'sft', 'sft-sft', 'sft-curiosft', 'sft-curiosft-fixed'} and e['n_kept'] >= 1
-    assert e['summary']['sft-sft']['selectivity'] is None and [v['metric'] for v in e['verdicts']] == ['entropy at high positions (nats)', 'selectivity', 'selectivity']
-    assert (tmp_path / 'e.png').stat().st_size > 0
+    assert set(e['summary']) == {'stage1', 'sft', 'sft-sft', 'sft-sft-same-lr', 'sft-curiosft', 'sft-curiosft-fixed'} and e['n_kept'] >= 1
+    assert e['summary']['sft-sft-same-lr']['selectivity'] is None and [v['metric'] for v in e['verdicts']] == ['entropy at high positions (nats)', 'selectivity', 'selectivity']
+    assert (tmp_path / 'e.png').stat().st_size > 0 and 'control trained' in p.stdout
 
 def test_curiosft_entropy_v2_helpers():
     "The entropy check's position split and per-trace means, by hand."
