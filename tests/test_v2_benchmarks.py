@@ -49,7 +49,8 @@ def test_rl_toy_tiny(tmp_path):
     assert res['verdicts'] and all(v['verdict'].split()[0] in ('holds', 'fails', 'inconclusive') for v in res['verdicts'])
     cu = [v for v in res['verdicts'] if v['arm'] == 'sft-curiosft']
     assert {v['baseline'] for v in cu} == {'sft-sft', 'sft-curiosft-fixed'} and any(v['metric'].startswith('pass@') for v in cu)
-    v1 = {(v['arm'], v['baseline']): v['v1'] for v in res['verdicts']}   # v1's verdict beside the claims v1's table ran, not elsewhere
+    v1 = {(v['arm'], v['baseline']): v['v1'] for v in res['verdicts'] if v['metric'] == 'accuracy'}   # v1's verdict beside the claims v1's table ran, not elsewhere
+    assert all(v['v1'] is None for v in res['verdicts'] if v['metric'] != 'accuracy')                 # v1 had no pass@k beyond 2, no token curves
     assert v1[('sft-curiosft', 'sft-sft')]['arm'] == 'curiosft' and v1[('sft-gkd', 'sft-sft')]['baseline'] == 'sft' and v1[('sft-gkd-onpolicy', 'sft-gkd')]['baseline'] == 'gkd'
     assert v1[('sft-rlad', 'sft-grpo')] is None and '| v1 |' in (tmp_path / 'r.md').read_text()
     # CurioSFT's entropy check reads this record and its runs; its control (continued SFT at CurioSFT's lr) is trained when missing
