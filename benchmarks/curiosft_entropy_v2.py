@@ -57,7 +57,8 @@ def main():
     from reasondistill.eval.compare import teacher_examples
     from reasondistill.eval.diagnostics import entropy_profile, plot_entropy_profiles
     from reasondistill.eval.metrics import hierarchical_bootstrap
-    from reasondistill.train import TrainConfig, Run
+    from reasondistill.train import Run
+    from rl_toy import train_config   # the continued-SFT stage exactly as rl_toy trains it
     from reasondistill.registry import make_config, entry_point
     work, log = start(a)
     rec = read_json(a.bench_json)
@@ -81,8 +82,7 @@ def main():
             probs = toy2_problems(cfg['train_per_level'], 'train', families=('chain',))
             train_ex, _ = teacher_examples(probs, work / 'traces', cfg['samples'], teacher=teacher, student=student, max_new_tokens=cfg['max_new_tokens'])
         c = make_config('sft', {})
-        c.train = TrainConfig(lr=lr_c, max_steps=rec['data']['steps_half'], batch_size=cfg['batch_size'], max_length=cfg['max_length'],
-                              logging_steps=5, save_steps=10 ** 6, seed=s, scheduler='constant_with_warmup')
+        c.train = train_config(lr_c, s, rec['data']['steps_half'], cfg['batch_size'], cfg['max_length'])
         spec = replace(default_student_spec(student), lora=None, adapter=str(path(s, 'stage1')))
         entry_point('sft')(train_ex, Run(str(path(s, BASE).parent), spec), c, method='sft-sft')
         log(f'seed {s}: control trained ({path(s, BASE).parent.name})')

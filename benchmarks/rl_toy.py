@@ -100,6 +100,12 @@ def parse():
     a.test_seeds = phase_seeds(a)
     return a
 
+def train_config(lr:float, seed:int, steps:int, batch_size:int, max_length:int):
+    "Every stage's `TrainConfig` in this benchmark (constant lr after warm-up; no intermediate checkpoints)."
+    from reasondistill.train import TrainConfig
+    return TrainConfig(lr=lr, max_steps=steps, batch_size=batch_size, max_length=max_length, logging_steps=5,
+                       save_steps=10 ** 6, seed=seed, scheduler='constant_with_warmup')
+
 def _done(out) -> bool: return (Path(out) / 'final' / 'adapter_config.json').exists()
 
 def _saver(step_to_name:dict, out):
@@ -313,7 +319,7 @@ def main():
     from reasondistill.models import load_tokenizer, render_prompt
     from reasondistill.eval.compare import teacher_examples, evaluate_adapter, DevSelection, aggregate_results
     from reasondistill.eval.metrics import pass_at_k
-    from reasondistill.train import TrainConfig, Run, default_student_spec
+    from reasondistill.train import Run, default_student_spec
     from reasondistill.methods.sft import SFTConfig, train_sft
     from reasondistill.registry import make_config, entry_point
     work, log = start(a)
@@ -333,9 +339,7 @@ def main():
     steps_half = max(2, round(half / (a.batch_size * mean_tok)))
     log(f"data: {dstats['kept']} verified traces; {mean_tok:.1f} tokens each; {steps_half} steps per half budget")
 
-    def tc(lr, seed, steps, saves=()):
-        return TrainConfig(lr=lr, max_steps=steps, batch_size=a.batch_size, max_length=a.max_length, logging_steps=5,
-                           save_steps=10 ** 6, seed=seed, scheduler='constant_with_warmup')
+    def tc(lr, seed, steps): return train_config(lr, seed, steps, a.batch_size, a.max_length)
 
     def sft(seed, steps, lr, name):
         out = work / f'seed{seed}' / name

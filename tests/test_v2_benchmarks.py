@@ -153,3 +153,20 @@ def test_rl_toy_informative_k():
     assert rl_toy.informative_k([0, 1, 5, 100], 256, ks) == 128
     assert rl_toy.informative_k([10] * 4, 256, ks) == 64        # 1 - (1 - 10/256)^k crosses 0.99 between k = 64 and 128
     assert rl_toy.informative_k([256] * 3, 256, ks) is None     # solved by every sample: saturated at k = 1
+
+def test_common_verdict_and_v1_pair():
+    "The claim verdict (direction, non-inferiority margin) by hand, and v1's paired verdicts against the v1 benchmark's own record."
+    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    from common import verdict, v1_pair, v1_text
+    assert verdict(dict(lo=0.01, hi=0.05)) == 'holds' and verdict(dict(lo=-0.05, hi=-0.01)) == 'fails'
+    assert verdict(dict(lo=-0.01, hi=0.05)) == 'inconclusive' and verdict(dict(lo=-0.05, hi=-0.01), -1) == 'holds'
+    assert verdict(dict(lo=-0.04, hi=0.02), 1, 0.05) == 'holds'           # within the 5-point margin: non-inferior
+    assert verdict(dict(lo=-0.09, hi=-0.06), 1, 0.05) == 'fails' and verdict(dict(lo=-0.07, hi=0.02), 1, 0.05) == 'inconclusive'
+    assert verdict(None).startswith('inconclusive (not measured)')
+    rec = json.loads((ROOT / 'benchmarks' / 'results' / 'onpolicy_toy.json').read_text())
+    for arm in ('curiosft', 'gkd', 'opsd'):   # the v1 script's own seed-paired Student-t against continued SFT
+        w, ref = v1_pair('onpolicy_toy', arm, 'sft'), rec['paired_vs_sft'][arm]
+        assert w['n_seeds'] == ref['n'] and all(abs(w[k] - ref[k]) < 1e-9 for k in ('mean', 'lo', 'hi'))
+    assert v1_pair('onpolicy_toy', 'opsd', 'sft')['verdict'] == 'fails'     # every v1 OPSD run collapsed
+    assert v1_pair('onpolicy_toy', 'no-such-arm', 'sft') is None and v1_pair('no_such_record', 'gkd', 'sft') is None
+    assert v1_text(None) == 'not run on v1' and v1_text(v1_pair('onpolicy_toy', 'gkd', 'sft')).startswith('inconclusive, +3.3 [')
